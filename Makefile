@@ -1,0 +1,89 @@
+# realtime: PGXS build of the extension (realtime.so) plus the sidecar
+# (realtime-fanout), its unit tests and benchmarks. See STYLE.md section 3.
+
+PG_CONFIG   ?= pg_config
+EXTENSION    = realtime
+EXTVERSION   = 0.1.0
+MODULE_big   = realtime
+OBJS         = $(patsubst %.cpp,%.o,$(wildcard src/extension/*.cpp))
+DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
+PG_CPPFLAGS  = -Isrc/common -isystem $(shell $(PG_CONFIG) --includedir-server)
+ifeq ($(DEBUG),1)
+PG_CXXFLAGS  = -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror -O0 -g -DUSE_ASSERT_CHECKING
+else
+PG_CXXFLAGS  = -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror
+endif
+SHLIB_LINK   = -lstdc++
+EXTRA_CLEAN  = build/ sql/$(EXTENSION)--$(EXTVERSION).sql
+
+# Debian's PG 15 is built with LLVM; its bitcode rule would compile our C++17
+# with clang and without PG_CXXFLAGS. JIT inlining of our code is not needed.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@
+
+# ---------------------------------------------------------------------------
+# Sidecar and unit tests: own flags, never PGXS's.
+BUILD          ?= build
+FANOUT_CXX     ?= g++
+FANOUT_WARN     = -Wall -Wextra -Wpedantic -Wshadow -Werror
+ifeq ($(DEBUG),1)
+FANOUT_OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FANOUT_LDOPT    = -fsanitize=address,undefined
+else
+FANOUT_OPT      = -O2 -g
+FANOUT_LDOPT    =
+endif
+FANOUT_CXXFLAGS = -std=c++20 $(FANOUT_OPT) $(FANOUT_WARN) -Isrc/common -Isrc/fanout -I$(shell $(PG_CONFIG) --includedir) -MMD -MP
+FANOUT_LIBS     = -lwebsockets -lssl -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
+
+FANOUT_SRCS     = $(wildcard src/fanout/*.cpp)
+FANOUT_OBJS     = $(patsubst src/fanout/%.cpp,$(BUILD)/fanout/%.o,$(FANOUT_SRCS))
+FANOUT_LIB_OBJS = $(filter-out $(BUILD)/fanout/main.o,$(FANOUT_OBJS))
+UNIT_SRCS       = $(wildcard test/c/test_*.cpp)
+UNIT_BINS       = $(patsubst test/c/%.cpp,$(BUILD)/test/%,$(UNIT_SRCS))
+
+all: $(BUILD)/realtime-fanout
+
+$(BUILD)/fanout/%.o: src/fanout/%.cpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(FANOUT_CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/realtime-fanout: $(FANOUT_OBJS)
+	$(FANOUT_CXX) $(FANOUT_LDOPT) -o $@ $^ $(FANOUT_LIBS)
+
+$(BUILD)/test/%.o: test/c/%.cpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(FANOUT_CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/test/%: $(BUILD)/test/%.o $(FANOUT_LIB_OBJS)
+	$(FANOUT_CXX) $(FANOUT_LDOPT) -o $@ $^ $(FANOUT_LIBS) -lcmocka
+
+-include $(FANOUT_OBJS:.o=.d) $(UNIT_BINS:=.d)
+
+fanout: $(BUILD)/realtime-fanout
+
+install: install-fanout
+install-fanout: $(BUILD)/realtime-fanout
+	install -d $(DESTDIR)/usr/local/bin
+	install -m 0755 $(BUILD)/realtime-fanout $(DESTDIR)/usr/local/bin/realtime-fanout
+
+# Unit tests (CMocka) print TAP; scripts/run_unit.sh runs each binary.
+unitcheck: $(UNIT_BINS)
+	@scripts/run_unit.sh $(UNIT_BINS)
+
+# Everything: deps, -Werror build, pgTAP, CMocka, e2e. Last line "N passed, N failed".
+test:
+	@scripts/test.sh
+
+FORMAT_FILES = $(wildcard src/*/*.cpp src/*/*.hpp src/*/*.h test/c/*.cpp bench/*.cpp bench/*/*.cpp)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
+
+.PHONY: fanout install-fanout unitcheck test format format-check
