@@ -1,0 +1,26 @@
+/*
+ * guc.hpp
+ *	  Configuration parameters (GUCs) of the realtime extension.
+ *
+ * Defined by GucInit() from _PG_init, that is in the postmaster while it loads
+ * shared_preload_libraries; backends and workers inherit the definitions by fork.
+ * The variables are read by whichever process runs the code that needs them.
+ */
+#ifndef RT_EXT_GUC_HPP
+#define RT_EXT_GUC_HPP
+
+extern char *realtime_database;        /* realtime.database: database of the decoder worker */
+extern char *realtime_publication;     /* realtime.publication: tables whose changes are sent */
+extern int realtime_max_message_bytes; /* realtime.max_message_bytes: realtime.send() limit */
+extern bool realtime_persist_messages; /* realtime.persist_messages: also INSERT into messages */
+extern char *realtime_topic;           /* realtime.topic: channel topic for RLS, set per check */
+
+namespace rt::ext
+{
+
+/* Define every realtime.* GUC and reserve the prefix; call once from _PG_init */
+void GucInit(void);
+
+} // namespace rt::ext
+
+#endif /* RT_EXT_GUC_HPP */
