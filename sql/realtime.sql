@@ -1,0 +1,187 @@
+-- realtime 0.1.0: roles, the realtime schema's grants, realtime.messages with its daily
+-- partitions, and realtime.topic() (PROTOCOL.md section 7).
+--
+-- Run once by the backend executing CREATE EXTENSION realtime, as a superuser (the control
+-- file says superuser = true), in the schema realtime that CREATE EXTENSION creates. The
+-- Makefile copies this file to sql/realtime--0.1.0.sql.
+
+\echo Use "CREATE EXTENSION realtime" to load this file. \quit
+
+-- Fail early, with the library's own error (55000) and hint, in a server that does not
+-- preload realtime: nothing here works without the decoder worker. A no-op when preloaded.
+LOAD 'MODULE_PATHNAME';
+
+-- Roles are cluster-wide and never members of the extension, so they survive DROP EXTENSION
+-- and are shared by every database. Supabase databases already have them; self-hosted
+-- PostgreSQL usually does not. Existing roles are left exactly as they are.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        CREATE ROLE anon NOLOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        CREATE ROLE authenticated NOLOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                   WHERE rolname = 'supabase_realtime_admin') THEN
+        CREATE ROLE supabase_realtime_admin NOLOGIN NOINHERIT;
+        -- As upstream: the admin may SET ROLE to the API roles (NOINHERIT: no implicit rights).
+        GRANT anon, authenticated, service_role TO supabase_realtime_admin;
+    END IF;
+END
+$roles$;
+
+GRANT USAGE ON SCHEMA realtime TO anon, authenticated, service_role;
+-- The admin owns the partitions it creates (create_messages_partitions below).
+GRANT USAGE, CREATE ON SCHEMA realtime TO supabase_realtime_admin;
+
+-- Broadcast and presence messages. Also the target of the authorization probes of
+-- PROTOCOL.md section 8: RLS policies on this table decide who may read and write a
+-- private channel. Column order and names follow upstream exactly.
+CREATE TABLE realtime.messages (
+    topic text NOT NULL,
+    extension text NOT NULL,
+    payload jsonb,
+    event text,
+    private boolean DEFAULT false,
+    updated_at timestamp without time zone NOT NULL DEFAULT now(),
+    inserted_at timestamp without time zone NOT NULL DEFAULT now(),
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    binary_payload bytea,
+    CONSTRAINT messages_pkey PRIMARY KEY (id, inserted_at),
+    CONSTRAINT messages_payload_exclusive CHECK (payload IS NULL OR binary_payload IS NULL)
+) PARTITION BY RANGE (inserted_at);
+
+-- Replay of private broadcasts (PROTOCOL.md 4.5) reads recent rows of one topic.
+CREATE INDEX messages_inserted_at_topic_index
+    ON realtime.messages (inserted_at DESC, topic)
+    WHERE extension = 'broadcast' AND private IS TRUE;
+
+ALTER TABLE realtime.messages OWNER TO supabase_realtime_admin;
+ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE ON realtime.messages TO anon, authenticated, service_role;
+
+COMMENT ON TABLE realtime.messages IS
+    'Realtime broadcast and presence messages, one partition per UTC day; '
+    'RLS policies on it authorize private channels (SELECT to receive, INSERT to send)';
+COMMENT ON COLUMN realtime.messages.topic IS 'Channel topic without the "realtime:" prefix';
+COMMENT ON COLUMN realtime.messages.extension IS '''broadcast'' or ''presence''';
+COMMENT ON COLUMN realtime.messages.payload IS 'JSON payload (exclusive with binary_payload)';
+COMMENT ON COLUMN realtime.messages.event IS 'Broadcast event name';
+COMMENT ON COLUMN realtime.messages.private IS 'True for a private (RLS-authorized) channel';
+COMMENT ON COLUMN realtime.messages.updated_at IS 'Last update time (session time zone)';
+COMMENT ON COLUMN realtime.messages.inserted_at IS 'Insert time; the partition key';
+COMMENT ON COLUMN realtime.messages.id IS 'Message id, also injected into JSON payloads';
+COMMENT ON COLUMN realtime.messages.binary_payload IS 'Binary payload (exclusive with payload)';
+COMMENT ON CONSTRAINT messages_payload_exclusive ON realtime.messages IS
+    'A message has a JSON payload or a binary payload, not both';
+COMMENT ON INDEX realtime.messages_inserted_at_topic_index IS
+    'Replay of recent private broadcasts by topic';
+
+-- Create the missing daily partitions messages_YYYY_MM_DD for first_day .. last_day.
+-- Not SECURITY DEFINER: the caller must be allowed to create partitions of realtime.messages
+-- (a superuser, or a member of supabase_realtime_admin after SET ROLE).
+CREATE FUNCTION realtime.create_messages_partitions(
+    first_day date DEFAULT (now() AT TIME ZONE 'utc')::date - 1,
+    last_day date DEFAULT (now() AT TIME ZONE 'utc')::date + 3)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    day date;
+    part text;
+    created integer := 0;
+BEGIN
+    IF last_day < first_day OR last_day - first_day > 366 THEN
+        RAISE EXCEPTION 'invalid partition range from % to %', first_day, last_day
+            USING ERRCODE = '22023',
+                  HINT = 'last_day must be between first_day and first_day + 366.';
+    END IF;
+    -- Nothing to do, the common case: take no lock.
+    IF NOT EXISTS (SELECT 1 FROM generate_series(0, last_day - first_day) AS i
+                   WHERE to_regclass(format('realtime.%I', 'messages_'
+                                            || to_char(first_day + i, 'YYYY_MM_DD'))) IS NULL) THEN
+        RETURN 0;
+    END IF;
+    -- Self-conflicting lock: concurrent callers (sidecars, janitors) create each day once.
+    LOCK TABLE realtime.messages IN SHARE ROW EXCLUSIVE MODE;
+    FOR day IN SELECT first_day + i FROM generate_series(0, last_day - first_day) AS i LOOP
+        part := 'messages_' || to_char(day, 'YYYY_MM_DD');
+        CONTINUE WHEN to_regclass(format('realtime.%I', part)) IS NOT NULL;
+        EXECUTE format('CREATE TABLE realtime.%I PARTITION OF realtime.messages '
+                       'FOR VALUES FROM (%L) TO (%L)', part, day, day + 1);
+        EXECUTE format('ALTER TABLE realtime.%I OWNER TO supabase_realtime_admin', part);
+        created := created + 1;
+    END LOOP;
+    RETURN created;
+END
+$fn$;
+
+-- Drop the daily partitions of days before before_day (upstream's janitor keeps 72 hours).
+CREATE FUNCTION realtime.drop_messages_partitions(
+    before_day date DEFAULT ((now() AT TIME ZONE 'utc') - interval '72 hours')::date)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    part text;
+    dropped integer := 0;
+BEGIN
+    -- Only partitions named by create_messages_partitions; others are the user's business.
+    FOR part IN
+        SELECT c.relname
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'realtime.messages'::regclass
+          AND c.relname ~ '^messages_\d{4}_\d{2}_\d{2}$'
+          AND to_date(substr(c.relname, 10), 'YYYY_MM_DD') < before_day
+        ORDER BY c.relname
+    LOOP
+        EXECUTE format('DROP TABLE realtime.%I', part);
+        dropped := dropped + 1;
+    END LOOP;
+    RETURN dropped;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION realtime.create_messages_partitions(date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION realtime.drop_messages_partitions(date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION realtime.create_messages_partitions(date, date)
+    TO supabase_realtime_admin;
+GRANT EXECUTE ON FUNCTION realtime.drop_messages_partitions(date) TO supabase_realtime_admin;
+
+COMMENT ON FUNCTION realtime.create_messages_partitions(date, date) IS
+    'Create the missing daily partitions of realtime.messages from first_day to last_day '
+    '(default: yesterday to today + 3, UTC); returns how many were created';
+COMMENT ON FUNCTION realtime.drop_messages_partitions(date) IS
+    'Drop the daily partitions of realtime.messages older than before_day '
+    '(default: the day of now - 72 hours, UTC); returns how many were dropped';
+
+-- The partitions inserts need right now. A table created by this script would be a member
+-- of the extension, and a member cannot be dropped alone: release them, so that
+-- drop_messages_partitions can expire them like the ones created later.
+DO $partitions$
+DECLARE
+    part regclass;
+BEGIN
+    PERFORM realtime.create_messages_partitions();
+    FOR part IN SELECT inhrelid::regclass FROM pg_catalog.pg_inherits
+                WHERE inhparent = 'realtime.messages'::regclass LOOP
+        EXECUTE format('ALTER EXTENSION realtime DROP TABLE %s', part);
+    END LOOP;
+END
+$partitions$;
+
+-- The channel topic being authorized, for RLS policies on realtime.messages; NULL when
+-- unset. The sidecar sets it with set_config('realtime.topic', topic, true).
+CREATE FUNCTION realtime.topic()
+RETURNS text
+LANGUAGE sql STABLE CALLED ON NULL INPUT PARALLEL SAFE
+AS $fn$ SELECT NULLIF(pg_catalog.current_setting('realtime.topic', true), '') $fn$;
+
+COMMENT ON FUNCTION realtime.topic() IS
+    'Topic of the channel being authorized (setting realtime.topic), NULL when unset or empty';
