@@ -1,0 +1,137 @@
+// 10 connect errors: the upgrade request is answered with a plain HTTP error and
+// a JSON body {"error": ...} (PROTOCOL.md 1.2, 1.4, 1.5); a bad vsn is 403 with
+// an empty body. The connect-error back-off delays refused upgrades without
+// blocking the server (section 0: configurable, 0 in tests).
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { upgradeProbe, startSidecar, RawClient, jwt, RT_FANOUT_BIN } from './lib/helpers.mjs';
+
+const sidecars = [];
+after(() => Promise.all(sidecars.map((s) => s.stop())));
+
+const SIGNER_ERROR = 'Failed to generate JWT signer, check your JWT secret or JWKS configuration';
+const FIELDS_REQUIRED = 'Fields `role` and `exp` are required in JWT';
+
+const cases = [
+	['missing apikey', null, 401, 'API key is missing'],
+	['expired token', jwt.expired(), 401, 'Token has expired'],
+	['wrong signature', jwt.wrongSecret(), 401, 'Failed to validate JWT signature'],
+	['malformed token', jwt.malformed(), 401, 'The token provided is not a valid JWT'],
+	['three garbage segments', 'aaaa.bbbb.cccc', 401, 'The token provided is not a valid JWT'],
+	['missing role', jwt.missingRole(), 401, FIELDS_REQUIRED],
+	['missing exp', jwt.missingExp(), 401, FIELDS_REQUIRED],
+	['alg none', jwt.algNone(), 401, SIGNER_ERROR],
+];
+
+for (const path of ['/realtime/v1/websocket', '/socket/websocket']) {
+	for (const [label, token, status, message] of cases) {
+		test(`${path}: ${label} -> ${status} {"error":"${message}"}`, { timeout: 5000 }, async () => {
+			const query = { vsn: '2.0.0' };
+			if (token !== null) {
+				query.apikey = token;
+			}
+			const res = await upgradeProbe({ path, query });
+			assert.equal(res.status, status, `body: ${res.body}`);
+			assert.match(res.headers['content-type'] ?? '', /^application\/json/);
+			assert.deepEqual(JSON.parse(res.body), { error: message });
+		});
+	}
+}
+
+test('a valid anon token upgrades (101) on both paths', { timeout: 5000 }, async () => {
+	for (const path of ['/realtime/v1/websocket', '/socket/websocket']) {
+		const res = await upgradeProbe({ path, query: { apikey: jwt.anon(), vsn: '2.0.0' } });
+		assert.equal(res.status, 101, `${path}: ${res.status} ${res.body}`);
+	}
+});
+
+for (const vsn of ['3.0.0', '2.1.0', '1.1.0', 'abc', '']) {
+	test(`vsn=${JSON.stringify(vsn)} -> 403 with an empty body`, { timeout: 5000 }, async () => {
+		const res = await upgradeProbe({ query: { apikey: jwt.anon(), vsn } });
+		assert.equal(res.status, 403, `body: ${res.body}`);
+		assert.equal(res.body, '');
+	});
+}
+
+test('the same refusal through the ws client: "unexpected-response" with status and body', { timeout: 5000 }, async () => {
+	const url = `${process.env.RT_URL.replace(/^http/, 'ws')}/realtime/v1/websocket?apikey=${jwt.expired()}&vsn=2.0.0`;
+	const { status, body } = await new Promise((resolve, reject) => {
+		const ws = new WebSocket(url);
+		ws.on('open', () => reject(new Error('upgrade accepted')));
+		ws.on('error', () => {});
+		ws.on('unexpected-response', (_req, res) => {
+			let b = '';
+			res.on('data', (d) => (b += d));
+			res.on('end', () => resolve({ status: res.statusCode, body: b }));
+		});
+	});
+	assert.equal(status, 401);
+	assert.deepEqual(JSON.parse(body), { error: 'Token has expired' });
+});
+
+test('x-api-key header takes precedence over the apikey parameter', { timeout: 5000 }, async () => {
+	const goodHeader = await upgradeProbe({
+		query: { apikey: jwt.wrongSecret(), vsn: '2.0.0' },
+		headers: { 'x-api-key': jwt.anon() },
+	});
+	assert.equal(goodHeader.status, 101, `good header, bad param: ${goodHeader.status} ${goodHeader.body}`);
+
+	const badHeader = await upgradeProbe({
+		query: { apikey: jwt.anon(), vsn: '2.0.0' },
+		headers: { 'x-api-key': jwt.wrongSecret() },
+	});
+	assert.equal(badHeader.status, 401, `bad header, good param: ${badHeader.body}`);
+	assert.deepEqual(JSON.parse(badHeader.body), { error: 'Failed to validate JWT signature' });
+
+	const headerOnly = await upgradeProbe({ query: { vsn: '2.0.0' }, headers: { 'x-api-key': jwt.anon() } });
+	assert.equal(headerOnly.status, 101, `header only: ${headerOnly.body}`);
+});
+
+test('URL-encoded whitespace inside the token is removed before parsing', { timeout: 5000 }, async () => {
+	const t = jwt.anon();
+	const spaced = encodeURIComponent(`${t.slice(0, 20)} \n${t.slice(20)}\n`);
+	const res = await upgradeProbe({ rawQuery: `apikey=${spaced}&vsn=2.0.0` });
+	assert.equal(res.status, 101, `${res.status} ${res.body}`);
+});
+
+test('back-off: refused upgrades wait >= 300 ms while the server keeps serving', { timeout: 20000, skip: !RT_FANOUT_BIN && 'RT_FANOUT_BIN not set' }, async () => {
+	// One shard, so a back-off that blocked the event loop would block the valid client too.
+	const side = await startSidecar(['--connect-error-backoff-ms', '300', '--shards', '1']);
+	sidecars.push(side);
+
+	const valid0 = await upgradeProbe({ base: side.base, query: { apikey: jwt.anon(), vsn: '2.0.0' } });
+	assert.equal(valid0.status, 101, `valid upgrade before: ${valid0.status} ${valid0.body}`);
+
+	// Four refused upgrades at once, then a valid client that connects and heartbeats meanwhile.
+	const t0 = performance.now();
+	const refused = [1, 2, 3, 4].map(() =>
+		upgradeProbe({ base: side.base, query: { apikey: jwt.expired(), vsn: '2.0.0' } }).then(
+			(r) => ({ ...r, doneAt: performance.now() - t0 }),
+			(e) => ({ error: e.message, doneAt: performance.now() - t0 })
+		)
+	);
+	await new Promise((r) => setTimeout(r, 50));
+	const raw = await RawClient.connect({ base: side.base, vsn: '2.0.0' });
+	const hb = await raw.heartbeat(1000);
+	const validDoneAt = performance.now() - t0;
+	await raw.close();
+	assert.deepEqual(hb.json?.[4], { status: 'ok', response: {} });
+
+	const results = await Promise.all(refused);
+	for (const r of results) {
+		assert.equal(r.error, undefined, `refused upgrade got no HTTP answer after ${r.doneAt.toFixed(0)} ms: ${r.error}`);
+		assert.equal(r.status, 401);
+		assert.deepEqual(JSON.parse(r.body), { error: 'Token has expired' });
+		assert.ok(r.ms >= 295, `refused upgrade answered after ${r.ms.toFixed(0)} ms (< 300)`);
+		// Four sleeps in parallel, not one after another (which would take >= 1200 ms).
+		assert.ok(r.ms < 1100, `refused upgrade answered after ${r.ms.toFixed(0)} ms: back-offs serialized?`);
+	}
+	const firstRefusedAt = Math.min(...results.map((r) => r.doneAt));
+	assert.ok(
+		validDoneAt < firstRefusedAt,
+		`valid client finished at ${validDoneAt.toFixed(0)} ms, after the first refusal at ${firstRefusedAt.toFixed(0)} ms: the back-off blocked the server`
+	);
+	assert.ok(validDoneAt < 290, `valid connect + heartbeat took ${validDoneAt.toFixed(0)} ms`);
+});

@@ -1,0 +1,187 @@
+// 11 garbage and oversized input: malformed frames are dropped with no reply and
+// the socket stays open (PROTOCOL.md 1.6); frames over 5,000,000 bytes close that
+// socket only (1.2); broadcast payloads over max_payload_size_in_kb (3000 ->
+// 3,000,500 bytes) are not sent and, with ack, answered payload_size_exceeded (4.2).
+// A well-behaved subscriber on the same channel keeps working throughout.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createClient, closeClients, subscribe, collectBroadcasts, RawClient, uniq, sleep } from './lib/helpers.mjs';
+import { encodeUserBroadcastPush, ENC_BINARY, ENC_JSON } from './lib/v2binary.mjs';
+
+const FRAME_LIMIT = 5000000;
+const PAYLOAD_LIMIT = 3000 * 1000 + 500;
+
+let topic;
+let garbage; // raw v2 socket joined with ack, the misbehaving one
+let wellIn; // realtime-js subscriber's inbox
+const JOIN_REF = '1';
+
+before(async () => {
+	const name = uniq('garbage');
+	topic = `realtime:${name}`;
+	const well = createClient().channel(name);
+	wellIn = collectBroadcasts(well);
+	await subscribe(well);
+	garbage = await RawClient.connect({ vsn: '2.0.0' });
+	const r = await garbage.join(topic, { joinRef: JOIN_REF, ref: JOIN_REF, config: { broadcast: { self: false, ack: true } } });
+	assert.equal(r.msg.payload.status, 'ok');
+});
+
+after(async () => {
+	await garbage?.close();
+	await closeClients();
+});
+
+// The garbage socket sends a valid acked broadcast; the subscriber must get it next.
+async function proveChannelWorks(event) {
+	const ref = garbage.push(topic, 'broadcast', { type: 'broadcast', event, payload: { ok: 1 } }, { joinRef: JOIN_REF });
+	const reply = await garbage.reply(ref, 2000);
+	assert.deepEqual(reply.json, [JOIN_REF, ref, topic, 'phx_reply', { status: 'ok', response: {} }]);
+	const got = await wellIn.waitFor((m) => m.event === event, 2000);
+	assert.deepEqual(got.payload, { ok: 1 });
+}
+
+// Nothing may come back for the garbage: the next frame is the heartbeat reply.
+async function assertNoReplyThenHeartbeat(label) {
+	const before = garbage.frames.items.length;
+	const hb = await garbage.heartbeat(2000);
+	const extra = garbage.frames.items.slice(before).filter((f) => f !== hb);
+	assert.deepEqual(extra.map((f) => f.text ?? `<binary ${f.data.toString('hex')}>`), [], `${label}: unexpected frames`);
+	assert.deepEqual(hb.json[4], { status: 'ok', response: {} });
+	assert.equal(garbage.isClosed, false);
+}
+
+test('malformed text frames are dropped without reply; the socket stays open', { timeout: 10000 }, async () => {
+	const frames = [
+		'not json',
+		'{"unterminated": ',
+		'[null,"1","realtime:x","broadcast",{"type":"broadcast"',
+		'null',
+		'42',
+		'"a string"',
+		'{}',
+		`{"topic":"${topic}","event":"broadcast","payload":{"type":"broadcast","event":"obj","payload":{}},"ref":"1"}`,
+		'[]',
+		'[null,"hb4","phoenix","heartbeat"]',
+		'[1,2,3,4,5]',
+		'[null,"9","phoenix",7,{}]',
+		`[null,"9","${topic}","broadcast","not an object"]`,
+		'['.repeat(100000),
+		`[${'{"a":'.repeat(50000)}1${'}'.repeat(50000)}]`,
+	];
+	for (const f of frames) {
+		garbage.sendText(f);
+	}
+	await assertNoReplyThenHeartbeat('text garbage');
+	await proveChannelWorks('after-text-garbage');
+});
+
+test('invalid binary frames are dropped without reply; the socket stays open', { timeout: 10000 }, async () => {
+	const valid = encodeUserBroadcastPush({ joinRef: JOIN_REF, ref: '50', topic, event: 'bin', payload: { a: 1 } });
+	const frames = [
+		Buffer.alloc(0),
+		Buffer.from([9]),
+		Buffer.from([255, 1, 2, 3]),
+		Buffer.from([5, 0, 0, 0, 0]),
+		// kind 4 is server->client only
+		Buffer.concat([Buffer.from([4, topic.length, 1, 0, 1]), Buffer.from(topic), Buffer.from('e{}')]),
+		// kind 3 whose lengths run past the end
+		Buffer.from([3, 5, 5, 200, 5, 0, 1, 0x41, 0x42]),
+		// kind 3 with only the kind byte / a short header
+		Buffer.from([3]),
+		Buffer.from([3, 0, 0]),
+		// kind 3 with an unknown encoding
+		Buffer.concat([valid.subarray(0, 6), Buffer.from([7]), valid.subarray(7)]),
+		// kind 3, encoding JSON, payload not JSON
+		encodeUserBroadcastPush({ joinRef: JOIN_REF, ref: '51', topic, event: 'badjson', encoding: ENC_JSON, payload: Buffer.from('{nope') }),
+	];
+	for (const f of frames) {
+		garbage.sendBinary(f);
+	}
+	await assertNoReplyThenHeartbeat('binary garbage');
+	await proveChannelWorks('after-binary-garbage');
+	await sleep(100);
+	assert.ok(!wellIn.items.some((m) => m.event === 'badjson' || m.event === 'e'), 'garbage must not be delivered');
+});
+
+test('vsn 1.0.0 socket: malformed objects are dropped without reply', { timeout: 10000 }, async () => {
+	const v1 = await RawClient.connect({ vsn: '1.0.0' });
+	try {
+		v1.sendText('{"topic":"phoenix","event":"heartbeat","payload":{}}'); // no ref
+		v1.sendText('{"event":"heartbeat","payload":{},"ref":"2"}'); // no topic
+		v1.sendText('{"topic":"phoenix","payload":{},"ref":"3"}'); // no event
+		v1.sendText('{"topic":"phoenix","event":"heartbeat","ref":"4"}'); // no payload
+		v1.sendText('[null,"5","phoenix","heartbeat",{}]'); // v2 shape on a v1 socket
+		v1.sendText('garbage');
+		v1.sendBinary(encodeUserBroadcastPush({ topic: 'realtime:x', event: 'e', payload: {} }));
+		v1.sendText('{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"ok"}');
+		const f = await v1.next(2000);
+		assert.deepEqual(f.json, { topic: 'phoenix', event: 'phx_reply', payload: { status: 'ok', response: {} }, ref: 'ok' });
+		assert.equal(v1.isClosed, false);
+	} finally {
+		await v1.close();
+	}
+});
+
+test('a text frame just under the frame limit is accepted', { timeout: 15000 }, async () => {
+	// Extra trailing array elements are ignored (PROTOCOL.md 2.2): a heartbeat padded to ~4.9 MB.
+	const pad = 'p'.repeat(FRAME_LIMIT - 100000);
+	garbage.sendText(`[null,"bighb","phoenix","heartbeat",{},"${pad}"]`);
+	const r = await garbage.reply('bighb', 5000);
+	assert.deepEqual(r.json, [null, 'bighb', 'phoenix', 'phx_reply', { status: 'ok', response: {} }]);
+});
+
+for (const [label, send] of [
+	['one text frame', (ws, n) => ws.send('x'.repeat(n))],
+	[
+		'a fragmented message',
+		(ws, n) => {
+			const third = Math.ceil(n / 3);
+			ws.send('y'.repeat(third), { fin: false });
+			ws.send('y'.repeat(third), { fin: false });
+			ws.send('y'.repeat(n - 2 * third), { fin: true });
+		},
+	],
+]) {
+	test(`over the frame limit (${label}): that socket is closed with an error code, others unaffected`, { timeout: 15000 }, async () => {
+		const big = await RawClient.connect({ vsn: '2.0.0' });
+		await big.join(topic);
+		send(big.ws, FRAME_LIMIT + 1000);
+		const closed = await Promise.race([big.closed, sleep(5000).then(() => null)]);
+		if (!closed) {
+			big.terminate();
+		}
+		assert.ok(closed, 'the oversized sender was not closed within 5 s');
+		// 1009 message too big is the natural one; 1002/1008/1011 are also error closes.
+		// 1006 means the TCP connection was dropped without a close frame.
+		assert.ok([1002, 1008, 1009, 1011].includes(closed.code), `close code ${closed.code} (${closed.reason})`);
+
+		await assertNoReplyThenHeartbeat(`after oversized ${label}`);
+		await proveChannelWorks(`after-oversized-${label.replace(/ /g, '-')}`);
+	});
+}
+
+test('payload over the payload limit with ack: payload_size_exceeded, not delivered', { timeout: 20000 }, async () => {
+	const big = 'z'.repeat(PAYLOAD_LIMIT + 100000); // ~3.1 MB: under the frame limit, over the payload limit
+
+	const ref1 = garbage.push(topic, 'broadcast', { type: 'broadcast', event: 'too-big-text', payload: { big } }, { joinRef: JOIN_REF });
+	const r1 = await garbage.reply(ref1, 5000);
+	assert.deepEqual(r1.json, [JOIN_REF, ref1, topic, 'phx_reply', { status: 'error', response: 'payload_size_exceeded' }]);
+
+	garbage.sendBinary(encodeUserBroadcastPush({ joinRef: JOIN_REF, ref: 'b2', topic, event: 'too-big-bin', encoding: ENC_BINARY, payload: Buffer.alloc(PAYLOAD_LIMIT + 100000, 7) }));
+	const r2 = await garbage.reply('b2', 5000);
+	assert.deepEqual(r2.json, [JOIN_REF, 'b2', topic, 'phx_reply', { status: 'error', response: 'payload_size_exceeded' }]);
+
+	// Control: a 2 MB payload is under the limit, acked ok and delivered.
+	const ok = 'k'.repeat(2000000);
+	const ref3 = garbage.push(topic, 'broadcast', { type: 'broadcast', event: 'big-ok', payload: { ok } }, { joinRef: JOIN_REF });
+	const r3 = await garbage.reply(ref3, 5000);
+	assert.deepEqual(r3.json, [JOIN_REF, ref3, topic, 'phx_reply', { status: 'ok', response: {} }]);
+	const got = await wellIn.waitFor((m) => m.event === 'big-ok', 5000);
+	assert.equal(got.payload.ok.length, ok.length);
+
+	await proveChannelWorks('after-too-big');
+	assert.ok(!wellIn.items.some((m) => m.event.startsWith('too-big')), 'oversized payloads must not be delivered');
+	assert.equal(garbage.isClosed, false);
+});
