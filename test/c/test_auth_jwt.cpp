@@ -1,0 +1,647 @@
+/*
+ * test_auth_jwt.cpp: CMocka tests of auth_jwt (PROTOCOL.md 1.5 and 3.5).
+ *
+ * Single-threaded, no network. Tokens are built here with OpenSSL's one-shot
+ * HMAC() and EVP_EncodeBlock, a path independent of the EVP_MAC code and the
+ * base64url encoder under test; fixed vectors come from RFC 7515 A.1 and from
+ * python3 hmac / `openssl dgst -sha256 -hmac`, pasted as literals.
+ */
+#include "auth_jwt.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstdarg>
+#include <cstddef>
+#include <csetjmp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+/* cmocka 1.1 has no C++ guards of its own. */
+extern "C"
+{
+#include <cmocka.h>
+}
+
+using rt::fanout::Base64UrlDecode;
+using rt::fanout::Base64UrlEncode;
+using rt::fanout::ErrorCode;
+using rt::fanout::JwtClaims;
+using rt::fanout::Result;
+using rt::fanout::SignJwtHs256;
+using rt::fanout::VerifyJwt;
+
+namespace
+{
+
+constexpr int64_t kNow = 1700000000;
+constexpr std::string_view kSecret = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+constexpr const char *kMalformed = "The token provided is not a valid JWT";
+constexpr const char *kSigner =
+    "Failed to generate JWT signer, check your JWT secret or JWKS configuration";
+constexpr const char *kSignature = "Failed to validate JWT signature";
+constexpr const char *kMissingClaims = "Fields `role` and `exp` are required in JWT";
+
+/* base64url via OpenSSL's standard base64, then the URL alphabet, no padding. */
+std::string
+RefB64Url(std::string_view in)
+{
+	std::vector<unsigned char> buf(4 * ((in.size() + 2) / 3) + 1);
+	int n = EVP_EncodeBlock(buf.data(), reinterpret_cast<const unsigned char *>(in.data()),
+	                        static_cast<int>(in.size()));
+	std::string out(reinterpret_cast<const char *>(buf.data()), static_cast<size_t>(n));
+	while (!out.empty() && out.back() == '=')
+		out.pop_back();
+	for (char &c : out)
+	{
+		if (c == '+')
+			c = '-';
+		else if (c == '/')
+			c = '_';
+	}
+	return out;
+}
+
+/* header.payload signed with HMAC(md) over key, all done independently of auth_jwt. */
+std::string
+MakeToken(std::string_view header, std::string_view payload, std::string_view key, const EVP_MD *md)
+{
+	std::string input = RefB64Url(header) + "." + RefB64Url(payload);
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	unsigned char *r =
+	    HMAC(md, key.data(), static_cast<int>(key.size()),
+	         reinterpret_cast<const unsigned char *>(input.data()), input.size(), mac, &len);
+	assert_non_null(r);
+	return input + "." + RefB64Url(std::string_view(reinterpret_cast<char *>(mac), len));
+}
+
+std::string
+Hs256Token(std::string_view payload, std::string_view key = kSecret)
+{
+	return MakeToken(R"({"alg":"HS256","typ":"JWT"})", payload, key, EVP_sha256());
+}
+
+/* Payload with role and an exp offset from kNow. */
+std::string
+Claims(int64_t exp_offset, std::string_view role = "authenticated")
+{
+	return R"({"role":")" + std::string(role) + R"(","exp":)" + std::to_string(kNow + exp_offset) +
+	       "}";
+}
+
+void
+ExpectError(const Result<JwtClaims> &r, ErrorCode code, const char *text)
+{
+	assert_false(r.ok());
+	assert_int_equal(static_cast<int>(r.error().code), static_cast<int>(code));
+	assert_string_equal(r.error().message.c_str(), text);
+}
+
+void
+ExpectOk(const Result<JwtClaims> &r)
+{
+	if (!r.ok())
+		fail_msg("unexpected error: %s", r.error().message.c_str());
+}
+
+void
+TestBase64Url(void **)
+{
+	/* RFC 4648 section 10 vectors, without padding. */
+	const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+	const char *coded[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+	for (size_t i = 0; i < 7; i++)
+	{
+		assert_string_equal(Base64UrlEncode(plain[i]).c_str(), coded[i]);
+		std::string out;
+		assert_true(Base64UrlDecode(coded[i], out));
+		assert_string_equal(out.c_str(), plain[i]);
+	}
+	/* The two URL-alphabet characters. */
+	const std::string bytes("\xfb\xff\xbf", 3);
+	assert_string_equal(Base64UrlEncode(bytes).c_str(), "-_-_");
+	std::string out;
+	assert_true(Base64UrlDecode("-_-_", out));
+	assert_true(out == bytes);
+	/* Padding tolerated when it completes a group. */
+	assert_true(Base64UrlDecode("Zg==", out));
+	assert_string_equal(out.c_str(), "f");
+	assert_true(Base64UrlDecode("Zm8=", out));
+	assert_string_equal(out.c_str(), "fo");
+	/* Round trip of every byte value against the independent encoder. */
+	std::string all;
+	for (int b = 0; b < 256; b++)
+		all.push_back(static_cast<char>(b));
+	assert_string_equal(Base64UrlEncode(all).c_str(), RefB64Url(all).c_str());
+	assert_true(Base64UrlDecode(RefB64Url(all), out));
+	assert_true(out == all);
+	/*
+	 * Rejected: standard-alphabet characters, junk, bad lengths, bad padding,
+	 * non-zero pad bits ("Zh" and "Zm9" are second spellings of "Zg" and "Zm8").
+	 */
+	const char *bad[] = {"Zm+v", "Zm/v", "Zm9v!", "Z",   "Zm9vY", "Zg=",   "Zg===",
+	                     "=Zg",  "Z=g=", "Zh",    "Zm9", "Zm 9",  "Zm9v\n"};
+	for (const char *b : bad)
+	{
+		if (Base64UrlDecode(b, out))
+			fail_msg("accepted bad base64url \"%s\"", b);
+	}
+	assert_false(Base64UrlDecode(std::string_view("Zm8\0", 4), out));
+}
+
+/* A token made and checked with python3 hmac and `openssl dgst -sha256 -hmac`. */
+void
+TestFixedVectorHs256(void **)
+{
+	const char *token =
+	    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+	    "eyJyb2xlIjoiYXV0aGVudGljYXRlZCIsInN1YiI6IjZjN2ExZjNlLTAwMDAtNDAwMC04MDAwLTAwM"
+	    "DAwMDAwMDAwMSIsImV4cCI6MTkwMDAwMDAwMCwiaWF0IjoxNzAwMDAwMDAwfQ."
+	    "w8ZIuTKwZXy851YRK0iOLE3HSrsX2HBvivETpPW5y6Y";
+	const char *claims = R"({"role":"authenticated","sub":"6c7a1f3e-0000-4000-8000-000000000001",)"
+	                     R"("exp":1900000000,"iat":1700000000})";
+	Result<JwtClaims> r = VerifyJwt(token, kSecret, kNow);
+	ExpectOk(r);
+	assert_string_equal(r.value().role.c_str(), "authenticated");
+	assert_string_equal(r.value().sub.c_str(), "6c7a1f3e-0000-4000-8000-000000000001");
+	assert_int_equal(r.value().exp, 1900000000);
+	assert_string_equal(r.value().claims_json.c_str(), claims);
+	/* The signer writes the very same bytes. */
+	assert_string_equal(SignJwtHs256(claims, kSecret).c_str(), token);
+}
+
+/* HS512 counterpart, from python3 hmac. */
+void
+TestFixedVectorHs512(void **)
+{
+	const char *token =
+	    "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9."
+	    "eyJyb2xlIjoiYXV0aGVudGljYXRlZCIsInN1YiI6IjZjN2ExZjNlLTAwMDAtNDAwMC04MDAwLTAwMDAwMDAwMDAwM"
+	    "SIsImV4cCI6MTkwMDAwMDAwMCwiaWF0IjoxNzAwMDAwMDAwfQ."
+	    "nSZMMeHrrlBC71BDYw_VNhnZ8VSnjq2b3OUsTau-Qn3RkMZ4OasLKAEjAeKc51ZIndy2uoSfx5H5px6xIZVICQ";
+	ExpectOk(VerifyJwt(token, kSecret, kNow));
+	ExpectError(VerifyJwt(token, "another-secret", kNow), ErrorCode::kJwtSignature, kSignature);
+}
+
+/*
+ * RFC 7515 appendix A.1: binary key, CRLF inside the header and payload JSON.
+ * It has no role, so an authentic token ends at the required-claims check.
+ */
+void
+TestRfc7515Vector(void **)
+{
+	const char *token =
+	    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
+	    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19"
+	    "yb290Ijp0cnVlfQ."
+	    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+	std::string key;
+	assert_true(Base64UrlDecode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iP"
+	                            "S4hcgUuTwjAzZr1Z9CAow",
+	                            key));
+	assert_int_equal(key.size(), 64);
+	ExpectError(VerifyJwt(token, key, 1300819379), ErrorCode::kInvalidJwtToken, kMissingClaims);
+	ExpectError(VerifyJwt(token, key, 1300819380), ErrorCode::kInvalidJwtToken,
+	            "Token has expired 0 seconds ago");
+	ExpectError(VerifyJwt(token, key.substr(1), 1300819379), ErrorCode::kJwtSignature, kSignature);
+}
+
+void
+TestValidHs256384512(void **)
+{
+	const std::string payload = R"({"role":"anon","sub":"u1","exp":1700003600,"aud":"x"})";
+	struct
+	{
+		const char *header;
+		const EVP_MD *md;
+	} cases[] = {
+	    {R"({"alg":"HS256","typ":"JWT"})", EVP_sha256()},
+	    {R"({"alg":"HS384","typ":"JWT"})", EVP_sha384()},
+	    {R"({"alg":"HS512","typ":"JWT"})", EVP_sha512()},
+	    {R"({"alg":"HS256"})", EVP_sha256()}, /* typ is not required */
+	    {R"({"alg":"HS256","typ":"JWT","kid":"k1"})", EVP_sha256()},
+	};
+	for (const auto &c : cases)
+	{
+		Result<JwtClaims> r = VerifyJwt(MakeToken(c.header, payload, kSecret, c.md), kSecret, kNow);
+		ExpectOk(r);
+		assert_string_equal(r.value().role.c_str(), "anon");
+		assert_string_equal(r.value().sub.c_str(), "u1");
+		assert_int_equal(r.value().exp, 1700003600);
+		assert_string_equal(r.value().claims_json.c_str(), payload.c_str());
+	}
+	/* A token signed with one HS algorithm but labelled with another. */
+	ExpectError(
+	    VerifyJwt(MakeToken(R"({"alg":"HS384"})", payload, kSecret, EVP_sha256()), kSecret, kNow),
+	    ErrorCode::kJwtSignature, kSignature);
+}
+
+void
+TestSignerRoundTrip(void **)
+{
+	std::string token = SignJwtHs256(Claims(60), kSecret);
+	assert_true(token.rfind("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 0) == 0);
+	assert_true(token.find('=') == std::string::npos);
+	/* Same bytes as the independent construction. */
+	assert_string_equal(token.c_str(), Hs256Token(Claims(60)).c_str());
+	Result<JwtClaims> r = VerifyJwt(token, kSecret, kNow);
+	ExpectOk(r);
+	assert_string_equal(r.value().sub.c_str(), ""); /* absent sub */
+	assert_int_equal(r.value().exp, kNow + 60);
+}
+
+void
+TestExpired(void **)
+{
+	ExpectError(VerifyJwt(Hs256Token(Claims(-42)), kSecret, kNow), ErrorCode::kInvalidJwtToken,
+	            "Token has expired 42 seconds ago");
+	ExpectError(VerifyJwt(Hs256Token(Claims(-31536000)), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, "Token has expired 31536000 seconds ago");
+	/* Upstream validates exp before the required claims: expired wins over no role. */
+	ExpectError(VerifyJwt(Hs256Token(R"({"exp":1699999990})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, "Token has expired 10 seconds ago");
+	/* Extreme values neither overflow nor crash. */
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"a","exp":-1e300})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, "Token has expired 9223372038554775808 seconds ago");
+	ExpectOk(VerifyJwt(Hs256Token(R"({"role":"a","exp":1e300})"), kSecret, kNow));
+	ExpectOk(VerifyJwt(Hs256Token(R"({"role":"a","exp":18446744073709551615})"), kSecret, kNow));
+}
+
+void
+TestExactlyAtExp(void **)
+{
+	ExpectError(VerifyJwt(Hs256Token(Claims(0)), kSecret, kNow), ErrorCode::kInvalidJwtToken,
+	            "Token has expired 0 seconds ago");
+	Result<JwtClaims> r = VerifyJwt(Hs256Token(Claims(1)), kSecret, kNow);
+	ExpectOk(r);
+	assert_int_equal(r.value().exp, kNow + 1);
+}
+
+void
+TestBadSignature(void **)
+{
+	std::string token = Hs256Token(Claims(60));
+	size_t dot2 = token.rfind('.');
+
+	std::string flipped = token;
+	flipped[dot2 + 5] = flipped[dot2 + 5] == 'A' ? 'B' : 'A';
+	ExpectError(VerifyJwt(flipped, kSecret, kNow), ErrorCode::kJwtSignature, kSignature);
+
+	/* Truncated, empty, extended, not base64url. */
+	ExpectError(VerifyJwt(token.substr(0, token.size() - 4), kSecret, kNow),
+	            ErrorCode::kJwtSignature, kSignature);
+	ExpectError(VerifyJwt(token.substr(0, dot2 + 1), kSecret, kNow), ErrorCode::kJwtSignature,
+	            kSignature);
+	ExpectError(VerifyJwt(token + "AAAA", kSecret, kNow), ErrorCode::kJwtSignature, kSignature);
+	ExpectError(VerifyJwt(token.substr(0, dot2 + 1) + "!!!!", kSecret, kNow),
+	            ErrorCode::kJwtSignature, kSignature);
+
+	/* Payload changed after signing. */
+	std::string other = Hs256Token(Claims(3600, "service_role"));
+	std::string spliced = token.substr(0, token.find('.')) +
+	                      other.substr(other.find('.'), other.rfind('.') - other.find('.')) +
+	                      token.substr(dot2);
+	ExpectError(VerifyJwt(spliced, kSecret, kNow), ErrorCode::kJwtSignature, kSignature);
+}
+
+void
+TestWrongSecret(void **)
+{
+	ExpectError(VerifyJwt(Hs256Token(Claims(60), "not-the-secret"), kSecret, kNow),
+	            ErrorCode::kJwtSignature, kSignature);
+	/* Forged tokens never reveal claim errors. */
+	ExpectError(VerifyJwt(Hs256Token(Claims(-60), "not-the-secret"), kSecret, kNow),
+	            ErrorCode::kJwtSignature, kSignature);
+	ExpectError(VerifyJwt(Hs256Token(R"({"sub":"x"})", "not-the-secret"), kSecret, kNow),
+	            ErrorCode::kJwtSignature, kSignature);
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"a","exp":1,"iat":"x"})", "nope"), kSecret, kNow),
+	            ErrorCode::kJwtSignature, kSignature);
+}
+
+void
+TestAlgNone(void **)
+{
+	std::string unsigned_token =
+	    RefB64Url(R"({"alg":"none","typ":"JWT"})") + "." + RefB64Url(Claims(60)) + ".";
+	ExpectError(VerifyJwt(unsigned_token, kSecret, kNow), ErrorCode::kJwtSigner, kSigner);
+	/* Even with a "signature" made with the real secret. */
+	ExpectError(
+	    VerifyJwt(MakeToken(R"({"alg":"none"})", Claims(60), kSecret, EVP_sha256()), kSecret, kNow),
+	    ErrorCode::kJwtSigner, kSigner);
+	/* And for an expired one: the signer is chosen before claims are looked at. */
+	ExpectError(VerifyJwt(RefB64Url(R"({"alg":"none"})") + "." + RefB64Url(Claims(-60)) + ".",
+	                      kSecret, kNow),
+	            ErrorCode::kJwtSigner, kSigner);
+}
+
+void
+TestUnknownAlg(void **)
+{
+	const char *headers[] = {
+	    R"({"alg":"RS256","typ":"JWT"})",
+	    R"({"alg":"ES256"})",
+	    R"({"alg":"EdDSA"})",
+	    R"({"alg":"HS257"})",
+	    R"({"alg":"hs256"})",
+	    R"({"alg":"HS256 "})",
+	    R"({"alg":"None"})",
+	    R"({"typ":"JWT"})",
+	    R"({"alg":256})",
+	    R"({"alg":null})",
+	    R"({"alg":["HS256"]})",
+	    R"({})",
+	};
+	for (const char *h : headers)
+		ExpectError(VerifyJwt(MakeToken(h, Claims(60), kSecret, EVP_sha256()), kSecret, kNow),
+		            ErrorCode::kJwtSigner, kSigner);
+}
+
+void
+TestMalformed(void **)
+{
+	std::string good = Hs256Token(Claims(60));
+	std::string h = good.substr(0, good.find('.'));
+	std::string p = RefB64Url(Claims(60));
+	const std::string tokens[] = {
+	    "",
+	    "abc",
+	    ".",
+	    "..",
+	    "...",
+	    h + "." + p,
+	    good + ".x",
+	    good + ".",
+	    "!!!." + p + ".sig",                                  /* header not base64url */
+	    h + ".@@@@.sig",                                      /* payload not base64url */
+	    h + "." + p + "==.sig",                               /* bad padding */
+	    RefB64Url("not json") + "." + p + ".sig",             /* header not JSON */
+	    RefB64Url(R"(["HS256"])") + "." + p + ".sig",         /* header not an object */
+	    RefB64Url(R"({"alg":"HS256"} x)") + "." + p + ".sig", /* trailing garbage */
+	    h + "." + RefB64Url("[1,2]") + ".sig",                /* payload not an object */
+	    h + "." + RefB64Url(R"("role")") + ".sig",            /* payload a string */
+	    h + "." + RefB64Url("123") + ".sig",                  /* payload a number */
+	    h + "." + RefB64Url(R"({"role":"a",)") + ".sig",      /* payload cut */
+	    h + "." + RefB64Url(std::string("{\"role\":\"\xff\"}")) + ".sig", /* invalid UTF-8 */
+	    h + ".." + "sig",
+	};
+	for (const std::string &t : tokens)
+		ExpectError(VerifyJwt(t, kSecret, kNow), ErrorCode::kMalformedJwt, kMalformed);
+	/* Malformed payload wins over a bad alg: upstream reads the claims first. */
+	ExpectError(
+	    VerifyJwt(RefB64Url(R"({"alg":"none"})") + "." + RefB64Url("[]") + ".", kSecret, kNow),
+	    ErrorCode::kMalformedJwt, kMalformed);
+}
+
+void
+TestMissingRole(void **)
+{
+	ExpectError(VerifyJwt(Hs256Token(R"({"exp":1700000060,"sub":"x"})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, kMissingClaims);
+	ExpectError(VerifyJwt(Hs256Token(R"({"exp":1700000060,"role":null})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, kMissingClaims);
+	ExpectError(VerifyJwt(Hs256Token(R"({"exp":1700000060,"role":7})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, kMissingClaims);
+	ExpectError(VerifyJwt(Hs256Token(R"({})"), kSecret, kNow), ErrorCode::kInvalidJwtToken,
+	            kMissingClaims);
+}
+
+void
+TestMissingExp(void **)
+{
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"anon"})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, kMissingClaims);
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"anon","exp":null})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, kMissingClaims);
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"anon","exp":true})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, kMissingClaims);
+}
+
+void
+TestExpAsString(void **)
+{
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"anon","exp":"1800000000"})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, kMissingClaims);
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"anon","exp":"soon"})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, kMissingClaims);
+}
+
+void
+TestIat(void **)
+{
+	ExpectOk(
+	    VerifyJwt(Hs256Token(R"({"role":"a","exp":1700000060,"iat":1699999000})"), kSecret, kNow));
+	/* iat in the future is not checked upstream either. */
+	ExpectOk(
+	    VerifyJwt(Hs256Token(R"({"role":"a","exp":1700000060,"iat":1800000000})"), kSecret, kNow));
+	ExpectError(
+	    VerifyJwt(Hs256Token(R"({"role":"a","exp":1700000060,"iat":"1699999000"})"), kSecret, kNow),
+	    ErrorCode::kMalformedJwt, kMalformed);
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"a","exp":1700000060,"iat":null})"), kSecret, kNow),
+	            ErrorCode::kMalformedJwt, kMalformed);
+}
+
+void
+TestDecimalsRounded(void **)
+{
+	Result<JwtClaims> r = VerifyJwt(
+	    Hs256Token(R"({"role":"a","exp":1700000100.5,"iat":1699999999.4,"n":1.5})"), kSecret, kNow);
+	ExpectOk(r);
+	assert_int_equal(r.value().exp, 1700000101); /* half away from zero, as Erlang round/1 */
+	/* exp and iat rounded in the claims as upstream returns them; other numbers untouched. */
+	assert_string_equal(r.value().claims_json.c_str(),
+	                    R"({"role":"a","exp":1700000101,"iat":1699999999,"n":1.5})");
+
+	r = VerifyJwt(Hs256Token(R"({"role":"a","exp":1700000000.6})"), kSecret, kNow);
+	ExpectOk(r);
+	assert_int_equal(r.value().exp, kNow + 1);
+	/* Rounds down onto now: expired, 0 seconds ago. */
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"a","exp":1700000000.4})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, "Token has expired 0 seconds ago");
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"a","exp":1699999950.5})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, "Token has expired 49 seconds ago");
+	ExpectError(VerifyJwt(Hs256Token(R"({"role":"a","exp":1.7e9})"), kSecret, kNow),
+	            ErrorCode::kInvalidJwtToken, "Token has expired 0 seconds ago");
+}
+
+void
+TestWhitespaceAndPercent(void **)
+{
+	std::string token = Hs256Token(Claims(60));
+	size_t dot1 = token.find('.');
+	size_t dot2 = token.rfind('.');
+
+	std::string spaced = " \t" + token.substr(0, 10) + "\n" + token.substr(10, dot1 - 10) +
+	                     "\r\n." + token.substr(dot1 + 1, 7) + "\v\f " + token.substr(dot1 + 8) +
+	                     "\n\n";
+	ExpectOk(VerifyJwt(spaced, kSecret, kNow));
+
+	std::string encoded = token;
+	encoded.replace(dot2, 1, "%2E");
+	encoded.replace(dot1, 1, "%2e");
+	encoded.replace(0, 1, "%65"); /* 'e' */
+	ExpectOk(VerifyJwt(encoded, kSecret, kNow));
+	ExpectOk(VerifyJwt("%20" + token + "%0A%09", kSecret, kNow));
+
+	/* A "+" is not a space in URI.decode, and not base64url either. */
+	ExpectError(VerifyJwt(token.substr(0, 5) + "+" + token.substr(5), kSecret, kNow),
+	            ErrorCode::kMalformedJwt, kMalformed);
+	/* Bad escapes: URI.decode raises upstream. */
+	const std::string bad[] = {token + "%", token + "%4", "%G1" + token,
+	                           token.substr(0, 3) + "%zz"};
+	for (const std::string &t : bad)
+		ExpectError(VerifyJwt(t, kSecret, kNow), ErrorCode::kMalformedJwt, kMalformed);
+}
+
+/* base64url with the optional padding written out. */
+std::string
+Padded(std::string_view in)
+{
+	std::string out = RefB64Url(in);
+	while (out.size() % 4 != 0)
+		out += "=";
+	return out;
+}
+
+void
+TestPaddedSegments(void **)
+{
+	/* The signing input is the text as sent, padding included. */
+	std::string header = R"({"alg":"HS256"} )"; /* 16 bytes: "==" */
+	std::string payload = Claims(60);           /* 41 bytes: "=" */
+	std::string input = Padded(header) + "." + Padded(payload);
+	assert_true(input.find("==.") != std::string::npos);
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	HMAC(EVP_sha256(), kSecret.data(), static_cast<int>(kSecret.size()),
+	     reinterpret_cast<const unsigned char *>(input.data()), input.size(), mac, &len);
+	std::string token = input + "." + Padded(std::string_view(reinterpret_cast<char *>(mac), len));
+	assert_true(token.back() == '=');
+	ExpectOk(VerifyJwt(token, kSecret, kNow));
+}
+
+void
+TestHugeToken(void **)
+{
+	/* 1 MB, validly signed: refused before any decoding. */
+	std::string payload =
+	    R"({"role":"a","exp":1800000000,"pad":")" + std::string(1 << 20, 'x') + R"("})";
+	std::string huge = Hs256Token(payload);
+	assert_true(huge.size() > 1000000);
+	ExpectError(VerifyJwt(huge, kSecret, kNow), ErrorCode::kMalformedJwt, kMalformed);
+	ExpectError(VerifyJwt(std::string(1 << 20, 'A'), kSecret, kNow), ErrorCode::kMalformedJwt,
+	            kMalformed);
+	ExpectError(VerifyJwt(std::string(1 << 20, '.'), kSecret, kNow), ErrorCode::kMalformedJwt,
+	            kMalformed);
+	ExpectError(VerifyJwt(std::string(1 << 20, ' '), kSecret, kNow), ErrorCode::kMalformedJwt,
+	            kMalformed);
+
+	/* Right at the cap still works, one byte over does not. */
+	std::string base = Hs256Token(R"({"role":"a","exp":1800000000})");
+	std::string at_cap = std::string(rt::fanout::kMaxJwtBytes - base.size(), ' ') + base;
+	assert_int_equal(at_cap.size(), rt::fanout::kMaxJwtBytes);
+	ExpectOk(VerifyJwt(at_cap, kSecret, kNow));
+	ExpectError(VerifyJwt(" " + at_cap, kSecret, kNow), ErrorCode::kMalformedJwt, kMalformed);
+}
+
+/* Nesting beyond kMaxJwtNesting would overflow the stack when re-serialized. */
+void
+TestDeepNesting(void **)
+{
+	auto nested = [](int depth)
+	{
+		return R"({"role":"a","exp":1800000000,"d":)" + std::string(depth - 1, '[') +
+		       std::string(depth - 1, ']') + "}";
+	};
+	const int max = rt::fanout::kMaxJwtNesting;
+	Result<JwtClaims> r = VerifyJwt(Hs256Token(nested(max)), kSecret, kNow);
+	ExpectOk(r);
+	assert_int_equal(r.value().claims_json.size(), nested(max).size());
+	ExpectError(VerifyJwt(Hs256Token(nested(max + 1)), kSecret, kNow), ErrorCode::kMalformedJwt,
+	            kMalformed);
+	/* Validly signed and as deep as the size cap allows. */
+	std::string deepest = Hs256Token(nested(24000));
+	assert_true(deepest.size() <= rt::fanout::kMaxJwtBytes);
+	ExpectError(VerifyJwt(deepest, kSecret, kNow), ErrorCode::kMalformedJwt, kMalformed);
+	/* In the header too, and checked before the signature. */
+	ExpectError(VerifyJwt(MakeToken(R"({"alg":"HS256","x":)" + std::string(100, '[') +
+	                                    std::string(100, ']') + "}",
+	                                Claims(60), "other", EVP_sha256()),
+	                      kSecret, kNow),
+	            ErrorCode::kMalformedJwt, kMalformed);
+	/* Brackets and escaped quotes inside strings are not nesting. */
+	std::string in_string = R"({"role":"a","exp":1800000000,"s":"\")" + std::string(200, '[') +
+	                        std::string(200, '{') + R"("})";
+	ExpectOk(VerifyJwt(Hs256Token(in_string), kSecret, kNow));
+}
+
+/* Duplicate names: the last wins, as in upstream's decoder and in Postgres jsonb. */
+void
+TestDuplicateNames(void **)
+{
+	Result<JwtClaims> r = VerifyJwt(
+	    Hs256Token(
+	        R"({"role":"anon","exp":1,"sub":"a","role":"authenticated","exp":1700000060.5,"sub":"b"})"),
+	    kSecret, kNow);
+	ExpectOk(r);
+	assert_string_equal(r.value().role.c_str(), "authenticated");
+	assert_string_equal(r.value().sub.c_str(), "b");
+	assert_int_equal(r.value().exp, kNow + 61);
+	ExpectError(
+	    VerifyJwt(Hs256Token(R"({"role":"a","exp":1800000000,"exp":1699999999})"), kSecret, kNow),
+	    ErrorCode::kInvalidJwtToken, "Token has expired 1 seconds ago");
+	ExpectOk(
+	    VerifyJwt(MakeToken(R"({"alg":"none","alg":"HS256"})", Claims(60), kSecret, EVP_sha256()),
+	              kSecret, kNow));
+	ExpectError(
+	    VerifyJwt(MakeToken(R"({"alg":"HS256","alg":"none"})", Claims(60), kSecret, EVP_sha256()),
+	              kSecret, kNow),
+	    ErrorCode::kJwtSigner, kSigner);
+}
+
+void
+TestEmptySecret(void **)
+{
+	ExpectError(VerifyJwt(Hs256Token(Claims(60)), "", kNow), ErrorCode::kJwtSigner, kSigner);
+	/* A token signed with the empty key is refused the same way. */
+	ExpectError(VerifyJwt(Hs256Token(Claims(60), ""), "", kNow), ErrorCode::kJwtSigner, kSigner);
+	/* The signer itself handles an empty key (HMAC allows it). */
+	assert_string_equal(SignJwtHs256(Claims(60), "").c_str(), Hs256Token(Claims(60), "").c_str());
+}
+
+} // namespace
+
+int
+main()
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(TestBase64Url),
+	    cmocka_unit_test(TestFixedVectorHs256),
+	    cmocka_unit_test(TestFixedVectorHs512),
+	    cmocka_unit_test(TestRfc7515Vector),
+	    cmocka_unit_test(TestValidHs256384512),
+	    cmocka_unit_test(TestSignerRoundTrip),
+	    cmocka_unit_test(TestExpired),
+	    cmocka_unit_test(TestExactlyAtExp),
+	    cmocka_unit_test(TestBadSignature),
+	    cmocka_unit_test(TestWrongSecret),
+	    cmocka_unit_test(TestAlgNone),
+	    cmocka_unit_test(TestUnknownAlg),
+	    cmocka_unit_test(TestMalformed),
+	    cmocka_unit_test(TestMissingRole),
+	    cmocka_unit_test(TestMissingExp),
+	    cmocka_unit_test(TestExpAsString),
+	    cmocka_unit_test(TestIat),
+	    cmocka_unit_test(TestDecimalsRounded),
+	    cmocka_unit_test(TestWhitespaceAndPercent),
+	    cmocka_unit_test(TestPaddedSegments),
+	    cmocka_unit_test(TestHugeToken),
+	    cmocka_unit_test(TestDeepNesting),
+	    cmocka_unit_test(TestDuplicateNames),
+	    cmocka_unit_test(TestEmptySecret),
+	};
+	return cmocka_run_group_tests_name("auth_jwt", tests, nullptr, nullptr);
+}
