@@ -1,0 +1,58 @@
+/*
+ * config.hpp: the sidecar's immutable configuration, from flags and environment.
+ *
+ * Main thread builds it once; every thread then reads it without locks.
+ */
+#pragma once
+
+#include "result.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rt::fanout
+{
+
+struct Config
+{
+	std::string host = "127.0.0.1"; /* listen address */
+	int port = 4000;
+	std::string db_conninfo;	/* empty: no database features */
+	std::string jwt_secret;		/* HS256/384/512 shared secret */
+	int shards = 0;				/* 0: one per core */
+	int connect_error_backoff_ms = 2000;
+	int channel_error_backoff_ms = 5000;
+	int max_frame_bytes = 5000000;			  /* largest WebSocket message accepted */
+	int max_payload_bytes = 3000 * 1000 + 500; /* max_payload_size_in_kb x 1000 + 500 */
+	int max_channels_per_client = 100;
+	int idle_timeout_ms = 60000;
+	size_t send_queue_bytes = 16u << 20; /* per-connection cap before dropping */
+	size_t send_queue_items = 65536;
+	int slow_client_close_ms = 5000; /* dropping for this long closes the socket */
+	int max_http_body_bytes = 8 << 20;
+	std::string log_level = "info";
+};
+
+/* What the command line asked for. */
+struct Command
+{
+	enum class Kind
+	{
+		kServe,
+		kHelp,
+		kToken, /* mint a JWT: realtime-fanout token --role R --jwt-secret S */
+	} kind = Kind::kServe;
+	Config config;
+	std::string token_role;
+	std::string token_sub;
+	int64_t token_ttl_s = 3600 * 24 * 365;
+};
+
+/* Parse argv, with environment variables as defaults (PORT, DB_URL, ...). */
+Result<Command> ParseCommandLine(int argc, char **argv);
+
+/* The --help text: every option and its environment variable. */
+const char *UsageText();
+
+} // namespace rt::fanout

@@ -1,0 +1,44 @@
+/*
+ * connect_check.hpp: the checks a WebSocket upgrade passes before it is
+ * accepted, and the HTTP answer when it does not (PROTOCOL.md 1.2-1.5).
+ *
+ * Shard thread (reads lws header storage of the connection being upgraded).
+ */
+#pragma once
+
+#include "auth_jwt.hpp"
+#include "config.hpp"
+#include "protocol.hpp"
+
+#include <libwebsockets.h>
+
+#include <optional>
+#include <string>
+
+namespace rt::fanout
+{
+
+struct ConnectCheck
+{
+	int status = 0;	  /* 0: accepted; else the HTTP status of the refusal */
+	std::string body; /* refusal body (JSON or empty) */
+	Vsn vsn = Vsn::k1;
+	std::string token;
+	JwtClaims claims;
+};
+
+/* Run the checks in upstream order: path, vsn, token present, token valid. */
+ConnectCheck CheckConnect(struct lws *wsi, const Config &config);
+
+/* A complete HTTP/1.1 response, ready for a raw write. */
+std::string HttpResponse(int status, std::string_view content_type, std::string_view body,
+						 bool close);
+
+/* Copy a header or URL argument; empty when absent. */
+std::string HeaderValue(struct lws *wsi, enum lws_token_indexes token);
+std::string CustomHeaderValue(struct lws *wsi, const char *name_with_colon);
+std::optional<std::string> UrlArg(struct lws *wsi, const char *name_with_eq);
+/* The request path without query string. */
+std::string RequestPath(struct lws *wsi);
+
+} // namespace rt::fanout

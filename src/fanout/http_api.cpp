@@ -1,0 +1,228 @@
+/*
+ * http_api.cpp: /healthz and POST /api/broadcast (shard thread).
+ *
+ * Responses are written whole with one raw write and the transaction is then
+ * completed, so keep-alive connections serve the next request.
+ */
+#include "http_api.hpp"
+
+#include "auth_jwt.hpp"
+#include "connect_check.hpp"
+#include "hub.hpp"
+#include "json.hpp"
+#include "log.hpp"
+#include "protocol.hpp"
+#include "shard.hpp"
+
+#include <ctime>
+
+namespace rt::fanout
+{
+
+namespace
+{
+
+bool
+IsBroadcastPath(std::string_view p)
+{
+	return p == "/realtime/v1/api/broadcast" || p == "/api/broadcast";
+}
+
+/* Write a complete response and finish the HTTP transaction. */
+int
+Respond(struct lws *wsi, int status, std::string_view body)
+{
+	std::string r = HttpResponse(status, body.empty() ? "" : "application/json", body, false);
+	if (lws_write(wsi, reinterpret_cast<unsigned char *>(r.data()), r.size(), LWS_WRITE_HTTP) < 0)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int
+RespondPreflight(struct lws *wsi)
+{
+	std::string r = "HTTP/1.1 204 No Content\r\n"
+					"access-control-allow-origin: *\r\n"
+					"access-control-allow-methods: GET, POST, OPTIONS\r\n"
+					"access-control-allow-headers: authorization, apikey, content-type, x-client-info\r\n"
+					"content-length: 0\r\n\r\n";
+	if (lws_write(wsi, reinterpret_cast<unsigned char *>(r.data()), r.size(), LWS_WRITE_HTTP) < 0)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* "Bearer <jwt>" (scheme case-insensitive) or the apikey header (PROTOCOL.md 4.6). */
+std::string
+RequestToken(struct lws *wsi)
+{
+	std::string auth = HeaderValue(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (auth.size() > 7)
+	{
+		std::string scheme = auth.substr(0, 7);
+		for (char &c : scheme)
+			c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+		if (scheme == "bearer ")
+			return auth.substr(7);
+	}
+	return CustomHeaderValue(wsi, "apikey:");
+}
+
+/* Validate and fan out a REST batch; returns the HTTP status and body. */
+std::pair<int, std::string>
+Broadcast(Shard &shard, const HttpRequest &req)
+{
+	const Config &cfg = shard.config();
+	Result<JwtClaims> claims = VerifyJwt(req.token, cfg.jwt_secret, time(nullptr));
+	if (!claims.ok())
+		return {401, R"({"message":"Unauthorized"})"};
+
+	rapidjson::Document doc;
+	if (!json::Parse(doc, req.body) || !doc.IsObject())
+		return {422, R"({"errors":{"messages":["can't be blank"]}})"};
+	const rapidjson::Value *msgs = json::Member(doc, "messages");
+	if (msgs == nullptr || !msgs->IsArray())
+		return {422, R"({"errors":{"messages":["can't be blank"]}})"};
+
+	/* validate every item first: one bad item rejects the whole batch */
+	std::string errors = R"({"errors":{"messages":[)";
+	bool bad = false;
+	for (rapidjson::SizeType i = 0; i < msgs->Size(); i++)
+	{
+		const rapidjson::Value &m = (*msgs)[i];
+		std::string e;
+		auto add = [&e](const char *field, const char *msg) {
+			if (!e.empty())
+				e += ',';
+			e += '"';
+			e += field;
+			e += R"(":[")";
+			e += msg;
+			e += R"("])";
+		};
+		std::optional<std::string_view> topic = json::String(m, "topic");
+		std::optional<std::string_view> event = json::String(m, "event");
+		const rapidjson::Value *payload = json::Member(m, "payload");
+		if (!topic || topic->empty())
+			add("topic", "can't be blank");
+		if (!event || event->empty())
+			add("event", "can't be blank");
+		if (payload == nullptr || !payload->IsObject())
+			add("payload", "can't be blank");
+		else if (json::Stringify(*payload).size() > static_cast<size_t>(cfg.max_payload_bytes))
+			add("payload", "Payload size exceeds tenant limit");
+		if (i > 0)
+			errors += ',';
+		errors += '{' + e + '}';
+		bad = bad || !e.empty();
+	}
+	errors += "]}}";
+	if (bad)
+		return {422, errors};
+
+	bool service = claims.value().role == "service_role";
+	for (const rapidjson::Value &m : msgs->GetArray())
+	{
+		bool is_private = json::Bool(m, "private").value_or(false);
+		/* private topics need an RLS write check; until it exists only service_role passes */
+		if (is_private && !service)
+			continue;
+		std::string sub_topic(*json::String(m, "topic"));
+		std::string topic = "realtime:" + sub_topic;
+		std::string payload = R"({"type":"broadcast","event":)";
+		json::AppendQuoted(payload, *json::String(m, "event"));
+		payload += R"(,"payload":)";
+		payload += json::Stringify(*json::Member(m, "payload"));
+		if (std::optional<std::string_view> id = json::String(m, "id"))
+		{
+			payload += R"(,"meta":{"id":)";
+			json::AppendQuoted(payload, *id);
+			payload += '}';
+		}
+		payload += '}';
+		auto d = std::make_shared<Delivery>();
+		d->routing_key = RoutingKey(sub_topic, is_private);
+		d->v1 = MakeFrame(Opcode::kText,
+						  EncodeText(Vsn::k1, std::nullopt, std::nullopt, topic, "broadcast", payload));
+		d->v2 = MakeFrame(Opcode::kText,
+						  EncodeText(Vsn::k2, std::nullopt, std::nullopt, topic, "broadcast", payload));
+		shard.hub().Publish(d, shard.index());
+	}
+	return {202, ""};
+}
+
+} // namespace
+
+int
+HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
+{
+	std::string path = uri ? uri : "";
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
+		return RespondPreflight(wsi);
+	if (path == "/healthz" || path == "/realtime/v1/healthz")
+	{
+		const Hub &hub = shard.hub();
+		bool db_needed = !shard.config().db_conninfo.empty();
+		bool ok = hub.Ready() && (!db_needed || hub.db_ok.load(std::memory_order_acquire));
+		return Respond(wsi, ok ? 200 : 503,
+					   ok ? R"({"status":"ok"})" : R"({"status":"starting"})");
+	}
+	if (IsBroadcastPath(path))
+	{
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0)
+			return Respond(wsi, 405, R"({"message":"Method not allowed"})");
+		/* the body follows in HTTP_BODY callbacks; keep what we need from the headers now */
+		if (slot == nullptr)
+			return -1;
+		HttpFree(slot);
+		slot->http = std::make_unique<HttpRequest>().release(); /* owned by the slot */
+		slot->http->path = path;
+		slot->http->token = RequestToken(wsi);
+		return 0;
+	}
+	if (path == "/realtime/v1/websocket" || path == "/socket/websocket")
+		return Respond(wsi, 400, R"({"error":"WebSocket upgrade expected"})");
+	return Respond(wsi, 404, R"({"error":"Not found"})");
+}
+
+int
+HttpOnBody(Shard &shard, struct lws *, SessionSlot *slot, const char *in, size_t len)
+{
+	if (slot == nullptr || slot->http == nullptr)
+		return -1;
+	HttpRequest &r = *slot->http;
+	if (r.body.size() + len > static_cast<size_t>(shard.config().max_http_body_bytes))
+	{
+		r.too_large = true; /* keep reading, answer 413 at the end */
+		return 0;
+	}
+	r.body.append(in, len);
+	return 0;
+}
+
+int
+HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
+{
+	if (slot == nullptr || slot->http == nullptr)
+		return -1;
+	int rc;
+	if (slot->http->too_large)
+		rc = Respond(wsi, 413, R"({"message":"Payload too large"})");
+	else
+	{
+		auto [status, body] = Broadcast(shard, *slot->http);
+		rc = Respond(wsi, status, body);
+	}
+	HttpFree(slot);
+	return rc;
+}
+
+void
+HttpFree(SessionSlot *slot)
+{
+	if (slot == nullptr || slot->http == nullptr)
+		return;
+	std::unique_ptr<HttpRequest> gone(slot->http);
+	slot->http = nullptr;
+}
+
+} // namespace rt::fanout

@@ -1,0 +1,74 @@
+/*
+ * hub.hpp: the set of shards and the cross-shard fan-out of one message.
+ *
+ * Publish runs on any thread (a shard's loop, the HTTP handler, later the ring
+ * reader): the message is already serialized into immutable frames; each shard
+ * gets one shared reference through its inbox and fans out to its own
+ * subscribers. Messages from one publisher keep their order on every shard.
+ */
+#pragma once
+
+#include "config.hpp"
+#include "frame.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rt::fanout
+{
+
+class Shard;
+
+/* One message for every subscriber of a routing key. */
+struct Delivery
+{
+	std::string routing_key;		  /* RoutingKey(sub_topic, private) */
+	uint64_t exclude_session = 0;	  /* the sender, when self is false; 0: nobody */
+	std::shared_ptr<const Frame> v1; /* for vsn 1.0.0 sockets; null: not deliverable to them */
+	std::shared_ptr<const Frame> v2; /* for vsn 2.0.0 sockets */
+};
+
+/* Public and private channels of one name are different rooms (PROTOCOL.md 3.1). */
+std::string RoutingKey(std::string_view sub_topic, bool is_private);
+
+class Hub
+{
+public:
+	explicit Hub(const Config &config);
+	~Hub();
+
+	/* Start every shard's thread; false if a shard could not listen. */
+	bool Start();
+	/* Stop and join every shard. */
+	void Stop();
+
+	/*
+	 * Fan out to all shards. from_shard is the calling shard's index (it
+	 * delivers inline, without a queue hop) or -1 from other threads.
+	 */
+	void Publish(const std::shared_ptr<const Delivery> &d, int from_shard);
+
+	bool
+	Ready() const
+	{
+		return ready_.load(std::memory_order_acquire);
+	}
+	/* Set by the database health check; /healthz needs it (when a database is configured). */
+	std::atomic<bool> db_ok{false};
+
+	const Config &
+	config() const
+	{
+		return config_;
+	}
+
+private:
+	const Config &config_;
+	std::vector<std::unique_ptr<Shard>> shards_;
+	std::atomic<bool> ready_{false};
+};
+
+} // namespace rt::fanout

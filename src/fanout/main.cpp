@@ -1,0 +1,115 @@
+/*
+ * main.cpp: realtime-fanout entry point (main thread).
+ *
+ * Parses the command line, starts the shards and the database health check,
+ * then waits for SIGINT/SIGTERM and stops everything. `realtime-fanout token`
+ * mints a JWT for the quick-start script and for tests.
+ */
+#include "auth_jwt.hpp"
+#include "config.hpp"
+#include "db_health.hpp"
+#include "hub.hpp"
+#include "json.hpp"
+#include "log.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <exception>
+#include <memory>
+
+namespace
+{
+
+using namespace std::string_literals;
+namespace rf = rt::fanout;
+
+int
+MintToken(const rf::Command &cmd)
+{
+	int64_t now = static_cast<int64_t>(time(nullptr));
+	std::string claims = R"({"iss":"realtime","role":)";
+	rf::json::AppendQuoted(claims, cmd.token_role);
+	if (!cmd.token_sub.empty())
+	{
+		claims += R"(,"sub":)";
+		rf::json::AppendQuoted(claims, cmd.token_sub);
+	}
+	claims += R"(,"iat":)" + std::to_string(now);
+	claims += R"(,"exp":)" + std::to_string(now + cmd.token_ttl_s) + "}";
+	printf("%s\n", rf::SignJwtHs256(claims, cmd.config.jwt_secret).c_str());
+	return 0;
+}
+
+int
+Serve(const rf::Config &config)
+{
+	/* block the stop signals in every thread; main waits for them with sigwait */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, nullptr);
+	signal(SIGPIPE, SIG_IGN);
+
+	rf::InstallLwsLogHook();
+	rf::Hub hub(config);
+	std::unique_ptr<rf::DbHealth> health;
+	if (config.db_conninfo.empty())
+	{
+		rf::Log(rf::LogLevel::kWarning, "main",
+				"no --db given: database features are off, /healthz does not wait for one");
+	}
+	else
+	{
+		health = std::make_unique<rf::DbHealth>(config.db_conninfo, hub.db_ok);
+		health->Start();
+	}
+	if (!hub.Start())
+	{
+		rf::Log(rf::LogLevel::kError, "main", "could not start: is port %d free?", config.port);
+		return 1;
+	}
+	int sig = 0;
+	sigwait(&set, &sig);
+	rf::Log(rf::LogLevel::kInfo, "main", "signal %d: stopping", sig);
+	hub.Stop();
+	if (health)
+		health->Stop();
+	return 0;
+}
+
+} // namespace
+
+int
+main(int argc, char **argv)
+{
+	try
+	{
+		rf::Result<rf::Command> cmd = rf::ParseCommandLine(argc, argv);
+		if (!cmd.ok())
+		{
+			fprintf(stderr, "realtime-fanout: %s\n", cmd.error().message.c_str());
+			return 2;
+		}
+		const rf::Command &c = cmd.value();
+		if (c.kind == rf::Command::Kind::kHelp)
+		{
+			fputs(rf::UsageText(), stdout);
+			return 0;
+		}
+		if (c.kind == rf::Command::Kind::kToken)
+			return MintToken(c);
+		const std::string &lvl = c.config.log_level;
+		rf::SetLogLevel(lvl == "debug"		? rf::LogLevel::kDebug
+						: lvl == "warning" ? rf::LogLevel::kWarning
+						: lvl == "error"   ? rf::LogLevel::kError
+										   : rf::LogLevel::kInfo);
+		return Serve(c.config);
+	}
+	catch (const std::exception &e)
+	{
+		fprintf(stderr, "realtime-fanout: fatal: %s\n", e.what());
+		return 1;
+	}
+}

@@ -1,0 +1,115 @@
+/*
+ * session.hpp: one WebSocket connection and the Phoenix channels it joined.
+ *
+ * Shard thread only. Created in LWS_CALLBACK_ESTABLISHED after the connect
+ * checks passed, destroyed in LWS_CALLBACK_CLOSED. Never referenced from
+ * another thread: cross-shard messages name a session by its id.
+ */
+#pragma once
+
+#include "auth_jwt.hpp"
+#include "frame.hpp"
+#include "protocol.hpp"
+#include "send_queue.hpp"
+
+#include <libwebsockets.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace rt::fanout
+{
+
+class Shard;
+
+/* One joined channel of a session (PROTOCOL.md 3). */
+struct Channel
+{
+	std::string topic;					/* "realtime:<sub_topic>" as joined */
+	std::string sub_topic;
+	std::string routing_key;
+	std::optional<std::string> join_ref;
+	bool is_private = false;
+	bool self = false;
+	bool ack = false;
+	bool presence = false;
+};
+
+class Session
+{
+public:
+	Session(Shard &shard, struct lws *wsi, uint64_t id, Vsn vsn, JwtClaims claims,
+			std::string token);
+	~Session();
+	Session(const Session &) = delete;
+	Session &operator=(const Session &) = delete;
+
+	/* A piece of an incoming WebSocket message; -1 closes the connection. */
+	int OnReceive(const char *in, size_t len);
+	/* lws says the socket can take data; -1 closes the connection. */
+	int OnWritable();
+
+	/* Fan-out: queue a shard-local frame, subject to the send-queue caps. */
+	void EnqueueFanout(QueuedFrame *f, int64_t now_ms);
+	/* A reply or push for this client only. */
+	void SendControl(std::shared_ptr<const Frame> frame);
+
+	uint64_t
+	id() const
+	{
+		return id_;
+	}
+	Vsn
+	vsn() const
+	{
+		return vsn_;
+	}
+	struct lws *
+	wsi() const
+	{
+		return wsi_;
+	}
+	int64_t
+	last_rx_ms() const
+	{
+		return last_rx_ms_;
+	}
+	/* Close from outside this connection's callback (slow, idle). */
+	void RequestClose(uint16_t code, const char *reason);
+
+private:
+	void HandleMessage(Inbound &m);
+	void HandleJoin(Inbound &m);
+	void HandleLeave(Inbound &m, Channel *ch);
+	void HandleBroadcast(Inbound &m, Channel &ch);
+	void HandleAccessToken(Inbound &m, Channel &ch);
+	void Reply(const std::optional<std::string> &join_ref, const std::optional<std::string> &ref,
+			   std::string_view topic, std::string_view payload_json);
+	void ReplyLater(const std::optional<std::string> &join_ref,
+					const std::optional<std::string> &ref, std::string_view topic,
+					std::string_view payload_json);
+	void Push(const Channel &ch, std::string_view event, std::string_view payload_json);
+	void CloseChannel(Channel &ch);
+	void ShutdownChannel(Channel &ch, std::string_view message);
+	void WakeWriter();
+
+	Shard &shard_;
+	struct lws *wsi_;
+	uint64_t id_;
+	Vsn vsn_;
+	JwtClaims claims_;
+	std::string token_;
+	int64_t last_rx_ms_;
+	std::string rx_;			 /* fragments of the message being received */
+	bool rx_binary_ = false;
+	std::map<std::string, std::unique_ptr<Channel>> channels_; /* by topic */
+	SendQueue queue_;
+	bool close_requested_ = false;
+	uint16_t close_code_ = 0;
+	const char *close_reason_ = "";
+};
+
+} // namespace rt::fanout

@@ -1,0 +1,426 @@
+/*
+ * shard.cpp: a libwebsockets context, its service thread and the protocol
+ * callback that drives sessions and HTTP requests.
+ *
+ * Every function here runs on the shard's own thread except Start, Stop
+ * (main thread) and Post (any thread).
+ */
+#include "shard.hpp"
+
+#include "connect_check.hpp"
+#include "http_api.hpp"
+#include "listener.hpp"
+#include "log.hpp"
+#include "session.hpp"
+
+#include <cstring>
+#include <ctime>
+#include <future>
+#include <unistd.h>
+
+namespace rt::fanout
+{
+
+namespace
+{
+
+constexpr int64_t kTimerTickMs = 1000;
+constexpr int64_t kSweepEveryMs = 5000;
+
+const struct lws_protocols kProtocols[] = {
+	{"realtime", Shard::Callback, sizeof(SessionSlot), 65536, 0, nullptr, 0},
+	{nullptr, nullptr, 0, 0, 0, nullptr, 0}, /* terminator */
+};
+
+int
+WriteRaw(struct lws *wsi, const std::string &bytes)
+{
+	return lws_write(wsi, reinterpret_cast<unsigned char *>(const_cast<char *>(bytes.data())),
+					 bytes.size(), LWS_WRITE_HTTP);
+}
+
+} // namespace
+
+int64_t
+NowMs()
+{
+	timespec ts{};
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+Shard::Shard(int index, const Config &config, Hub &hub) : index_(index), config_(config), hub_(hub)
+{
+	timer_.shard = this;
+}
+
+Shard::~Shard()
+{
+	Stop();
+}
+
+bool
+Shard::Start()
+{
+	std::promise<bool> started;
+	std::future<bool> result = started.get_future();
+	thread_ = std::thread([this, &started]() {
+		try
+		{
+			listen_fd_ = OpenListenSocket(config_.host, config_.port);
+			if (listen_fd_ < 0)
+			{
+				Log(LogLevel::kError, "shard", "shard %d: cannot listen on %s:%d: %s", index_,
+					config_.host.c_str(), config_.port, strerror(errno));
+				started.set_value(false);
+				return;
+			}
+			struct lws_context_creation_info info;
+			memset(&info, 0, sizeof(info)); /* lws 4.1: zero everything we do not set */
+			info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we listen ourselves: listener.hpp */
+			info.protocols = kProtocols;
+			info.user = this;
+			info.count_threads = 1;
+			info.max_http_header_data = 16384; /* long JWTs in the query string */
+			info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+			info.timeout_secs = 30;
+			struct lws_context *ctx = lws_create_context(&info);
+			{
+				/* other threads read context_ under the inbox lock (Post, Stop) */
+				std::lock_guard<std::mutex> lock(inbox_mu_);
+				context_ = ctx;
+			}
+			lws_sock_file_fd_type fd;
+			fd.filefd = listen_fd_;
+			vhost_ = ctx ? lws_get_vhost_by_name(ctx, "default") : nullptr;
+			if (vhost_ == nullptr ||
+				lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, fd, "realtime",
+										   nullptr) == nullptr)
+			{
+				Log(LogLevel::kError, "shard", "shard %d: cannot create the lws context", index_);
+				started.set_value(false);
+				return;
+			}
+			ArmTimer();
+			started.set_value(true);
+			Run();
+		}
+		catch (const std::exception &e)
+		{
+			/* a bug: log it; the process goes down with the failed shard */
+			Log(LogLevel::kError, "shard", "shard %d crashed: %s", index_, e.what());
+			std::abort();
+		}
+	});
+	return result.get();
+}
+
+void
+Shard::Run()
+{
+	while (!stop_.load(std::memory_order_acquire))
+	{
+		if (lws_service(context_, 0) < 0)
+			break;
+	}
+	struct lws_context *ctx;
+	{
+		std::lock_guard<std::mutex> lock(inbox_mu_);
+		ctx = context_;
+		context_ = nullptr;
+	}
+	lws_context_destroy(ctx); /* also closes the adopted listening socket */
+	listen_fd_ = -1;
+}
+
+void
+Shard::Stop()
+{
+	if (!thread_.joinable())
+		return;
+	stop_.store(true, std::memory_order_release);
+	{
+		std::lock_guard<std::mutex> lock(inbox_mu_);
+		if (context_ != nullptr)
+			lws_cancel_service(context_);
+	}
+	thread_.join();
+}
+
+void
+Shard::Post(std::shared_ptr<const Delivery> d)
+{
+	std::lock_guard<std::mutex> lock(inbox_mu_);
+	inbox_.push_back(std::move(d));
+	/* one wake-up per batch: the loop drains everything queued so far */
+	if (!wake_pending_.exchange(true, std::memory_order_acq_rel) && context_ != nullptr)
+		lws_cancel_service(context_);
+}
+
+void
+Shard::DrainInbox()
+{
+	std::vector<std::shared_ptr<const Delivery>> batch;
+	{
+		std::lock_guard<std::mutex> lock(inbox_mu_);
+		batch.swap(inbox_);
+		wake_pending_.store(false, std::memory_order_release);
+	}
+	for (const auto &d : batch)
+		Deliver(*d);
+}
+
+void
+Shard::Deliver(const Delivery &d)
+{
+	const std::vector<Subscriber> *subs = registry_.Find(d.routing_key);
+	if (subs == nullptr)
+		return;
+	QueuedFrame *q1 = nullptr, *q2 = nullptr;
+	int64_t now = NowMs();
+	for (const Subscriber &sub : *subs)
+	{
+		Session *s = sub.session;
+		if (s->id() == d.exclude_session)
+			continue;
+		if (s->vsn() == Vsn::k1)
+		{
+			if (!d.v1)
+				continue;
+			if (q1 == nullptr)
+				q1 = NewQueuedFrame(d.v1);
+			s->EnqueueFanout(q1, now);
+		}
+		else
+		{
+			if (!d.v2)
+				continue;
+			if (q2 == nullptr)
+				q2 = NewQueuedFrame(d.v2);
+			s->EnqueueFanout(q2, now);
+		}
+	}
+	DropIfUnused(q1);
+	DropIfUnused(q2);
+}
+
+uint64_t
+Shard::NextSessionId()
+{
+	return (static_cast<uint64_t>(index_ + 1) << 48) | next_session_seq_++;
+}
+
+void
+Shard::AddSession(Session *s)
+{
+	sessions_[s->id()] = s;
+}
+
+void
+Shard::RemoveSession(Session *s)
+{
+	sessions_.erase(s->id());
+}
+
+void
+Shard::SendLater(uint64_t session_id, std::shared_ptr<const Frame> frame, int64_t due_ms)
+{
+	delayed_.emplace(due_ms, Delayed{session_id, std::move(frame), nullptr, {}});
+	ArmTimer();
+}
+
+void
+Shard::RejectLater(struct lws *wsi, std::string response, int64_t due_ms)
+{
+	rejecting_[wsi] = due_ms;
+	delayed_.emplace(due_ms, Delayed{0, nullptr, wsi, std::move(response)});
+	ArmTimer();
+}
+
+void
+Shard::ForgetWsi(struct lws *wsi)
+{
+	auto it = rejecting_.find(wsi);
+	if (it == rejecting_.end())
+		return;
+	auto range = delayed_.equal_range(it->second);
+	for (auto d = range.first; d != range.second; ++d)
+	{
+		if (d->second.wsi == wsi)
+		{
+			delayed_.erase(d);
+			break;
+		}
+	}
+	rejecting_.erase(it);
+}
+
+void
+Shard::ArmTimer()
+{
+	if (context_ == nullptr)
+		return;
+	int64_t now = NowMs();
+	int64_t next = now + kTimerTickMs;
+	if (!delayed_.empty() && delayed_.begin()->first < next)
+		next = delayed_.begin()->first;
+	lws_usec_t us = static_cast<lws_usec_t>(next > now ? next - now : 0) * 1000;
+	lws_sul_schedule(context_, 0, &timer_.sul, TimerCb, us);
+}
+
+void
+Shard::TimerCb(lws_sorted_usec_list_t *sul)
+{
+	reinterpret_cast<TimerSul *>(sul)->shard->OnTimer();
+}
+
+void
+Shard::OnTimer()
+{
+	int64_t now = NowMs();
+	while (!delayed_.empty() && delayed_.begin()->first <= now)
+	{
+		Delayed d = std::move(delayed_.begin()->second);
+		delayed_.erase(delayed_.begin());
+		if (d.wsi != nullptr)
+		{
+			/* a refused upgrade: answer now and hang up */
+			rejecting_.erase(d.wsi);
+			WriteRaw(d.wsi, d.response);
+			lws_set_timeout(d.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+			continue;
+		}
+		auto it = sessions_.find(d.session_id);
+		if (it != sessions_.end())
+			it->second->SendControl(std::move(d.frame));
+	}
+	if (now - last_sweep_ms_ >= kSweepEveryMs)
+	{
+		last_sweep_ms_ = now;
+		for (auto &[id, s] : sessions_)
+		{
+			if (now - s->last_rx_ms() > config_.idle_timeout_ms)
+				s->RequestClose(LWS_CLOSE_STATUS_NORMAL, "idle timeout");
+		}
+	}
+	ArmTimer();
+}
+
+int
+Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+				size_t len)
+{
+	auto *slot = static_cast<SessionSlot *>(user);
+	struct lws_context *ctx = lws_get_context(wsi);
+	Shard *shard = ctx ? static_cast<Shard *>(lws_context_user(ctx)) : nullptr;
+	if (shard == nullptr)
+		return 0;
+
+	try
+	{
+		switch (reason)
+		{
+		case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+			shard->DrainInbox();
+			return 0;
+
+		case LWS_CALLBACK_RAW_RX_FILE: {
+			/* our listening socket is readable: adopt every pending connection */
+			int fd;
+			while ((fd = AcceptOne(shard->listen_fd_)) >= 0)
+			{
+				if (lws_adopt_socket_vhost(shard->vhost_, fd) == nullptr)
+					close(fd);
+			}
+			return 0;
+		}
+
+		case LWS_CALLBACK_RAW_CLOSE_FILE:
+			return 0;
+
+		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+			ConnectCheck c = CheckConnect(wsi, shard->config_);
+			if (c.status == 0)
+				return 0;
+			Log(LogLevel::kInfo, "shard", "connect refused status=%d %s", c.status,
+				c.body.c_str());
+			std::string type = c.body.empty() ? "" : "application/json";
+			int backoff = shard->config_.connect_error_backoff_ms;
+			if (backoff <= 0)
+			{
+				WriteRaw(wsi, HttpResponse(c.status, type, c.body, false));
+				return 1; /* we answered; lws completes the transaction */
+			}
+			/*
+			 * Upstream sleeps before answering to slow reconnect storms; an event
+			 * loop must not sleep, so the answer is scheduled on the shard timer
+			 * and the connection waits, answered later and closed.
+			 */
+			shard->RejectLater(wsi, HttpResponse(c.status, type, c.body, true),
+							   NowMs() + backoff);
+			return 1;
+		}
+
+		case LWS_CALLBACK_ESTABLISHED: {
+			ConnectCheck c = CheckConnect(wsi, shard->config_);
+			if (c.status != 0)
+				return -1;
+			auto s = std::make_unique<Session>(*shard, wsi, shard->NextSessionId(), c.vsn,
+											   std::move(c.claims), std::move(c.token));
+			slot->session = s.release(); /* owned by the slot until CLOSED */
+			shard->AddSession(slot->session);
+			return 0;
+		}
+
+		case LWS_CALLBACK_RECEIVE:
+			if (slot == nullptr || slot->session == nullptr)
+				return -1;
+			return slot->session->OnReceive(static_cast<const char *>(in), len);
+
+		case LWS_CALLBACK_SERVER_WRITEABLE:
+			if (slot == nullptr || slot->session == nullptr)
+				return 0;
+			return slot->session->OnWritable();
+
+		case LWS_CALLBACK_CLOSED:
+			if (slot != nullptr && slot->session != nullptr)
+			{
+				shard->RemoveSession(slot->session);
+				std::unique_ptr<Session> gone(slot->session);
+				slot->session = nullptr;
+			}
+			return 0;
+
+		case LWS_CALLBACK_HTTP:
+			return HttpOnRequest(*shard, wsi, slot, static_cast<const char *>(in));
+
+		case LWS_CALLBACK_HTTP_BODY:
+			return HttpOnBody(*shard, wsi, slot, static_cast<const char *>(in), len);
+
+		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+			return HttpOnBodyComplete(*shard, wsi, slot);
+
+		case LWS_CALLBACK_CLOSED_HTTP:
+		case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+			HttpFree(slot);
+			shard->ForgetWsi(wsi);
+			return 0;
+
+		case LWS_CALLBACK_WSI_DESTROY:
+			shard->ForgetWsi(wsi);
+			return 0;
+
+		default:
+			return 0;
+		}
+	}
+	catch (const std::exception &e)
+	{
+		/* a bug in one connection's handling closes that connection only */
+		Log(LogLevel::kError, "shard", "callback reason=%d: %s", static_cast<int>(reason),
+			e.what());
+		return -1;
+	}
+}
+
+} // namespace rt::fanout

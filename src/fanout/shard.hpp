@@ -1,0 +1,143 @@
+/*
+ * shard.hpp: one libwebsockets context and the thread that services it.
+ *
+ * Debian's libwebsockets has LWS_MAX_SMP 1 (one service thread per context),
+ * so the sidecar runs one context per core, all listening on the same port
+ * (SO_REUSEPORT); the kernel spreads connections over them. A shard owns every
+ * session, channel and registry entry it reaches: no locks on the hot path.
+ * Other threads talk to it only through Post() (inbox + lws_cancel_service).
+ */
+#pragma once
+
+#include "channel_registry.hpp"
+#include "config.hpp"
+#include "frame.hpp"
+#include "hub.hpp"
+
+#include <libwebsockets.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace rt::fanout
+{
+
+class Session;
+struct HttpRequest;
+
+/* What lws keeps per connection: a POD it zero-fills (STYLE.md 9). */
+struct SessionSlot
+{
+	Session *session;	  /* WebSocket connections, from ESTABLISHED to CLOSED */
+	HttpRequest *http;	  /* plain HTTP requests (REST, health) */
+};
+
+class Shard
+{
+public:
+	Shard(int index, const Config &config, Hub &hub);
+	~Shard();
+
+	/* Start the thread; returns once the context listens (true) or failed. */
+	bool Start();
+	/* Ask the loop to end and join the thread. */
+	void Stop();
+
+	/* Any thread: queue a delivery for this shard's subscribers. */
+	void Post(std::shared_ptr<const Delivery> d);
+
+	/* --- shard thread only --- */
+	void Deliver(const Delivery &d);
+	/* Send frame to the session with this id at due_ms (monotonic), if it still exists. */
+	void SendLater(uint64_t session_id, std::shared_ptr<const Frame> frame, int64_t due_ms);
+	/* Answer a refused upgrade at due_ms with a raw HTTP response. */
+	void RejectLater(struct lws *wsi, std::string response, int64_t due_ms);
+	void ForgetWsi(struct lws *wsi);
+
+	int
+	index() const
+	{
+		return index_;
+	}
+	const Config &
+	config() const
+	{
+		return config_;
+	}
+	Hub &
+	hub()
+	{
+		return hub_;
+	}
+	ChannelRegistry &
+	registry()
+	{
+		return registry_;
+	}
+	std::string &
+	scratch()
+	{
+		return scratch_;
+	}
+	uint64_t NextSessionId();
+	void AddSession(Session *s);
+	void RemoveSession(Session *s);
+
+	/* The lws protocol callback: one for HTTP and WebSocket. */
+	static int Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+						size_t len);
+
+private:
+	void Run();
+	void DrainInbox();
+	void OnTimer();
+	void ArmTimer();
+	static void TimerCb(lws_sorted_usec_list_t *sul);
+
+	int index_;
+	const Config &config_;
+	Hub &hub_;
+	struct lws_context *context_ = nullptr;
+	struct lws_vhost *vhost_ = nullptr;
+	int listen_fd_ = -1;
+	std::thread thread_;
+	std::atomic<bool> stop_{false};
+
+	/* inbox: written by any thread under the mutex, drained by the shard */
+	std::mutex inbox_mu_;
+	std::vector<std::shared_ptr<const Delivery>> inbox_;
+	std::atomic<bool> wake_pending_{false};
+
+	/* shard-thread state */
+	ChannelRegistry registry_;
+	std::unordered_map<uint64_t, Session *> sessions_;
+	uint64_t next_session_seq_ = 1;
+	std::string scratch_; /* coalesced writes */
+
+	struct Delayed
+	{
+		uint64_t session_id;		 /* join replies: to this session */
+		std::shared_ptr<const Frame> frame;
+		struct lws *wsi;			 /* connect rejects: to this connection */
+		std::string response;
+	};
+	std::multimap<int64_t, Delayed> delayed_;
+	std::unordered_map<struct lws *, int64_t> rejecting_; /* wsi -> due, while waiting */
+	struct TimerSul
+	{
+		lws_sorted_usec_list_t sul; /* first member: the callback gets its address */
+		Shard *shard;
+	} timer_{};
+	int64_t last_sweep_ms_ = 0;
+};
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC). */
+int64_t NowMs();
+
+} // namespace rt::fanout
