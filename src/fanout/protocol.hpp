@@ -30,18 +30,26 @@ constexpr uint8_t kKindUserBroadcast = 4;
 constexpr uint8_t kEncodingBinary = 0;
 constexpr uint8_t kEncodingJson = 1;
 
+/*
+ * Deepest nesting of arrays/objects accepted in any JSON we decode (a text frame
+ * counted from its root, a kind-3 JSON payload from its own root). Parsing is
+ * iterative, but code that walks a DOM later (Value::Accept) recurses, so depth
+ * is capped here, at the edge, where an attacker's 5 MB of "[" would arrive.
+ */
+constexpr int kMaxJsonDepth = 256;
+
 /* One decoded client message. */
 struct Inbound
 {
 	std::optional<std::string> join_ref; /* absent or JSON null -> nullopt */
 	std::optional<std::string> ref;
 	std::string topic;
-	std::string event;			   /* "broadcast" for kind 3 */
-	std::string payload;		   /* text frames: the payload as compact JSON text */
-	bool user_broadcast = false;   /* true when it came as binary kind 3 */
-	std::string user_event;		   /* kind 3: the user's event name */
-	uint8_t encoding = 1;		   /* kind 3: kEncodingBinary or kEncodingJson */
-	std::string user_payload;	   /* kind 3: payload bytes (JSON text when encoding 1) */
+	std::string event;           /* "broadcast" for kind 3 */
+	std::string payload;         /* text frames: the payload as compact JSON text */
+	bool user_broadcast = false; /* true when it came as binary kind 3 */
+	std::string user_event;      /* kind 3: the user's event name */
+	uint8_t encoding = 1;        /* kind 3: kEncodingBinary or kEncodingJson */
+	std::string user_payload;    /* kind 3: payload bytes (JSON text when encoding 1) */
 };
 
 /*
@@ -49,7 +57,9 @@ struct Inbound
  * "payload" and "ref" (string or null); "join_ref" optional. vsn 2: an array of
  * at least 5 elements [join_ref, ref, topic, event, payload], extra elements
  * ignored; join_ref/ref string or null, topic/event strings, payload an object.
- * Anything else: kMalformedMessage (the caller drops the frame).
+ * Anything else (invalid JSON or UTF-8, a lone surrogate escape, nesting deeper
+ * than kMaxJsonDepth): kMalformedMessage (the caller drops the frame). Numbers
+ * in the payload are kept as written; whitespace is dropped.
  */
 Result<Inbound> DecodeText(std::string_view frame, Vsn vsn);
 
@@ -59,6 +69,9 @@ Result<Inbound> DecodeText(std::string_view frame, Vsn vsn);
  * encoding, then the strings and the payload to the end. Lengths past the end,
  * unknown kinds or encodings: kMalformedMessage. For encoding 1 the payload
  * must be valid JSON (kMalformedMessage otherwise). Metadata is not kept.
+ * join_ref/ref of length 0 -> nullopt (realtime-js writes "" for null);
+ * join_ref, ref, topic and user_event must be valid UTF-8 (they are echoed in
+ * text frames); non-empty metadata must be a JSON object.
  */
 Result<Inbound> DecodeBinary(std::string_view frame);
 
@@ -68,17 +81,17 @@ Result<Inbound> DecodeBinary(std::string_view frame);
  * payload] with null for absent refs. payload_json is inserted verbatim.
  */
 std::string EncodeText(Vsn vsn, const std::optional<std::string> &join_ref,
-					   const std::optional<std::string> &ref, std::string_view topic,
-					   std::string_view event, std::string_view payload_json);
+                       const std::optional<std::string> &ref, std::string_view topic,
+                       std::string_view event, std::string_view payload_json);
 
 /*
  * Encode binary kind 4: kind, topic_len, user_event_len, metadata_len, encoding,
  * topic, user_event, metadata, payload. A topic, event or metadata longer than
- * 255 bytes cannot be encoded: kInvalidArgument.
+ * 255 bytes, or an encoding other than 0/1, cannot be encoded: kInvalidArgument.
  */
 Result<std::string> EncodeUserBroadcast(std::string_view topic, std::string_view user_event,
-										std::string_view metadata_json, uint8_t encoding,
-										std::string_view payload);
+                                        std::string_view metadata_json, uint8_t encoding,
+                                        std::string_view payload);
 
 /*
  * The text-broadcast payload for a user broadcast (PROTOCOL.md 2.4, 4.3):
@@ -86,7 +99,7 @@ Result<std::string> EncodeUserBroadcast(std::string_view topic, std::string_view
  * payload_json and meta_json are inserted verbatim; meta omitted when empty.
  */
 std::string UserBroadcastPayload(std::string_view event, std::string_view payload_json,
-								 std::string_view meta_json);
+                                 std::string_view meta_json);
 
 /* Parse the vsn query value: "~> 1.0.0" / "~> 2.0.0" (1.0.x, 2.0.x); absent -> 1. */
 std::optional<Vsn> ParseVsn(std::optional<std::string_view> value);
