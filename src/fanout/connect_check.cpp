@@ -6,16 +6,12 @@
 #include "json.hpp"
 
 #include <cstring>
-#include <ctime>
-#include <vector>
 
 namespace rt::fanout
 {
 
 namespace
 {
-
-constexpr int kMaxArg = 16384; /* JWTs with many claims are long */
 
 std::string
 ErrorBody(std::string_view message)
@@ -91,38 +87,6 @@ CustomHeaderValue(struct lws *wsi, const char *name_with_colon)
 	return out;
 }
 
-std::optional<std::string>
-UrlArg(struct lws *wsi, const char *name_with_eq)
-{
-	/* each "name=value" of the query is one fragment, already URL-decoded by lws */
-	size_t nlen = strlen(name_with_eq);
-	std::vector<char> buf(kMaxArg);
-	for (int i = 0;; i++)
-	{
-		int n = lws_hdr_copy_fragment(wsi, buf.data(), kMaxArg, WSI_TOKEN_HTTP_URI_ARGS, i);
-		if (n < 0)
-			return std::nullopt;
-		if (static_cast<size_t>(n) >= nlen && memcmp(buf.data(), name_with_eq, nlen) == 0)
-			return std::string(buf.data() + nlen, static_cast<size_t>(n) - nlen);
-	}
-}
-
-std::string
-RequestPath(struct lws *wsi)
-{
-	static const enum lws_token_indexes kUris[] = {WSI_TOKEN_GET_URI, WSI_TOKEN_POST_URI,
-												   WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
-												   WSI_TOKEN_DELETE_URI, WSI_TOKEN_PATCH_URI,
-												   WSI_TOKEN_HEAD_URI};
-	for (enum lws_token_indexes t : kUris)
-	{
-		std::string p = HeaderValue(wsi, t);
-		if (!p.empty())
-			return p;
-	}
-	return {};
-}
-
 std::string
 HttpResponse(int status, std::string_view content_type, std::string_view body, bool close)
 {
@@ -143,10 +107,10 @@ HttpResponse(int status, std::string_view content_type, std::string_view body, b
 }
 
 ConnectCheck
-CheckConnect(struct lws *wsi, const Config &config)
+CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now)
 {
 	ConnectCheck c;
-	std::string path = RequestPath(wsi);
+	const std::string &path = req.path;
 	if (path != "/realtime/v1/websocket" && path != "/socket/websocket" &&
 		path != "/realtime/v1/websocket/" && path != "/socket/websocket/")
 	{
@@ -156,9 +120,8 @@ CheckConnect(struct lws *wsi, const Config &config)
 	}
 
 	/* vsn is checked by the transport before anything else: 403, empty body */
-	std::optional<std::string> vsn_arg = UrlArg(wsi, "vsn=");
-	std::optional<Vsn> vsn = ParseVsn(vsn_arg ? std::optional<std::string_view>(*vsn_arg)
-											  : std::nullopt);
+	std::optional<Vsn> vsn =
+		ParseVsn(req.vsn ? std::optional<std::string_view>(*req.vsn) : std::nullopt);
 	if (!vsn)
 	{
 		c.status = 403;
@@ -167,9 +130,7 @@ CheckConnect(struct lws *wsi, const Config &config)
 	c.vsn = *vsn;
 
 	/* x-api-key header wins over the apikey query parameter */
-	c.token = CustomHeaderValue(wsi, "x-api-key:");
-	if (c.token.empty())
-		c.token = UrlArg(wsi, "apikey=").value_or("");
+	c.token = !req.x_api_key.empty() ? req.x_api_key : req.apikey.value_or("");
 	if (c.token.empty())
 	{
 		c.status = 401;
@@ -177,7 +138,7 @@ CheckConnect(struct lws *wsi, const Config &config)
 		return c;
 	}
 
-	Result<JwtClaims> claims = VerifyJwt(c.token, config.jwt_secret, time(nullptr));
+	Result<JwtClaims> claims = VerifyJwt(c.token, config.jwt_secret, now);
 	if (!claims.ok())
 	{
 		c.status = 401;

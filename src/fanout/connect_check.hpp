@@ -1,14 +1,17 @@
 /*
  * connect_check.hpp: the checks a WebSocket upgrade passes before it is
- * accepted, and the HTTP answer when it does not (PROTOCOL.md 1.2-1.5).
+ * accepted, and the HTTP answer when it does not (PROTOCOL.md 1.2-1.5);
+ * small helpers to read request headers from lws.
  *
- * Shard thread (reads lws header storage of the connection being upgraded).
+ * CheckConnect is pure (any thread); the lws helpers run on the shard thread
+ * that owns the connection.
  */
 #pragma once
 
 #include "auth_jwt.hpp"
 #include "config.hpp"
 #include "protocol.hpp"
+#include "upgrade_request.hpp"
 
 #include <libwebsockets.h>
 
@@ -28,17 +31,14 @@ struct ConnectCheck
 };
 
 /* Run the checks in upstream order: path, vsn, token present, token valid. */
-ConnectCheck CheckConnect(struct lws *wsi, const Config &config);
+ConnectCheck CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now);
 
 /* A complete HTTP/1.1 response, ready for a raw write. */
 std::string HttpResponse(int status, std::string_view content_type, std::string_view body,
 						 bool close);
 
-/* Copy a header or URL argument; empty when absent. */
+/* Copy a header; empty when absent. */
 std::string HeaderValue(struct lws *wsi, enum lws_token_indexes token);
 std::string CustomHeaderValue(struct lws *wsi, const char *name_with_colon);
-std::optional<std::string> UrlArg(struct lws *wsi, const char *name_with_eq);
-/* The request path without query string. */
-std::string RequestPath(struct lws *wsi);
 
 } // namespace rt::fanout

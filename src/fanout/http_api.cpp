@@ -7,6 +7,7 @@
 #include "http_api.hpp"
 
 #include "auth_jwt.hpp"
+#include "broadcast.hpp"
 #include "connect_check.hpp"
 #include "hub.hpp"
 #include "json.hpp"
@@ -14,6 +15,7 @@
 #include "protocol.hpp"
 #include "shard.hpp"
 
+#include <cstring>
 #include <ctime>
 
 namespace rt::fanout
@@ -26,6 +28,25 @@ bool
 IsBroadcastPath(std::string_view p)
 {
 	return p == "/realtime/v1/api/broadcast" || p == "/api/broadcast";
+}
+
+/* "<prefix>/api/broadcast/<topic>/events/<event>": split into topic and event. */
+bool
+ParseSinglePath(std::string_view p, std::string &topic, std::string &event)
+{
+	for (std::string_view prefix : {"/realtime/v1/api/broadcast/", "/api/broadcast/"})
+	{
+		if (!p.starts_with(prefix))
+			continue;
+		std::string_view rest = p.substr(prefix.size());
+		size_t ev = rest.rfind("/events/");
+		if (ev == std::string_view::npos || ev == 0 || ev + 8 >= rest.size())
+			return false;
+		topic = std::string(rest.substr(0, ev));
+		event = std::string(rest.substr(ev + 8));
+		return true;
+	}
+	return false;
 }
 
 /* Write a complete response and finish the HTTP transaction. */
@@ -139,14 +160,45 @@ Broadcast(Shard &shard, const HttpRequest &req)
 			payload += '}';
 		}
 		payload += '}';
-		auto d = std::make_shared<Delivery>();
-		d->routing_key = RoutingKey(sub_topic, is_private);
-		d->v1 = MakeFrame(Opcode::kText,
-						  EncodeText(Vsn::k1, std::nullopt, std::nullopt, topic, "broadcast", payload));
-		d->v2 = MakeFrame(Opcode::kText,
-						  EncodeText(Vsn::k2, std::nullopt, std::nullopt, topic, "broadcast", payload));
+		std::shared_ptr<Delivery> d =
+			MakeTextBroadcast(RoutingKey(sub_topic, is_private), topic, payload);
 		shard.hub().Publish(d, shard.index());
 	}
+	return {202, ""};
+}
+
+/* One message from the REST single endpoint (PROTOCOL.md 4.7). */
+std::pair<int, std::string>
+BroadcastSingle(Shard &shard, const HttpRequest &req)
+{
+	const Config &cfg = shard.config();
+	Result<JwtClaims> claims = VerifyJwt(req.token, cfg.jwt_secret, time(nullptr));
+	if (!claims.ok())
+		return {401, R"({"message":"Unauthorized"})"};
+	/* private topics need an RLS write check; until it exists only service_role passes */
+	if (req.is_private && claims.value().role != "service_role")
+		return {403, R"({"message":"Unauthorized"})"};
+
+	std::string payload;
+	if (req.binary)
+		payload = req.body;
+	else
+	{
+		rapidjson::Document doc;
+		std::string_view body = req.body.empty() ? std::string_view("{}") : req.body;
+		if (!json::Parse(doc, body))
+			return {422, R"({"errors":{"payload":["is invalid"]}})"};
+		payload = json::Stringify(doc);
+		if (!doc.IsObject())
+			payload = R"({"_json":)" + payload + "}"; /* non-objects arrive wrapped */
+	}
+	if (payload.size() > static_cast<size_t>(cfg.max_payload_bytes))
+		return {422, R"({"errors":{"payload":["Payload size exceeds tenant limit"]}})"};
+
+	std::shared_ptr<Delivery> d =
+		MakeUserBroadcast(RoutingKey(req.topic, req.is_private), "realtime:" + req.topic, req.event,
+						  req.binary ? kEncodingBinary : kEncodingJson, payload, "");
+	shard.hub().Publish(d, shard.index());
 	return {202, ""};
 }
 
@@ -179,6 +231,32 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 		slot->http->token = RequestToken(wsi);
 		return 0;
 	}
+	std::string topic, event;
+	if (ParseSinglePath(path, topic, event))
+	{
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0)
+			return Respond(wsi, 405, R"({"message":"Method not allowed"})");
+		std::string type = HeaderValue(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+		std::string base = type.substr(0, type.find(';'));
+		if (!base.empty() && base != "application/json" && base != "application/octet-stream")
+			return Respond(wsi, 415,
+						   R"({"error":"Unsupported Media Type. Use application/json or application/octet-stream"})");
+		if (slot == nullptr)
+			return -1;
+		HttpFree(slot);
+		slot->http = std::make_unique<HttpRequest>().release(); /* owned by the slot */
+		HttpRequest &r = *slot->http;
+		r.path = path;
+		r.token = RequestToken(wsi);
+		r.single = true;
+		r.topic = std::move(topic);
+		r.event = std::move(event);
+		r.binary = base == "application/octet-stream";
+		char arg[64];
+		const char *priv = lws_get_urlarg_by_name(wsi, "private=", arg, sizeof(arg));
+		r.is_private = priv != nullptr && strcmp(priv, "true") == 0;
+		return 0;
+	}
 	if (path == "/realtime/v1/websocket" || path == "/socket/websocket")
 		return Respond(wsi, 400, R"({"error":"WebSocket upgrade expected"})");
 	return Respond(wsi, 404, R"({"error":"Not found"})");
@@ -209,7 +287,8 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 		rc = Respond(wsi, 413, R"({"message":"Payload too large"})");
 	else
 	{
-		auto [status, body] = Broadcast(shard, *slot->http);
+		auto [status, body] = slot->http->single ? BroadcastSingle(shard, *slot->http)
+												 : Broadcast(shard, *slot->http);
 		rc = Respond(wsi, status, body);
 	}
 	HttpFree(slot);

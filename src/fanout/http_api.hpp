@@ -1,6 +1,6 @@
 /*
  * http_api.hpp: plain HTTP on the WebSocket port: /healthz and the REST
- * broadcast endpoint (PROTOCOL.md 4.6).
+ * broadcast endpoints (PROTOCOL.md 4.6, 4.7).
  *
  * Shard thread: called from the lws protocol callback of the shard that
  * accepted the connection.
@@ -23,6 +23,11 @@ struct HttpRequest
 {
 	std::string path;
 	std::string token; /* Bearer token or apikey header */
+	bool single = false; /* POST /api/broadcast/:topic/events/:event (PROTOCOL.md 4.7) */
+	std::string topic;	 /* single: sub_topic */
+	std::string event;	 /* single: event */
+	bool is_private = false;
+	bool binary = false; /* single: application/octet-stream body */
 	std::string body;
 	bool too_large = false;
 };

@@ -7,6 +7,7 @@
  */
 #include "session.hpp"
 
+#include "broadcast.hpp"
 #include "hub.hpp"
 #include "json.hpp"
 #include "log.hpp"
@@ -512,29 +513,11 @@ Session::HandleBroadcast(Inbound &m, Channel &ch)
 		return;
 	}
 
-	auto d = std::make_shared<Delivery>();
-	d->routing_key = ch.routing_key;
+	std::shared_ptr<Delivery> d =
+		m.user_broadcast
+			? MakeUserBroadcast(ch.routing_key, ch.topic, m.user_event, m.encoding, m.user_payload, "")
+			: MakeTextBroadcast(ch.routing_key, ch.topic, m.payload);
 	d->exclude_session = ch.self ? 0 : id_;
-	if (m.user_broadcast)
-	{
-		/* kind 3: binary kind 4 to vsn 2, the JSON text form to vsn 1 (PROTOCOL.md 2.4) */
-		Result<std::string> bin =
-			EncodeUserBroadcast(ch.topic, m.user_event, "", m.encoding, m.user_payload);
-		if (bin.ok())
-			d->v2 = MakeFrame(Opcode::kBinary, bin.value());
-		if (m.encoding == kEncodingJson)
-			d->v1 = MakeFrame(Opcode::kText,
-							  EncodeText(Vsn::k1, std::nullopt, std::nullopt, ch.topic,
-										 "broadcast",
-										 UserBroadcastPayload(m.user_event, m.user_payload, "")));
-	}
-	else
-	{
-		d->v2 = MakeFrame(Opcode::kText, EncodeText(Vsn::k2, std::nullopt, std::nullopt,
-													ch.topic, "broadcast", m.payload));
-		d->v1 = MakeFrame(Opcode::kText, EncodeText(Vsn::k1, std::nullopt, std::nullopt,
-													ch.topic, "broadcast", m.payload));
-	}
 	shard_.hub().Publish(d, shard_.index());
 	if (ch.ack)
 		Reply(ch.join_ref, m.ref, m.topic, kOkEmpty);

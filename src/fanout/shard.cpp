@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <future>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace rt::fanout
@@ -26,18 +27,12 @@ namespace
 
 constexpr int64_t kTimerTickMs = 1000;
 constexpr int64_t kSweepEveryMs = 5000;
+constexpr int64_t kHeadTimeoutMs = 10000; /* a request head must arrive within this */
 
 const struct lws_protocols kProtocols[] = {
 	{"realtime", Shard::Callback, sizeof(SessionSlot), 65536, 0, nullptr, 0},
 	{nullptr, nullptr, 0, 0, 0, nullptr, 0}, /* terminator */
 };
-
-int
-WriteRaw(struct lws *wsi, const std::string &bytes)
-{
-	return lws_write(wsi, reinterpret_cast<unsigned char *>(const_cast<char *>(bytes.data())),
-					 bytes.size(), LWS_WRITE_HTTP);
-}
 
 } // namespace
 
@@ -90,11 +85,16 @@ Shard::Start()
 				std::lock_guard<std::mutex> lock(inbox_mu_);
 				context_ = ctx;
 			}
-			lws_sock_file_fd_type fd;
-			fd.filefd = listen_fd_;
+			/* the lws loop watches two descriptors of ours: listener and gate */
+			lws_sock_file_fd_type lfd, gfd;
+			lfd.filefd = listen_fd_;
 			vhost_ = ctx ? lws_get_vhost_by_name(ctx, "default") : nullptr;
-			if (vhost_ == nullptr ||
-				lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, fd, "realtime",
+			bool gate_ok = gate_.Init();
+			gfd.filefd = gate_.fd();
+			if (vhost_ == nullptr || !gate_ok ||
+				lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, lfd, "realtime",
+										   nullptr) == nullptr ||
+				lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, gfd, "realtime",
 										   nullptr) == nullptr)
 			{
 				Log(LogLevel::kError, "shard", "shard %d: cannot create the lws context", index_);
@@ -129,8 +129,14 @@ Shard::Run()
 		ctx = context_;
 		context_ = nullptr;
 	}
-	lws_context_destroy(ctx); /* also closes the adopted listening socket */
+	lws_context_destroy(ctx); /* also closes the adopted listener and gate descriptors */
 	listen_fd_ = -1;
+	for (auto &[due, d] : delayed_)
+	{
+		if (d.fd >= 0)
+			close(d.fd);
+	}
+	delayed_.clear();
 }
 
 void
@@ -225,34 +231,64 @@ Shard::RemoveSession(Session *s)
 void
 Shard::SendLater(uint64_t session_id, std::shared_ptr<const Frame> frame, int64_t due_ms)
 {
-	delayed_.emplace(due_ms, Delayed{session_id, std::move(frame), nullptr, {}});
+	delayed_.emplace(due_ms, Delayed{session_id, std::move(frame), -1, {}});
 	ArmTimer();
 }
 
 void
-Shard::RejectLater(struct lws *wsi, std::string response, int64_t due_ms)
+Shard::OnAcceptable()
 {
-	rejecting_[wsi] = due_ms;
-	delayed_.emplace(due_ms, Delayed{0, nullptr, wsi, std::move(response)});
-	ArmTimer();
+	int fd;
+	int64_t now = NowMs();
+	while ((fd = AcceptOne(listen_fd_)) >= 0)
+		gate_.Add(fd, now);
 }
 
 void
-Shard::ForgetWsi(struct lws *wsi)
+Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req)
 {
-	auto it = rejecting_.find(wsi);
-	if (it == rejecting_.end())
-		return;
-	auto range = delayed_.equal_range(it->second);
-	for (auto d = range.first; d != range.second; ++d)
+	if (st == HeadStatus::kMalformed)
 	{
-		if (d->second.wsi == wsi)
-		{
-			delayed_.erase(d);
-			break;
-		}
+		Reject(fd, 400, R"({"error":"Bad request"})");
+		return;
 	}
-	rejecting_.erase(it);
+	accepted_.erase(fd);
+	if (req.websocket)
+	{
+		ConnectCheck c = CheckConnect(req, config_, static_cast<int64_t>(time(nullptr)));
+		if (c.status != 0)
+		{
+			Reject(fd, c.status, c.body);
+			return;
+		}
+		accepted_.emplace(fd, std::move(c));
+	}
+	/* lws now reads the request we only peeked at; on failure it closes fd */
+	if (lws_adopt_socket_vhost(vhost_, fd) == nullptr)
+		accepted_.erase(fd);
+}
+
+void
+Shard::Reject(int fd, int status, const std::string &body)
+{
+	Log(LogLevel::kInfo, "shard", "connect refused status=%d %s", status, body.c_str());
+	std::string type = body.empty() ? "" : "application/json";
+	std::string response = HttpResponse(status, type, body, true);
+	int backoff = config_.connect_error_backoff_ms;
+	if (backoff > 0)
+	{
+		/*
+		 * Upstream sleeps before answering to slow reconnect storms. A loop must
+		 * not sleep: the socket waits on the shard timer, outside lws.
+		 */
+		delayed_.emplace(NowMs() + backoff, Delayed{0, nullptr, fd, std::move(response)});
+		ArmTimer();
+		return;
+	}
+	DrainSocket(fd);
+	ssize_t ignored = send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void) ignored;
+	close(fd);
 }
 
 void
@@ -282,12 +318,14 @@ Shard::OnTimer()
 	{
 		Delayed d = std::move(delayed_.begin()->second);
 		delayed_.erase(delayed_.begin());
-		if (d.wsi != nullptr)
+		if (d.fd >= 0)
 		{
-			/* a refused upgrade: answer now and hang up */
-			rejecting_.erase(d.wsi);
-			WriteRaw(d.wsi, d.response);
-			lws_set_timeout(d.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+			/* a refused upgrade whose back-off is over: answer and hang up */
+			DrainSocket(d.fd);
+			ssize_t ignored =
+				send(d.fd, d.response.data(), d.response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void) ignored;
+			close(d.fd);
 			continue;
 		}
 		auto it = sessions_.find(d.session_id);
@@ -297,6 +335,7 @@ Shard::OnTimer()
 	if (now - last_sweep_ms_ >= kSweepEveryMs)
 	{
 		last_sweep_ms_ = now;
+		gate_.Expire(now, kHeadTimeoutMs);
 		for (auto &[id, s] : sessions_)
 		{
 			if (now - s->last_rx_ms() > config_.idle_timeout_ms)
@@ -324,47 +363,29 @@ Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			shard->DrainInbox();
 			return 0;
 
-		case LWS_CALLBACK_RAW_RX_FILE: {
-			/* our listening socket is readable: adopt every pending connection */
-			int fd;
-			while ((fd = AcceptOne(shard->listen_fd_)) >= 0)
-			{
-				if (lws_adopt_socket_vhost(shard->vhost_, fd) == nullptr)
-					close(fd);
-			}
+		case LWS_CALLBACK_RAW_RX_FILE:
+			/* one of our two descriptors is readable: the listener or the gate */
+			if (lws_get_socket_fd(wsi) == shard->listen_fd_)
+				shard->OnAcceptable();
+			else
+				shard->gate_.Poll([shard](int fd, HeadStatus st, const UpgradeRequest &req) {
+					shard->OnHead(fd, st, req);
+				});
 			return 0;
-		}
 
 		case LWS_CALLBACK_RAW_CLOSE_FILE:
 			return 0;
 
-		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
-			ConnectCheck c = CheckConnect(wsi, shard->config_);
-			if (c.status == 0)
-				return 0;
-			Log(LogLevel::kInfo, "shard", "connect refused status=%d %s", c.status,
-				c.body.c_str());
-			std::string type = c.body.empty() ? "" : "application/json";
-			int backoff = shard->config_.connect_error_backoff_ms;
-			if (backoff <= 0)
-			{
-				WriteRaw(wsi, HttpResponse(c.status, type, c.body, false));
-				return 1; /* we answered; lws completes the transaction */
-			}
-			/*
-			 * Upstream sleeps before answering to slow reconnect storms; an event
-			 * loop must not sleep, so the answer is scheduled on the shard timer
-			 * and the connection waits, answered later and closed.
-			 */
-			shard->RejectLater(wsi, HttpResponse(c.status, type, c.body, true),
-							   NowMs() + backoff);
-			return 1;
-		}
+		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+			/* checked before lws saw it (OnHead); anything else is not ours to upgrade */
+			return shard->accepted_.count(lws_get_socket_fd(wsi)) ? 0 : -1;
 
 		case LWS_CALLBACK_ESTABLISHED: {
-			ConnectCheck c = CheckConnect(wsi, shard->config_);
-			if (c.status != 0)
+			auto it = shard->accepted_.find(lws_get_socket_fd(wsi));
+			if (it == shard->accepted_.end())
 				return -1;
+			ConnectCheck c = std::move(it->second);
+			shard->accepted_.erase(it);
 			auto s = std::make_unique<Session>(*shard, wsi, shard->NextSessionId(), c.vsn,
 											   std::move(c.claims), std::move(c.token));
 			slot->session = s.release(); /* owned by the slot until CLOSED */
@@ -403,11 +424,6 @@ Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		case LWS_CALLBACK_CLOSED_HTTP:
 		case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 			HttpFree(slot);
-			shard->ForgetWsi(wsi);
-			return 0;
-
-		case LWS_CALLBACK_WSI_DESTROY:
-			shard->ForgetWsi(wsi);
 			return 0;
 
 		default:

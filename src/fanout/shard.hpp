@@ -12,6 +12,8 @@
 #include "channel_registry.hpp"
 #include "config.hpp"
 #include "frame.hpp"
+#include "connect_check.hpp"
+#include "handshake_gate.hpp"
 #include "hub.hpp"
 
 #include <libwebsockets.h>
@@ -56,9 +58,6 @@ public:
 	void Deliver(const Delivery &d);
 	/* Send frame to the session with this id at due_ms (monotonic), if it still exists. */
 	void SendLater(uint64_t session_id, std::shared_ptr<const Frame> frame, int64_t due_ms);
-	/* Answer a refused upgrade at due_ms with a raw HTTP response. */
-	void RejectLater(struct lws *wsi, std::string response, int64_t due_ms);
-	void ForgetWsi(struct lws *wsi);
 
 	int
 	index() const
@@ -95,6 +94,9 @@ public:
 
 private:
 	void Run();
+	void OnAcceptable();
+	void OnHead(int fd, HeadStatus st, const UpgradeRequest &req);
+	void Reject(int fd, int status, const std::string &body);
 	void DrainInbox();
 	void OnTimer();
 	void ArmTimer();
@@ -120,15 +122,18 @@ private:
 	uint64_t next_session_seq_ = 1;
 	std::string scratch_; /* coalesced writes */
 
+	HandshakeGate gate_;
+	/* upgrades that passed the connect checks, by socket, until ESTABLISHED */
+	std::unordered_map<int, ConnectCheck> accepted_;
+
 	struct Delayed
 	{
-		uint64_t session_id;		 /* join replies: to this session */
+		uint64_t session_id; /* join replies: to this session */
 		std::shared_ptr<const Frame> frame;
-		struct lws *wsi;			 /* connect rejects: to this connection */
+		int fd;				 /* connect refusals: this socket (not lws') */
 		std::string response;
 	};
 	std::multimap<int64_t, Delayed> delayed_;
-	std::unordered_map<struct lws *, int64_t> rejecting_; /* wsi -> due, while waiting */
 	struct TimerSul
 	{
 		lws_sorted_usec_list_t sul; /* first member: the callback gets its address */
