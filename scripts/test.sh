@@ -162,7 +162,7 @@ fanout_port=$(free_port)
 jwt_secret=$(random_secret)
 [[ -x "$fanout_bin" ]] || abort "$fanout_bin was not built"
 "$fanout_bin" --host 127.0.0.1 --port "$fanout_port" --db "$conninfo" \
-	--jwt-secret "$jwt_secret" --connect-error-backoff-ms 0 >"$tmp/fanout.log" 2>&1 &
+	--jwt-secret "$jwt_secret" --connect-error-backoff-ms 0 --channel-error-backoff-ms 0 >"$tmp/fanout.log" 2>&1 &
 fanout_pid=$!
 healthy=0
 if wait_http_ok "$fanout_port" /healthz 30 "$fanout_pid"; then
