@@ -2,7 +2,7 @@
 // same name is another room (PROTOCOL.md 3.1). Private authorization is not
 // there yet, so a private join is refused with the Unauthorized reason (3.5, 11).
 
-import { test, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
 	createClient,
@@ -50,51 +50,54 @@ test('two channels: no cross delivery', { timeout: 10000 }, async () => {
 	assert.deepEqual(inB.items.map((m) => m.event), ['only-b', 'end']);
 });
 
-test('realtime-js private join is refused with the Unauthorized reason', { timeout: 15000 }, async () => {
-	const name = uniq('priv');
-	const channel = createClient({ timeout: 12000 }).channel(name, { config: { private: true } });
-	const { status, err } = await subscribeResult(channel, JOIN_ERROR_MS + 2000);
-	assert.equal(status, 'CHANNEL_ERROR');
-	assert.equal(err?.message, unauthorized(name));
-});
-
-test('raw private join reply: {"status":"error","response":{"reason":...}}', { timeout: 15000 }, async () => {
-	const raw = await RawClient.connect({ vsn: '2.0.0' });
-	try {
+// The three refusals wait out the same join-error back-off, so they run side by side.
+describe('private channels (refused for now)', { concurrency: true }, () => {
+	test('realtime-js private join is refused with the Unauthorized reason', { timeout: 15000 }, async () => {
 		const name = uniq('priv');
-		const topic = `realtime:${name}`;
-		const reply = await raw.join(topic, { joinRef: '2', ref: '6', config: { private: true }, ms: JOIN_ERROR_MS });
-		assert.deepEqual(reply.json, ['2', '6', topic, 'phx_reply', { status: 'error', response: { reason: unauthorized(name) } }]);
-		// Not joined: a push to it is an unmatched topic.
-		const ref = raw.push(topic, 'broadcast', { type: 'broadcast', event: 'x', payload: {} }, { joinRef: '2' });
-		const r = await raw.reply(ref);
-		assert.deepEqual(r.json, [null, ref, topic, 'phx_reply', { status: 'error', response: { reason: 'unmatched topic' } }]);
-	} finally {
-		await raw.close();
-	}
-});
+		const channel = createClient({ timeout: 12000 }).channel(name, { config: { private: true } });
+		const { status, err } = await subscribeResult(channel, JOIN_ERROR_MS + 2000);
+		assert.equal(status, 'CHANNEL_ERROR');
+		assert.equal(err?.message, unauthorized(name));
+	});
 
-test('private messages of the same name never reach public subscribers', { timeout: 20000 }, async () => {
-	const name = uniq('same');
-	const pub = createClient().channel(name);
-	const pubIn = collectBroadcasts(pub);
-	await subscribe(pub);
+	test('raw private join reply: {"status":"error","response":{"reason":...}}', { timeout: 15000 }, async () => {
+		const raw = await RawClient.connect({ vsn: '2.0.0' });
+		try {
+			const name = uniq('priv');
+			const topic = `realtime:${name}`;
+			const reply = await raw.join(topic, { joinRef: '2', ref: '6', config: { private: true }, ms: JOIN_ERROR_MS });
+			assert.deepEqual(reply.json, ['2', '6', topic, 'phx_reply', { status: 'error', response: { reason: unauthorized(name) } }]);
+			// Not joined: a push to it is an unmatched topic.
+			const ref = raw.push(topic, 'broadcast', { type: 'broadcast', event: 'x', payload: {} }, { joinRef: '2' });
+			const r = await raw.reply(ref);
+			assert.deepEqual(r.json, [null, ref, topic, 'phx_reply', { status: 'error', response: { reason: 'unmatched topic' } }]);
+		} finally {
+			await raw.close();
+		}
+	});
 
-	// The refused private channel: realtime-js send() falls back to REST with private: true.
-	const priv = createClient({ timeout: 12000 }).channel(name, { config: { private: true } });
-	const { status } = await subscribeResult(priv, JOIN_ERROR_MS + 2000);
-	assert.equal(status, 'CHANNEL_ERROR');
-	await priv.send({ type: 'broadcast', event: 'leak-fallback', payload: {} });
+	test('private messages of the same name never reach public subscribers', { timeout: 20000 }, async () => {
+		const name = uniq('same');
+		const pub = createClient().channel(name);
+		const pubIn = collectBroadcasts(pub);
+		await subscribe(pub);
 
-	// service_role bypasses RLS: the private item is accepted and goes to the private room.
-	const svc = jwt.serviceRole();
-	const r1 = await post('/realtime/v1/api/broadcast', { messages: [{ topic: name, event: 'leak-rest', payload: {}, private: true }] }, { headers: authHeaders(svc) });
-	assert.equal(r1.status, 202, r1.text);
+		// The refused private channel: realtime-js send() falls back to REST with private: true.
+		const priv = createClient({ timeout: 12000 }).channel(name, { config: { private: true } });
+		const { status } = await subscribeResult(priv, JOIN_ERROR_MS + 2000);
+		assert.equal(status, 'CHANNEL_ERROR');
+		await priv.send({ type: 'broadcast', event: 'leak-fallback', payload: {} });
 
-	// The public marker, sent after both.
-	const r2 = await post('/realtime/v1/api/broadcast', { messages: [{ topic: name, event: 'marker', payload: {}, private: false }] }, { headers: authHeaders(svc) });
-	assert.equal(r2.status, 202, r2.text);
-	await pubIn.waitFor((m) => m.event === 'marker', 2000);
-	await sleep(150);
-	assert.deepEqual(pubIn.items.map((m) => m.event), ['marker']);
+		// service_role bypasses RLS: the private item is accepted and goes to the private room.
+		const svc = jwt.serviceRole();
+		const r1 = await post('/realtime/v1/api/broadcast', { messages: [{ topic: name, event: 'leak-rest', payload: {}, private: true }] }, { headers: authHeaders(svc) });
+		assert.equal(r1.status, 202, r1.text);
+
+		// The public marker, sent after both.
+		const r2 = await post('/realtime/v1/api/broadcast', { messages: [{ topic: name, event: 'marker', payload: {}, private: false }] }, { headers: authHeaders(svc) });
+		assert.equal(r2.status, 202, r2.text);
+		await pubIn.waitFor((m) => m.event === 'marker', 2000);
+		await sleep(150);
+		assert.deepEqual(pubIn.items.map((m) => m.event), ['marker']);
+	});
 });

@@ -89,12 +89,20 @@ test('x-api-key header takes precedence over the apikey parameter', { timeout: 5
 	assert.equal(headerOnly.status, 101, `header only: ${headerOnly.body}`);
 });
 
-test('URL-encoded whitespace inside the token is removed before parsing', { timeout: 5000 }, async () => {
-	const t = jwt.anon();
-	const spaced = encodeURIComponent(`${t.slice(0, 20)} \n${t.slice(20)}\n`);
-	const res = await upgradeProbe({ rawQuery: `apikey=${spaced}&vsn=2.0.0` });
-	assert.equal(res.status, 101, `${res.status} ${res.body}`);
-});
+// PROTOCOL.md 1.5: the token is URL-decoded and all whitespace/newlines are removed.
+for (const [label, insert] of [
+	['a space', ' '],
+	['a tab', '\t'],
+	['a newline', '\n'],
+	['CR LF', '\r\n'],
+]) {
+	test(`a token with ${label} inside and at the end (URL-encoded) is accepted`, { timeout: 5000 }, async () => {
+		const t = jwt.anon();
+		const spaced = encodeURIComponent(`${t.slice(0, 20)}${insert}${t.slice(20)}${insert}`);
+		const res = await upgradeProbe({ rawQuery: `apikey=${spaced}&vsn=2.0.0` });
+		assert.equal(res.status, 101, `${res.status} ${res.body}`);
+	});
+}
 
 test('back-off: refused upgrades wait >= 300 ms while the server keeps serving', { timeout: 20000, skip: !RT_FANOUT_BIN && 'RT_FANOUT_BIN not set' }, async () => {
 	// One shard, so a back-off that blocked the event loop would block the valid client too.

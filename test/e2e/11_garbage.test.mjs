@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createClient, closeClients, subscribe, collectBroadcasts, RawClient, uniq, sleep } from './lib/helpers.mjs';
+import { createClient, closeClients, subscribe, collectBroadcasts, RawClient, uniq, sleep, within } from './lib/helpers.mjs';
 import { encodeUserBroadcastPush, ENC_BINARY, ENC_JSON } from './lib/v2binary.mjs';
 
 const FRAME_LIMIT = 5000000;
@@ -148,7 +148,7 @@ for (const [label, send] of [
 		const big = await RawClient.connect({ vsn: '2.0.0' });
 		await big.join(topic);
 		send(big.ws, FRAME_LIMIT + 1000);
-		const closed = await Promise.race([big.closed, sleep(5000).then(() => null)]);
+		const closed = await within(big.closed, 5000, null);
 		if (!closed) {
 			big.terminate();
 		}

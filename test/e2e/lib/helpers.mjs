@@ -40,6 +40,20 @@ export function wsEndpoint(base = RT_URL) {
 	return `${base.replace(/^http/, 'ws')}/realtime/v1`;
 }
 
+// The promise's value, or `fallback` after ms; unlike racing sleep(), no timer outlives it
+// (a pending timer keeps the test file's process alive).
+export async function within(promise, ms, fallback = undefined) {
+	let timer;
+	const expiry = new Promise((resolve) => {
+		timer = setTimeout(() => resolve(fallback), ms);
+	});
+	try {
+		return await Promise.race([promise, expiry]);
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
 // A channel name no other test (or earlier run) uses.
 export function uniq(prefix = 'room') {
 	return `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -143,6 +157,10 @@ export function createClient({
 export async function closeClients() {
 	const all = [...openClients];
 	openClients.clear();
+	// teardown() also cancels the channels' rejoin timers and pending join pushes.
+	for (const c of all) {
+		c.getChannels().forEach((ch) => ch.teardown());
+	}
 	await Promise.all(
 		all.map((c) => new Promise((resolve) => c.socketAdapter.getSocket().disconnect(resolve)))
 	);
