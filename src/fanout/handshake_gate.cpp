@@ -51,7 +51,8 @@ HandshakeGate::Release(int fd)
 }
 
 void
-HandshakeGate::Poll(const std::function<void(int, HeadStatus, const UpgradeRequest &)> &on_head)
+HandshakeGate::Poll(
+	const std::function<void(int, HeadStatus, const UpgradeRequest &, std::string_view)> &on_head)
 {
 	epoll_event events[64];
 	std::string buf(kMaxHead + 1, '\0');
@@ -92,7 +93,8 @@ HandshakeGate::Poll(const std::function<void(int, HeadStatus, const UpgradeReque
 				st = HeadStatus::kMalformed; /* a head this large is not one of ours */
 			}
 			Release(fd);
-			on_head(fd, st, req);
+			on_head(fd, st, req,
+					std::string_view(buf.data(), st == HeadStatus::kComplete ? head_len : 0));
 		}
 		if (n < 64)
 			return;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string_view>
 #include <unordered_map>
 
 namespace rt::fanout
@@ -41,11 +42,12 @@ public:
 
 	/*
 	 * Look at every connection with new data. For each complete head (or a
-	 * malformed or oversized one) call on_head(fd, status, request); the
+	 * malformed or oversized one) call on_head(fd, status, request, head bytes); the
 	 * connection then leaves the gate and belongs to the callback. Peers
 	 * that hung up are closed here.
 	 */
-	void Poll(const std::function<void(int, HeadStatus, const UpgradeRequest &)> &on_head);
+	void Poll(const std::function<void(int, HeadStatus, const UpgradeRequest &, std::string_view)>
+				  &on_head);
 
 	/* Close connections whose head has not arrived within max_age_ms. */
 	void Expire(int64_t now_ms, int64_t max_age_ms);

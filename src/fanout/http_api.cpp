@@ -282,17 +282,16 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 {
 	if (slot == nullptr || slot->http == nullptr)
 		return -1;
-	int rc;
-	if (slot->http->too_large)
-		rc = Respond(wsi, 413, R"({"message":"Payload too large"})");
-	else
-	{
-		auto [status, body] = slot->http->single ? BroadcastSingle(shard, *slot->http)
-												 : Broadcast(shard, *slot->http);
-		rc = Respond(wsi, status, body);
-	}
-	HttpFree(slot);
-	return rc;
+	/*
+	 * Take the request out of the slot first: completing the transaction
+	 * rebinds the protocol, and lws frees the slot itself with it.
+	 */
+	std::unique_ptr<HttpRequest> req(slot->http);
+	slot->http = nullptr;
+	if (req->too_large)
+		return Respond(wsi, 413, R"({"message":"Payload too large"})");
+	auto [status, body] = req->single ? BroadcastSingle(shard, *req) : Broadcast(shard, *req);
+	return Respond(wsi, status, body);
 }
 
 void

@@ -28,6 +28,31 @@ namespace
 constexpr int64_t kTimerTickMs = 1000;
 constexpr int64_t kSweepEveryMs = 5000;
 constexpr int64_t kHeadTimeoutMs = 10000; /* a request head must arrive within this */
+constexpr size_t kMaxReadbuf = 2048;	   /* lws_adopt_socket_vhost_readbuf's limit */
+
+/* Copy the request head without %0A/%0D escapes in its request line; false if it had none. */
+bool
+StripEncodedLineBreaks(std::string_view head, std::string &out)
+{
+	size_t eol = head.find("\r\n");
+	std::string_view line = head.substr(0, eol);
+	bool found = false;
+	out.clear();
+	for (size_t i = 0; i < line.size(); i++)
+	{
+		if (line[i] == '%' && i + 2 < line.size() && line[i + 1] == '0' &&
+			(line[i + 2] == 'a' || line[i + 2] == 'A' || line[i + 2] == 'd' || line[i + 2] == 'D'))
+		{
+			found = true;
+			i += 2;
+			continue;
+		}
+		out += line[i];
+	}
+	if (found)
+		out.append(head.substr(line.size()));
+	return found;
+}
 
 const struct lws_protocols kProtocols[] = {
 	{"realtime", Shard::Callback, sizeof(SessionSlot), 65536, 0, nullptr, 0},
@@ -245,7 +270,7 @@ Shard::OnAcceptable()
 }
 
 void
-Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req)
+Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req, std::string_view head)
 {
 	if (st == HeadStatus::kMalformed)
 	{
@@ -262,6 +287,25 @@ Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req)
 			return;
 		}
 		accepted_.emplace(fd, std::move(c));
+	}
+	/*
+	 * lws 4.1 treats a %0A or %0D in the URL as the end of the request line, so
+	 * a token pasted with a newline (which upstream accepts: it strips
+	 * whitespace) would break its parse. Hand lws a copy of the head without
+	 * those escapes; every other request is read by lws from the socket itself.
+	 */
+	std::string cleaned;
+	if (req.websocket && StripEncodedLineBreaks(head, cleaned) && cleaned.size() <= kMaxReadbuf)
+	{
+		/* consume the head we peeked at: lws gets the cleaned copy instead */
+		std::string sink(head.size(), '\0');
+		if (recv(fd, sink.data(), sink.size(), MSG_DONTWAIT) == static_cast<ssize_t>(head.size()))
+		{
+			if (lws_adopt_socket_vhost_readbuf(vhost_, fd, cleaned.data(), cleaned.size()) ==
+				nullptr)
+				accepted_.erase(fd);
+			return;
+		}
 	}
 	/* lws now reads the request we only peeked at; on failure it closes fd */
 	if (lws_adopt_socket_vhost(vhost_, fd) == nullptr)
@@ -368,9 +412,8 @@ Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			if (lws_get_socket_fd(wsi) == shard->listen_fd_)
 				shard->OnAcceptable();
 			else
-				shard->gate_.Poll([shard](int fd, HeadStatus st, const UpgradeRequest &req) {
-					shard->OnHead(fd, st, req);
-				});
+				shard->gate_.Poll([shard](int fd, HeadStatus st, const UpgradeRequest &req,
+										  std::string_view head) { shard->OnHead(fd, st, req, head); });
 			return 0;
 
 		case LWS_CALLBACK_RAW_CLOSE_FILE:

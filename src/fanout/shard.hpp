@@ -95,7 +95,7 @@ public:
 private:
 	void Run();
 	void OnAcceptable();
-	void OnHead(int fd, HeadStatus st, const UpgradeRequest &req);
+	void OnHead(int fd, HeadStatus st, const UpgradeRequest &req, std::string_view head);
 	void Reject(int fd, int status, const std::string &body);
 	void DrainInbox();
 	void OnTimer();
