@@ -19,6 +19,7 @@ import {
 	uniq,
 	sleep,
 } from './lib/helpers.mjs';
+import { decodeUserBroadcast, ENC_BINARY, ENC_JSON } from './lib/v2binary.mjs';
 
 after(closeClients);
 
@@ -172,15 +173,79 @@ test('realtime-js send() on a channel that is not subscribed falls back to REST'
 	assert.ok(client.e2eLogs.some((l) => /falling back to REST/.test(l.msg)), 'the client took its REST path');
 });
 
-// httpSend() posts to /api/broadcast/:topic/events/:event (PROTOCOL.md 4.7), marked [new]:
-// optional for a first version, so a failure here is reported without failing the run.
-test('realtime-js httpSend() (REST single endpoint)', { timeout: 10000, todo: 'PROTOCOL.md 4.7 is [new] and optional' }, async () => {
-	const name = uniq('rest');
+// httpSend() posts to /api/broadcast/:topic/events/:event (PROTOCOL.md 4.7): a user
+// broadcast like a kind 3 push, so v2 sockets get binary kind 4 and v1 sockets text (2.4).
+test('realtime-js httpSend() with JSON: v2 gets kind 4 encoding 1, v1 gets text', { timeout: 10000 }, async () => {
+	const name = uniq('single');
+	const topic = `realtime:${name}`;
 	const inbox = await subscriber(name);
-	const ch = createClient().channel(name);
-	const res = await ch.httpSend('single', { s: 1 });
-	assert.deepEqual(res, { success: true });
-	const got = await inbox.waitCount(1, 2000);
-	assert.equal(got.event, 'single');
-	assert.deepEqual(got.payload, { s: 1 });
+	const raw2 = await RawClient.connect({ vsn: '2.0.0' });
+	const raw1 = await RawClient.connect({ vsn: '1.0.0' });
+	try {
+		await raw2.join(topic);
+		await raw1.join(topic);
+		const ch = createClient().channel(name);
+		const res = await ch.httpSend('single', { s: 1, t: 'ü' });
+		assert.deepEqual(res, { success: true });
+
+		const got = await inbox.waitCount(1, 2000);
+		assert.equal(got.event, 'single');
+		assert.deepEqual(got.payload, { s: 1, t: 'ü' });
+		const k4 = decodeUserBroadcast((await raw2.waitFor((f) => f.binary, 2000, 'a binary frame')).data);
+		assert.deepEqual(
+			k4 && { topic: k4.topic, event: k4.event, metadata: k4.metadata, encoding: k4.encoding, payload: JSON.parse(k4.payload) },
+			{ topic, event: 'single', metadata: '', encoding: ENC_JSON, payload: { s: 1, t: 'ü' } }
+		);
+		const t1 = await raw1.waitFor((f) => f.msg?.event === 'broadcast', 2000);
+		assert.deepEqual(t1.json, { topic, event: 'broadcast', payload: { type: 'broadcast', event: 'single', payload: { s: 1, t: 'ü' } }, ref: null });
+	} finally {
+		await raw1.close();
+		await raw2.close();
+	}
+});
+
+test('realtime-js httpSend() with bytes: v2 gets kind 4 encoding 0, v1 nothing', { timeout: 10000 }, async () => {
+	const name = uniq('single');
+	const topic = `realtime:${name}`;
+	const raw2 = await RawClient.connect({ vsn: '2.0.0' });
+	const raw1 = await RawClient.connect({ vsn: '1.0.0' });
+	try {
+		await raw2.join(topic);
+		await raw1.join(topic);
+		const ch = createClient().channel(name);
+		const bytes = new Uint8Array([0, 1, 2, 0xfe, 0xff, 0x80]);
+		assert.deepEqual(await ch.httpSend('blob', bytes.slice().buffer), { success: true });
+		const k4 = decodeUserBroadcast((await raw2.waitFor((f) => f.binary, 2000, 'a binary frame')).data);
+		assert.equal(k4?.event, 'blob');
+		assert.equal(k4.encoding, ENC_BINARY);
+		assert.deepEqual(new Uint8Array(k4.payload), bytes);
+
+		// A later JSON message on the same path: the v1 socket's first broadcast must be it.
+		assert.deepEqual(await ch.httpSend('after', { a: 1 }), { success: true });
+		const t1 = await raw1.waitFor((f) => f.msg?.event === 'broadcast', 2000);
+		assert.equal(t1.msg.payload.event, 'after');
+		assert.equal(raw1.frames.items.filter((f) => f.binary).length, 0);
+	} finally {
+		await raw1.close();
+		await raw2.close();
+	}
+});
+
+test('REST single endpoint: 415 for another content type, 401 for a bad token, /api path too', { timeout: 10000 }, async () => {
+	const name = uniq('single');
+	const inbox = await subscriber(name);
+	for (const prefix of ['/realtime/v1', '']) {
+		const path = `${prefix}/api/broadcast/${encodeURIComponent(name)}/events/x`;
+		const bad = await post(path, 'hello', { headers: { ...authHeaders(), 'Content-Type': 'text/plain' } });
+		assert.equal(bad.status, 415, `${path}: ${bad.text}`);
+		assert.deepEqual(bad.json, { error: 'Unsupported Media Type. Use application/json or application/octet-stream' });
+		const unauth = await post(path, { a: 1 }, { headers: authHeaders(jwt.wrongSecret()) });
+		assert.equal(unauth.status, 401, `${path}: ${unauth.text}`);
+		assert.deepEqual(unauth.json, { message: 'Unauthorized' });
+	}
+	const ok = await post(`/api/broadcast/${encodeURIComponent(name)}/events/good`, { g: 1 }, { headers: authHeaders() });
+	assert.equal(ok.status, 202, ok.text);
+	await inbox.waitCount(1, 2000);
+	await sleep(100);
+	assert.deepEqual(inbox.items.map((m) => m.event), ['good']);
 });
