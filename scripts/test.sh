@@ -7,8 +7,7 @@
 #   4. pgTAP, test/nopreload/*.sql: a throwaway cluster WITHOUT the preload (load refused)
 #   5. pgTAP, test/sql/*.sql: the same cluster restarted with shared_preload_libraries=realtime
 #   6. the sidecar build/realtime-fanout on a free port: GET /healthz must answer 200 in 30 s
-#   7. the end-to-end suite in test/e2e (node --test), skipped while test/e2e/package.json is
-#      missing; it gets RT_URL, RT_PORT, RT_JWT_SECRET, RT_DB_URL, RT_DB_HOST, RT_DB_PORT,
+#   7. the end-to-end suite in test/e2e (node --test; a missing suite is a failure); it gets RT_URL, RT_PORT, RT_JWT_SECRET, RT_DB_URL, RT_DB_HOST, RT_DB_PORT,
 #      RT_DB_USER, RT_DB_NAME and RT_FANOUT_BIN (to start more sidecars on other ports)
 #
 # Everything it starts (cluster, sidecar, temp files) is removed on exit, also on failure or
@@ -177,7 +176,8 @@ fi
 
 section "end-to-end (node)"
 if [[ ! -f test/e2e/package.json ]]; then
-	echo "skipped: test/e2e/package.json does not exist yet"
+	echo "not ok - test/e2e/package.json is missing: the end-to-end suite cannot run"
+	failed=$((failed + 1))
 elif ((!healthy)); then
 	echo "not run: the sidecar is not healthy (counted above)"
 else

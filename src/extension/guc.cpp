@@ -15,12 +15,13 @@ extern "C"
 }
 
 #include "guc.hpp"
+#include "rt_limits.h"
 
 /*
  * Upstream's default tenant limit is max_payload_size_in_kb = 3000, with
  * kB = 1000 bytes (PROTOCOL.md section 9.1); the same number of bytes here.
  */
-static constexpr int kDefaultMaxMessageBytes = 3000 * 1000;
+static constexpr int kDefaultMaxMessageBytes = RT_DEFAULT_MAX_PAYLOAD_KB * 1000;
 
 /* Upper bound: a message must fit in one palloc (MaxAllocSize, 1 GB - 1) */
 static constexpr int kMaxMaxMessageBytes = 0x3fffffff;

@@ -86,7 +86,7 @@ Result<Command> ParseCommandLine(int argc, char **argv)
 {
 	Command cmd;
 	Config &c = cmd.config;
-	int payload_kb = 3000;
+	int payload_kb = RT_DEFAULT_MAX_PAYLOAD_KB;
 	int send_queue_kb = static_cast<int>(c.send_queue_bytes >> 10);
 	IntOption ints[] = {
 		{"--port", "PORT", 1, 65535, &c.port},
@@ -197,7 +197,7 @@ Result<Command> ParseCommandLine(int argc, char **argv)
 		if (!matched)
 			return Bad("unknown option " + std::string(a) + " (see --help)");
 	}
-	c.max_payload_bytes = payload_kb * 1000 + 500;
+	c.max_payload_bytes = payload_kb * 1000 + RT_PAYLOAD_SLACK_BYTES;
 	c.send_queue_bytes = static_cast<size_t>(send_queue_kb) << 10;
 
 	if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&

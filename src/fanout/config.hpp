@@ -6,6 +6,7 @@
 #pragma once
 
 #include "result.hpp"
+#include "rt_limits.h"
 
 #include <cstdint>
 #include <string>
@@ -23,8 +24,8 @@ struct Config
 	int shards = 0;				/* 0: one per core */
 	int connect_error_backoff_ms = 2000;
 	int channel_error_backoff_ms = 5000;
-	int max_frame_bytes = 5000000;			  /* largest WebSocket message accepted */
-	int max_payload_bytes = 3000 * 1000 + 500; /* max_payload_size_in_kb x 1000 + 500 */
+	int max_frame_bytes = RT_MAX_FRAME_BYTES; /* largest WebSocket message accepted */
+	int max_payload_bytes = RT_DEFAULT_MAX_PAYLOAD_KB * 1000 + RT_PAYLOAD_SLACK_BYTES;
 	int max_channels_per_client = 100;
 	int idle_timeout_ms = 60000;
 	size_t send_queue_bytes = 16u << 20; /* per-connection cap before dropping */
