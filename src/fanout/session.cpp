@@ -108,7 +108,12 @@ Session::~Session()
 void
 Session::WakeWriter()
 {
-	lws_callback_on_writable(wsi_);
+	/* the shard flushes every dirty session once, after the current callback */
+	if (!dirty_)
+	{
+		dirty_ = true;
+		shard_.MarkDirty(this);
+	}
 }
 
 void
@@ -167,7 +172,7 @@ Session::RequestClose(uint16_t code, const char *reason)
 	close_requested_ = true;
 	close_code_ = code;
 	close_reason_ = reason;
-	WakeWriter();
+	lws_callback_on_writable(wsi_); /* only a callback of this wsi may close it */
 }
 
 int
@@ -180,9 +185,45 @@ Session::OnWritable()
 						 strlen(close_reason_));
 		return -1;
 	}
+	if (WriteSome() < 0)
+		return -1;
+	if (!queue_.Empty())
+		lws_callback_on_writable(wsi_);
+	return 0;
+}
+
+void
+Session::Flush()
+{
+	dirty_ = false;
+	if (close_requested_ || queue_.Empty())
+		return;
+	/*
+	 * Write now rather than asking lws for a writable callback: that would cost
+	 * two epoll_ctl calls per message and subscriber on top of the write. This
+	 * is safe because our frames are complete and go out as raw bytes: lws
+	 * keeps whatever the kernel does not take and sends it before anything
+	 * else. Only when lws still holds such a remainder do we wait for it.
+	 */
+	if (lws_partial_buffered(wsi_))
+	{
+		lws_callback_on_writable(wsi_);
+		return;
+	}
+	if (WriteSome() < 0)
+	{
+		RequestClose(LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
+		return;
+	}
+	if (!queue_.Empty())
+		lws_callback_on_writable(wsi_);
+}
+
+int
+Session::WriteSome()
+{
 	if (queue_.Empty())
 		return 0;
-
 	/*
 	 * Frames are complete WebSocket frames, so they go out as raw bytes
 	 * (LWS_WRITE_HTTP bypasses lws' framing). Several small queued frames
@@ -210,11 +251,7 @@ Session::OnWritable()
 		n = lws_write(wsi_, reinterpret_cast<unsigned char *>(buf.data()), buf.size(),
 					  LWS_WRITE_HTTP);
 	}
-	if (n < 0)
-		return -1;
-	if (!queue_.Empty())
-		WakeWriter();
-	return 0;
+	return n < 0 ? -1 : 0;
 }
 
 int
