@@ -10,7 +10,7 @@ namespace rt::fanout
 
 std::shared_ptr<Delivery>
 MakeUserBroadcast(std::string routing_key, std::string_view topic, std::string_view event,
-				  uint8_t encoding, std::string_view payload, std::string_view meta_json)
+                  uint8_t encoding, std::string_view payload, std::string_view meta_json)
 {
 	auto d = std::make_shared<Delivery>();
 	d->routing_key = std::move(routing_key);
@@ -19,8 +19,8 @@ MakeUserBroadcast(std::string routing_key, std::string_view topic, std::string_v
 		d->v2 = MakeFrame(Opcode::kBinary, bin.value());
 	if (encoding == kEncodingJson)
 		d->v1 = MakeFrame(Opcode::kText,
-						  EncodeText(Vsn::k1, std::nullopt, std::nullopt, topic, "broadcast",
-									 UserBroadcastPayload(event, payload, meta_json)));
+		                  EncodeText(Vsn::k1, std::nullopt, std::nullopt, topic, "broadcast",
+		                             UserBroadcastPayload(event, payload, meta_json)));
 	return d;
 }
 
@@ -30,9 +30,9 @@ MakeTextBroadcast(std::string routing_key, std::string_view topic, std::string_v
 	auto d = std::make_shared<Delivery>();
 	d->routing_key = std::move(routing_key);
 	d->v2 = MakeFrame(Opcode::kText, EncodeText(Vsn::k2, std::nullopt, std::nullopt, topic,
-												"broadcast", payload_json));
+	                                            "broadcast", payload_json));
 	d->v1 = MakeFrame(Opcode::kText, EncodeText(Vsn::k1, std::nullopt, std::nullopt, topic,
-												"broadcast", payload_json));
+	                                            "broadcast", payload_json));
 	return d;
 }
 

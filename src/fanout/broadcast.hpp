@@ -21,11 +21,11 @@ namespace rt::fanout
  * JSON and nothing when it is bytes. meta_json may be empty.
  */
 std::shared_ptr<Delivery> MakeUserBroadcast(std::string routing_key, std::string_view topic,
-											std::string_view event, uint8_t encoding,
-											std::string_view payload, std::string_view meta_json);
+                                            std::string_view event, uint8_t encoding,
+                                            std::string_view payload, std::string_view meta_json);
 
 /* A text broadcast (text push, REST batch): payload_json is the whole broadcast payload. */
 std::shared_ptr<Delivery> MakeTextBroadcast(std::string routing_key, std::string_view topic,
-											std::string_view payload_json);
+                                            std::string_view payload_json);
 
 } // namespace rt::fanout

@@ -54,54 +54,62 @@ const char *
 UsageText()
 {
 	return "usage: realtime-fanout [options]\n"
-		   "       realtime-fanout token --role ROLE --jwt-secret SECRET [--sub SUB] [--ttl SECONDS]\n"
-		   "\n"
-		   "Supabase Realtime compatible WebSocket server for the `realtime` PostgreSQL extension.\n"
-		   "\n"
-		   "options (environment variable in brackets):\n"
-		   "  --host ADDR                     listen address (default 127.0.0.1) [HOST]\n"
-		   "  --port N                        listen port (default 4000) [PORT]\n"
-		   "  --db CONNINFO                   libpq connection string of the database [DB_URL]\n"
-		   "  --jwt-secret SECRET             HS256/384/512 secret of the project JWTs [API_JWT_SECRET]\n"
-		   "  --shards N                      event-loop threads, one per core by default [SHARDS]\n"
-		   "  --connect-error-backoff-ms MS   delay before a refused connect is answered\n"
-		   "                                  (default 2000) [CONNECT_ERROR_BACKOFF_MS]\n"
-		   "  --channel-error-backoff-ms MS   delay before a refused join is answered\n"
-		   "                                  (default 5000) [CHANNEL_ERROR_BACKOFF_MS]\n"
-		   "  --max-frame-bytes N             largest WebSocket message (default 5000000) [MAX_FRAME_BYTES]\n"
-		   "  --max-payload-kb N              broadcast payload limit in kB (default 3000)\n"
-		   "                                  [MAX_PAYLOAD_SIZE_IN_KB]\n"
-		   "  --max-channels-per-client N     channels per socket (default 100) [MAX_CHANNELS_PER_CLIENT]\n"
-		   "  --idle-timeout-ms MS            close sockets silent this long (default 60000)\n"
-		   "                                  [IDLE_TIMEOUT_MS]\n"
-		   "  --send-queue-kb N               per-socket send queue before messages are dropped\n"
-		   "                                  (default 16384) [SEND_QUEUE_KB]\n"
-		   "  --slow-client-close-ms MS       a socket dropping messages this long is closed\n"
-		   "                                  (default 5000) [SLOW_CLIENT_CLOSE_MS]\n"
-		   "  --log-level LEVEL               debug, info, warning or error (default info) [LOG_LEVEL]\n"
-		   "  --help                          this text\n";
+	       "       realtime-fanout token --role ROLE --jwt-secret SECRET [--sub SUB] [--ttl "
+	       "SECONDS]\n"
+	       "\n"
+	       "Supabase Realtime compatible WebSocket server for the `realtime` PostgreSQL "
+	       "extension.\n"
+	       "\n"
+	       "options (environment variable in brackets):\n"
+	       "  --host ADDR                     listen address (default 127.0.0.1) [HOST]\n"
+	       "  --port N                        listen port (default 4000) [PORT]\n"
+	       "  --db CONNINFO                   libpq connection string of the database [DB_URL]\n"
+	       "  --jwt-secret SECRET             HS256/384/512 secret of the project JWTs "
+	       "[API_JWT_SECRET]\n"
+	       "  --shards N                      event-loop threads, one per core by default "
+	       "[SHARDS]\n"
+	       "  --connect-error-backoff-ms MS   delay before a refused connect is answered\n"
+	       "                                  (default 2000) [CONNECT_ERROR_BACKOFF_MS]\n"
+	       "  --channel-error-backoff-ms MS   delay before a refused join is answered\n"
+	       "                                  (default 5000) [CHANNEL_ERROR_BACKOFF_MS]\n"
+	       "  --max-frame-bytes N             largest WebSocket message (default 5000000) "
+	       "[MAX_FRAME_BYTES]\n"
+	       "  --max-payload-kb N              broadcast payload limit in kB (default 3000)\n"
+	       "                                  [MAX_PAYLOAD_SIZE_IN_KB]\n"
+	       "  --max-channels-per-client N     channels per socket (default 100) "
+	       "[MAX_CHANNELS_PER_CLIENT]\n"
+	       "  --idle-timeout-ms MS            close sockets silent this long (default 60000)\n"
+	       "                                  [IDLE_TIMEOUT_MS]\n"
+	       "  --send-queue-kb N               per-socket send queue before messages are dropped\n"
+	       "                                  (default 16384) [SEND_QUEUE_KB]\n"
+	       "  --slow-client-close-ms MS       a socket dropping messages this long is closed\n"
+	       "                                  (default 5000) [SLOW_CLIENT_CLOSE_MS]\n"
+	       "  --log-level LEVEL               debug, info, warning or error (default info) "
+	       "[LOG_LEVEL]\n"
+	       "  --help                          this text\n";
 }
 
-Result<Command> ParseCommandLine(int argc, char **argv)
+Result<Command>
+ParseCommandLine(int argc, char **argv)
 {
 	Command cmd;
 	Config &c = cmd.config;
 	int payload_kb = RT_DEFAULT_MAX_PAYLOAD_KB;
 	int send_queue_kb = static_cast<int>(c.send_queue_bytes >> 10);
 	IntOption ints[] = {
-		{"--port", "PORT", 1, 65535, &c.port},
-		{"--shards", "SHARDS", 0, 256, &c.shards},
-		{"--connect-error-backoff-ms", "CONNECT_ERROR_BACKOFF_MS", 0, 600000,
-		 &c.connect_error_backoff_ms},
-		{"--channel-error-backoff-ms", "CHANNEL_ERROR_BACKOFF_MS", 0, 600000,
-		 &c.channel_error_backoff_ms},
-		{"--max-frame-bytes", "MAX_FRAME_BYTES", 1024, 64 << 20, &c.max_frame_bytes},
-		{"--max-payload-kb", "MAX_PAYLOAD_SIZE_IN_KB", 1, 64 << 10, &payload_kb},
-		{"--max-channels-per-client", "MAX_CHANNELS_PER_CLIENT", 1, 100000,
-		 &c.max_channels_per_client},
-		{"--idle-timeout-ms", "IDLE_TIMEOUT_MS", 1000, 3600000, &c.idle_timeout_ms},
-		{"--send-queue-kb", "SEND_QUEUE_KB", 64, 1 << 20, &send_queue_kb},
-		{"--slow-client-close-ms", "SLOW_CLIENT_CLOSE_MS", 100, 3600000, &c.slow_client_close_ms},
+	    {"--port", "PORT", 1, 65535, &c.port},
+	    {"--shards", "SHARDS", 0, 256, &c.shards},
+	    {"--connect-error-backoff-ms", "CONNECT_ERROR_BACKOFF_MS", 0, 600000,
+	     &c.connect_error_backoff_ms},
+	    {"--channel-error-backoff-ms", "CHANNEL_ERROR_BACKOFF_MS", 0, 600000,
+	     &c.channel_error_backoff_ms},
+	    {"--max-frame-bytes", "MAX_FRAME_BYTES", 1024, 64 << 20, &c.max_frame_bytes},
+	    {"--max-payload-kb", "MAX_PAYLOAD_SIZE_IN_KB", 1, 64 << 10, &payload_kb},
+	    {"--max-channels-per-client", "MAX_CHANNELS_PER_CLIENT", 1, 100000,
+	     &c.max_channels_per_client},
+	    {"--idle-timeout-ms", "IDLE_TIMEOUT_MS", 1000, 3600000, &c.idle_timeout_ms},
+	    {"--send-queue-kb", "SEND_QUEUE_KB", 64, 1 << 20, &send_queue_kb},
+	    {"--slow-client-close-ms", "SLOW_CLIENT_CLOSE_MS", 100, 3600000, &c.slow_client_close_ms},
 	};
 	struct StrOption
 	{
@@ -109,10 +117,10 @@ Result<Command> ParseCommandLine(int argc, char **argv)
 		const char *env;
 		std::string *target;
 	} strs[] = {
-		{"--host", "HOST", &c.host},
-		{"--db", "DB_URL", &c.db_conninfo},
-		{"--jwt-secret", "API_JWT_SECRET", &c.jwt_secret},
-		{"--log-level", "LOG_LEVEL", &c.log_level},
+	    {"--host", "HOST", &c.host},
+	    {"--db", "DB_URL", &c.db_conninfo},
+	    {"--jwt-secret", "API_JWT_SECRET", &c.jwt_secret},
+	    {"--log-level", "LOG_LEVEL", &c.log_level},
 	};
 
 	/* environment first, so flags override */
@@ -156,7 +164,8 @@ Result<Command> ParseCommandLine(int argc, char **argv)
 			value = a.substr(eq + 1);
 			has_value = true;
 		}
-		auto take = [&]() -> bool {
+		auto take = [&]() -> bool
+		{
 			if (has_value)
 				return true;
 			if (i + 1 >= argc)
@@ -201,7 +210,7 @@ Result<Command> ParseCommandLine(int argc, char **argv)
 	c.send_queue_bytes = static_cast<size_t>(send_queue_kb) << 10;
 
 	if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
-		c.log_level != "error")
+	    c.log_level != "error")
 		return Bad("invalid --log-level " + c.log_level);
 	if (c.jwt_secret.empty())
 		return Bad("--jwt-secret (or API_JWT_SECRET) is required");

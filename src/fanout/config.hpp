@@ -19,9 +19,9 @@ struct Config
 {
 	std::string host = "127.0.0.1"; /* listen address */
 	int port = 4000;
-	std::string db_conninfo;	/* empty: no database features */
-	std::string jwt_secret;		/* HS256/384/512 shared secret */
-	int shards = 0;				/* 0: one per core */
+	std::string db_conninfo; /* empty: no database features */
+	std::string jwt_secret;  /* HS256/384/512 shared secret */
+	int shards = 0;          /* 0: one per core */
 	int connect_error_backoff_ms = 2000;
 	int channel_error_backoff_ms = 5000;
 	int max_frame_bytes = RT_MAX_FRAME_BYTES; /* largest WebSocket message accepted */

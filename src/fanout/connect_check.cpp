@@ -112,7 +112,7 @@ CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now)
 	ConnectCheck c;
 	const std::string &path = req.path;
 	if (path != "/realtime/v1/websocket" && path != "/socket/websocket" &&
-		path != "/realtime/v1/websocket/" && path != "/socket/websocket/")
+	    path != "/realtime/v1/websocket/" && path != "/socket/websocket/")
 	{
 		c.status = 404;
 		c.body = ErrorBody("Not found");
@@ -121,7 +121,7 @@ CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now)
 
 	/* vsn is checked by the transport before anything else: 403, empty body */
 	std::optional<Vsn> vsn =
-		ParseVsn(req.vsn ? std::optional<std::string_view>(*req.vsn) : std::nullopt);
+	    ParseVsn(req.vsn ? std::optional<std::string_view>(*req.vsn) : std::nullopt);
 	if (!vsn)
 	{
 		c.status = 403;

@@ -23,7 +23,7 @@ namespace rt::fanout
 
 struct ConnectCheck
 {
-	int status = 0;	  /* 0: accepted; else the HTTP status of the refusal */
+	int status = 0;   /* 0: accepted; else the HTTP status of the refusal */
 	std::string body; /* refusal body (JSON or empty) */
 	Vsn vsn = Vsn::k1;
 	std::string token;
@@ -35,7 +35,7 @@ ConnectCheck CheckConnect(const UpgradeRequest &req, const Config &config, int64
 
 /* A complete HTTP/1.1 response, ready for a raw write. */
 std::string HttpResponse(int status, std::string_view content_type, std::string_view body,
-						 bool close);
+                         bool close);
 
 /* Copy a header; empty when absent. */
 std::string HeaderValue(struct lws *wsi, enum lws_token_indexes token);

@@ -33,10 +33,7 @@ Connect(const std::string &conninfo)
 
 } // namespace
 
-DbHealth::~DbHealth()
-{
-	Stop();
-}
+DbHealth::~DbHealth() { Stop(); }
 
 void
 DbHealth::Start()
@@ -78,7 +75,7 @@ DbHealth::Run()
 				Log(LogLevel::kInfo, "db", "database reachable");
 			else
 				Log(LogLevel::kWarning, "db", "database unreachable: %s",
-					PQerrorMessage(conn.get()));
+				    PQerrorMessage(conn.get()));
 			logged_failure = !ok;
 		}
 		was_ok = ok;

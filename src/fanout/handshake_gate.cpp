@@ -52,7 +52,7 @@ HandshakeGate::Release(int fd)
 
 void
 HandshakeGate::Poll(
-	const std::function<void(int, HeadStatus, const UpgradeRequest &, std::string_view)> &on_head)
+    const std::function<void(int, HeadStatus, const UpgradeRequest &, std::string_view)> &on_head)
 {
 	epoll_event events[64];
 	std::string buf(kMaxHead + 1, '\0');
@@ -76,9 +76,8 @@ HandshakeGate::Poll(
 			}
 			UpgradeRequest req;
 			size_t head_len = 0;
-			HeadStatus st =
-				ParseRequestHead(std::string_view(buf.data(), static_cast<size_t>(got)), req,
-								 head_len);
+			HeadStatus st = ParseRequestHead(std::string_view(buf.data(), static_cast<size_t>(got)),
+			                                 req, head_len);
 			if (st == HeadStatus::kIncomplete)
 			{
 				if (static_cast<size_t>(got) <= kMaxHead)
@@ -94,7 +93,7 @@ HandshakeGate::Poll(
 			}
 			Release(fd);
 			on_head(fd, st, req,
-					std::string_view(buf.data(), st == HeadStatus::kComplete ? head_len : 0));
+			        std::string_view(buf.data(), st == HeadStatus::kComplete ? head_len : 0));
 		}
 		if (n < 64)
 			return;

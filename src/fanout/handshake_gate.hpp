@@ -47,7 +47,7 @@ public:
 	 * that hung up are closed here.
 	 */
 	void Poll(const std::function<void(int, HeadStatus, const UpgradeRequest &, std::string_view)>
-				  &on_head);
+	              &on_head);
 
 	/* Close connections whose head has not arrived within max_age_ms. */
 	void Expire(int64_t now_ms, int64_t max_age_ms);

@@ -62,11 +62,12 @@ Respond(struct lws *wsi, int status, std::string_view body)
 int
 RespondPreflight(struct lws *wsi)
 {
-	std::string r = "HTTP/1.1 204 No Content\r\n"
-					"access-control-allow-origin: *\r\n"
-					"access-control-allow-methods: GET, POST, OPTIONS\r\n"
-					"access-control-allow-headers: authorization, apikey, content-type, x-client-info\r\n"
-					"content-length: 0\r\n\r\n";
+	std::string r =
+	    "HTTP/1.1 204 No Content\r\n"
+	    "access-control-allow-origin: *\r\n"
+	    "access-control-allow-methods: GET, POST, OPTIONS\r\n"
+	    "access-control-allow-headers: authorization, apikey, content-type, x-client-info\r\n"
+	    "content-length: 0\r\n\r\n";
 	if (lws_write(wsi, reinterpret_cast<unsigned char *>(r.data()), r.size(), LWS_WRITE_HTTP) < 0)
 		return -1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -111,7 +112,8 @@ Broadcast(Shard &shard, const HttpRequest &req)
 	{
 		const rapidjson::Value &m = (*msgs)[i];
 		std::string e;
-		auto add = [&e](const char *field, const char *msg) {
+		auto add = [&e](const char *field, const char *msg)
+		{
 			if (!e.empty())
 				e += ',';
 			e += '"';
@@ -161,7 +163,7 @@ Broadcast(Shard &shard, const HttpRequest &req)
 		}
 		payload += '}';
 		std::shared_ptr<Delivery> d =
-			MakeTextBroadcast(RoutingKey(sub_topic, is_private), topic, payload);
+		    MakeTextBroadcast(RoutingKey(sub_topic, is_private), topic, payload);
 		shard.hub().Publish(d, shard.index());
 	}
 	return {202, ""};
@@ -196,8 +198,8 @@ BroadcastSingle(Shard &shard, const HttpRequest &req)
 		return {422, R"({"errors":{"payload":["Payload size exceeds tenant limit"]}})"};
 
 	std::shared_ptr<Delivery> d =
-		MakeUserBroadcast(RoutingKey(req.topic, req.is_private), "realtime:" + req.topic, req.event,
-						  req.binary ? kEncodingBinary : kEncodingJson, payload, "");
+	    MakeUserBroadcast(RoutingKey(req.topic, req.is_private), "realtime:" + req.topic, req.event,
+	                      req.binary ? kEncodingBinary : kEncodingJson, payload, "");
 	shard.hub().Publish(d, shard.index());
 	return {202, ""};
 }
@@ -215,8 +217,7 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 		const Hub &hub = shard.hub();
 		bool db_needed = !shard.config().db_conninfo.empty();
 		bool ok = hub.Ready() && (!db_needed || hub.db_ok.load(std::memory_order_acquire));
-		return Respond(wsi, ok ? 200 : 503,
-					   ok ? R"({"status":"ok"})" : R"({"status":"starting"})");
+		return Respond(wsi, ok ? 200 : 503, ok ? R"({"status":"ok"})" : R"({"status":"starting"})");
 	}
 	if (IsBroadcastPath(path))
 	{
@@ -239,8 +240,9 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 		std::string type = HeaderValue(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
 		std::string base = type.substr(0, type.find(';'));
 		if (!base.empty() && base != "application/json" && base != "application/octet-stream")
-			return Respond(wsi, 415,
-						   R"({"error":"Unsupported Media Type. Use application/json or application/octet-stream"})");
+			return Respond(
+			    wsi, 415,
+			    R"({"error":"Unsupported Media Type. Use application/json or application/octet-stream"})");
 		if (slot == nullptr)
 			return -1;
 		HttpFree(slot);

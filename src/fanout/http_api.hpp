@@ -22,10 +22,10 @@ struct SessionSlot;
 struct HttpRequest
 {
 	std::string path;
-	std::string token; /* Bearer token or apikey header */
+	std::string token;   /* Bearer token or apikey header */
 	bool single = false; /* POST /api/broadcast/:topic/events/:event (PROTOCOL.md 4.7) */
-	std::string topic;	 /* single: sub_topic */
-	std::string event;	 /* single: event */
+	std::string topic;   /* single: sub_topic */
+	std::string event;   /* single: event */
 	bool is_private = false;
 	bool binary = false; /* single: application/octet-stream body */
 	std::string body;

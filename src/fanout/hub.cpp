@@ -23,18 +23,15 @@ RoutingKey(std::string_view sub_topic, bool is_private)
 
 Hub::Hub(const Config &config) : config_(config)
 {
-	int n = config.shards > 0 ? config.shards
-							  : static_cast<int>(std::thread::hardware_concurrency());
+	int n =
+	    config.shards > 0 ? config.shards : static_cast<int>(std::thread::hardware_concurrency());
 	if (n <= 0)
 		n = 1;
 	for (int i = 0; i < n; i++)
 		shards_.push_back(std::make_unique<Shard>(i, config, *this));
 }
 
-Hub::~Hub()
-{
-	Stop();
-}
+Hub::~Hub() { Stop(); }
 
 bool
 Hub::Start()
@@ -45,7 +42,7 @@ Hub::Start()
 			return false;
 	}
 	Log(LogLevel::kInfo, "main", "listening host=%s port=%d shards=%zu", config_.host.c_str(),
-		config_.port, shards_.size());
+	    config_.port, shards_.size());
 	ready_.store(true, std::memory_order_release);
 	return true;
 }

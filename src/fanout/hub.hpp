@@ -25,8 +25,8 @@ class Shard;
 /* One message for every subscriber of a routing key. */
 struct Delivery
 {
-	std::string routing_key;		  /* RoutingKey(sub_topic, private) */
-	uint64_t exclude_session = 0;	  /* the sender, when self is false; 0: nobody */
+	std::string routing_key;         /* RoutingKey(sub_topic, private) */
+	uint64_t exclude_session = 0;    /* the sender, when self is false; 0: nobody */
 	std::shared_ptr<const Frame> v1; /* for vsn 1.0.0 sockets; null: not deliverable to them */
 	std::shared_ptr<const Frame> v2; /* for vsn 2.0.0 sockets */
 };

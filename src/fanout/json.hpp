@@ -20,7 +20,8 @@
 namespace rt::fanout::json
 {
 
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+constexpr unsigned kParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
 /* Parse text into doc; false on any error (doc then holds the error). */
 inline bool

@@ -49,9 +49,9 @@ VLog(LogLevel level, std::string_view component, const char *fmt, va_list ap)
 	tm t{};
 	gmtime_r(&ts.tv_sec, &t);
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %.*s ",
-					 t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-					 ts.tv_nsec / 1000000, LevelName(level), static_cast<int>(component.size()),
-					 component.data());
+	                 t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+	                 ts.tv_nsec / 1000000, LevelName(level), static_cast<int>(component.size()),
+	                 component.data());
 	if (n < 0)
 		return;
 	int m = vsnprintf(line + n, sizeof(line) - static_cast<size_t>(n), fmt, ap);
@@ -63,7 +63,7 @@ VLog(LogLevel level, std::string_view component, const char *fmt, va_list ap)
 		len--;
 	line[len++] = '\n';
 	ssize_t ignored = write(STDERR_FILENO, line, len);
-	(void) ignored;
+	(void)ignored;
 }
 
 void

@@ -25,7 +25,7 @@ bool LogEnabled(LogLevel level);
 
 /* printf-style; component is a short word such as "shard", "http", "main". */
 void Log(LogLevel level, std::string_view component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Route libwebsockets' own log lines (errors and warnings) through Log. */
 void InstallLwsLogHook();

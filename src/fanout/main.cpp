@@ -58,7 +58,7 @@ Serve(const rf::Config &config)
 	if (config.db_conninfo.empty())
 	{
 		rf::Log(rf::LogLevel::kWarning, "main",
-				"no --db given: database features are off, /healthz does not wait for one");
+		        "no --db given: database features are off, /healthz does not wait for one");
 	}
 	else
 	{
@@ -101,10 +101,10 @@ main(int argc, char **argv)
 		if (c.kind == rf::Command::Kind::kToken)
 			return MintToken(c);
 		const std::string &lvl = c.config.log_level;
-		rf::SetLogLevel(lvl == "debug"		? rf::LogLevel::kDebug
-						: lvl == "warning" ? rf::LogLevel::kWarning
-						: lvl == "error"   ? rf::LogLevel::kError
-										   : rf::LogLevel::kInfo);
+		rf::SetLogLevel(lvl == "debug"     ? rf::LogLevel::kDebug
+		                : lvl == "warning" ? rf::LogLevel::kWarning
+		                : lvl == "error"   ? rf::LogLevel::kError
+		                                   : rf::LogLevel::kInfo);
 		return Serve(c.config);
 	}
 	catch (const std::exception &e)

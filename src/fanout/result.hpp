@@ -15,14 +15,14 @@ namespace rt::fanout
 
 enum class ErrorCode
 {
-	kMalformedJwt,		/* MalformedJWT: not a JWT, bad header */
-	kInvalidJwtToken,	/* InvalidJWTToken: expired, missing claims */
-	kJwtSignature,		/* JwtSignatureError: bad signature */
-	kJwtSigner,			/* JwtSignerError: no usable key / algorithm */
-	kMalformedMessage,	/* MalformedWebSocketMessage: dropped frame */
-	kPayloadTooLarge,	/* payload_size_exceeded */
-	kInvalidArgument,	/* bad option, bad request */
-	kInternal,			/* anything else */
+	kMalformedJwt,     /* MalformedJWT: not a JWT, bad header */
+	kInvalidJwtToken,  /* InvalidJWTToken: expired, missing claims */
+	kJwtSignature,     /* JwtSignatureError: bad signature */
+	kJwtSigner,        /* JwtSignerError: no usable key / algorithm */
+	kMalformedMessage, /* MalformedWebSocketMessage: dropped frame */
+	kPayloadTooLarge,  /* payload_size_exceeded */
+	kInvalidArgument,  /* bad option, bad request */
+	kInternal,         /* anything else */
 };
 
 struct Error
@@ -42,11 +42,7 @@ public:
 	{
 		return v_.index() == 0;
 	}
-	explicit
-	operator bool() const
-	{
-		return ok();
-	}
+	explicit operator bool() const { return ok(); }
 	T &
 	value()
 	{

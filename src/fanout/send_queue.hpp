@@ -30,7 +30,7 @@ class SendQueue
 {
 public:
 	SendQueue(size_t max_bytes, size_t max_items, int64_t close_after_ms)
-		: max_bytes_(max_bytes), max_items_(max_items), close_after_ms_(close_after_ms)
+	    : max_bytes_(max_bytes), max_items_(max_items), close_after_ms_(close_after_ms)
 	{
 	}
 	~SendQueue();

@@ -52,7 +52,7 @@ ErrorReason(std::string_view reason)
 
 std::string
 SystemPayload(std::string_view extension, std::string_view status, std::string_view message,
-			  std::string_view sub_topic)
+              std::string_view sub_topic)
 {
 	std::string out = R"({"extension":)";
 	json::AppendQuoted(out, extension);
@@ -91,11 +91,11 @@ NowSeconds()
 } // namespace
 
 Session::Session(Shard &shard, struct lws *wsi, uint64_t id, Vsn vsn, JwtClaims claims,
-				 std::string token)
-	: shard_(shard), wsi_(wsi), id_(id), vsn_(vsn), claims_(std::move(claims)),
-	  token_(std::move(token)), last_rx_ms_(NowMs()),
-	  queue_(shard.config().send_queue_bytes, shard.config().send_queue_items,
-			 shard.config().slow_client_close_ms)
+                 std::string token)
+    : shard_(shard), wsi_(wsi), id_(id), vsn_(vsn), claims_(std::move(claims)),
+      token_(std::move(token)), last_rx_ms_(NowMs()),
+      queue_(shard.config().send_queue_bytes, shard.config().send_queue_items,
+             shard.config().slow_client_close_ms)
 {
 }
 
@@ -146,19 +146,19 @@ Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms)
 		if (queue_.TakeDropNotice())
 		{
 			Log(LogLevel::kWarning, "shard", "slow client: dropping messages session=%llu",
-				static_cast<unsigned long long>(id_));
+			    static_cast<unsigned long long>(id_));
 			/* tell the client once per episode, on every channel it has */
 			for (auto &[topic, ch] : channels_)
 				Push(*ch, "system",
-					 SystemPayload("system", "error",
-								   "Messages dropped: the client is not reading fast enough",
-								   ch->sub_topic));
+				     SystemPayload("system", "error",
+				                   "Messages dropped: the client is not reading fast enough",
+				                   ch->sub_topic));
 		}
 		break;
 	case EnqueueResult::kClose:
 		Log(LogLevel::kWarning, "shard", "slow client closed session=%llu dropped=%llu",
-			static_cast<unsigned long long>(id_),
-			static_cast<unsigned long long>(queue_.dropped()));
+		    static_cast<unsigned long long>(id_),
+		    static_cast<unsigned long long>(queue_.dropped()));
 		RequestClose(LWS_CLOSE_STATUS_POLICY_VIOLATION, "client too slow");
 		break;
 	}
@@ -181,8 +181,8 @@ Session::OnWritable()
 	if (close_requested_)
 	{
 		lws_close_reason(wsi_, static_cast<enum lws_close_status>(close_code_),
-						 reinterpret_cast<unsigned char *>(const_cast<char *>(close_reason_)),
-						 strlen(close_reason_));
+		                 reinterpret_cast<unsigned char *>(const_cast<char *>(close_reason_)),
+		                 strlen(close_reason_));
 		return -1;
 	}
 	if (WriteSome() < 0)
@@ -235,7 +235,7 @@ Session::WriteSome()
 	if (queue_.size() == 1 || fb.size() >= kCoalesceBytes / 2)
 	{
 		n = lws_write(wsi_, reinterpret_cast<unsigned char *>(const_cast<char *>(fb.data())),
-					  fb.size(), LWS_WRITE_HTTP);
+		              fb.size(), LWS_WRITE_HTTP);
 		queue_.Pop();
 	}
 	else
@@ -243,13 +243,13 @@ Session::WriteSome()
 		std::string &buf = shard_.scratch();
 		buf.clear();
 		while (!queue_.Empty() &&
-			   buf.size() + queue_.Front()->frame->bytes.size() <= kCoalesceBytes)
+		       buf.size() + queue_.Front()->frame->bytes.size() <= kCoalesceBytes)
 		{
 			buf += queue_.Front()->frame->bytes;
 			queue_.Pop();
 		}
 		n = lws_write(wsi_, reinterpret_cast<unsigned char *>(buf.data()), buf.size(),
-					  LWS_WRITE_HTTP);
+		              LWS_WRITE_HTTP);
 	}
 	return n < 0 ? -1 : 0;
 }
@@ -267,11 +267,11 @@ Session::OnReceive(const char *in, size_t len)
 	if (rx_.size() + len > limit)
 	{
 		Log(LogLevel::kInfo, "shard", "message over %zu bytes: closing session=%llu", limit,
-			static_cast<unsigned long long>(id_));
+		    static_cast<unsigned long long>(id_));
 		static const char reason[] = "message too big";
 		lws_close_reason(wsi_, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-						 reinterpret_cast<unsigned char *>(const_cast<char *>(reason)),
-						 sizeof(reason) - 1);
+		                 reinterpret_cast<unsigned char *>(const_cast<char *>(reason)),
+		                 sizeof(reason) - 1);
 		return -1;
 	}
 
@@ -286,14 +286,14 @@ Session::OnReceive(const char *in, size_t len)
 		msg = rx_;
 	}
 
-	Result<Inbound> r = rx_binary_ ? (vsn_ == Vsn::k2 ? DecodeBinary(msg)
-													   : Result<Inbound>(Error{
-															 ErrorCode::kMalformedMessage,
-															 "binary frame on vsn 1.0.0"}))
-								   : DecodeText(msg, vsn_);
+	Result<Inbound> r =
+	    rx_binary_ ? (vsn_ == Vsn::k2 ? DecodeBinary(msg)
+	                                  : Result<Inbound>(Error{ErrorCode::kMalformedMessage,
+	                                                          "binary frame on vsn 1.0.0"}))
+	               : DecodeText(msg, vsn_);
 	if (!r.ok())
 		Log(LogLevel::kInfo, "shard", "MalformedWebSocketMessage: %s session=%llu",
-			r.error().message.c_str(), static_cast<unsigned long long>(id_));
+		    r.error().message.c_str(), static_cast<unsigned long long>(id_));
 	else
 		HandleMessage(r.value());
 	rx_.clear();
@@ -304,19 +304,19 @@ Session::OnReceive(const char *in, size_t len)
 
 void
 Session::Reply(const std::optional<std::string> &join_ref, const std::optional<std::string> &ref,
-			   std::string_view topic, std::string_view payload_json)
+               std::string_view topic, std::string_view payload_json)
 {
 	SendControl(MakeFrame(Opcode::kText,
-						  EncodeText(vsn_, join_ref, ref, topic, "phx_reply", payload_json)));
+	                      EncodeText(vsn_, join_ref, ref, topic, "phx_reply", payload_json)));
 }
 
 void
 Session::ReplyLater(const std::optional<std::string> &join_ref,
-					const std::optional<std::string> &ref, std::string_view topic,
-					std::string_view payload_json)
+                    const std::optional<std::string> &ref, std::string_view topic,
+                    std::string_view payload_json)
 {
 	auto frame =
-		MakeFrame(Opcode::kText, EncodeText(vsn_, join_ref, ref, topic, "phx_reply", payload_json));
+	    MakeFrame(Opcode::kText, EncodeText(vsn_, join_ref, ref, topic, "phx_reply", payload_json));
 	int delay = shard_.config().channel_error_backoff_ms;
 	if (delay <= 0)
 		SendControl(std::move(frame));
@@ -327,9 +327,8 @@ Session::ReplyLater(const std::optional<std::string> &join_ref,
 void
 Session::Push(const Channel &ch, std::string_view event, std::string_view payload_json)
 {
-	SendControl(
-		MakeFrame(Opcode::kText, EncodeText(vsn_, ch.join_ref, std::nullopt, ch.topic, event,
-											payload_json)));
+	SendControl(MakeFrame(
+	    Opcode::kText, EncodeText(vsn_, ch.join_ref, std::nullopt, ch.topic, event, payload_json)));
 }
 
 void
@@ -387,7 +386,7 @@ Session::HandleJoin(Inbound &m)
 	if (sub_topic.empty())
 	{
 		ReplyLater(m.join_ref, m.ref, m.topic,
-				   ErrorReason("TopicNameRequired: You must provide a topic name"));
+		           ErrorReason("TopicNameRequired: You must provide a topic name"));
 		return;
 	}
 
@@ -405,7 +404,7 @@ Session::HandleJoin(Inbound &m)
 	if (channels_.size() >= static_cast<size_t>(shard_.config().max_channels_per_client))
 	{
 		ReplyLater(m.join_ref, m.ref, m.topic,
-				   ErrorReason("ChannelRateLimitReached: Too many channels"));
+		           ErrorReason("ChannelRateLimitReached: Too many channels"));
 		return;
 	}
 
@@ -418,8 +417,8 @@ Session::HandleJoin(Inbound &m)
 	if (!claims.ok())
 	{
 		ReplyLater(m.join_ref, m.ref, m.topic,
-				   ErrorReason(std::string(JwtErrorPrefix(claims.error().code)) + ": " +
-							   claims.error().message));
+		           ErrorReason(std::string(JwtErrorPrefix(claims.error().code)) + ": " +
+		                       claims.error().message));
 		return;
 	}
 
@@ -428,9 +427,9 @@ Session::HandleJoin(Inbound &m)
 	{
 		/* private channels need RLS authorization, which is not built yet: refuse */
 		ReplyLater(m.join_ref, m.ref, m.topic,
-				   ErrorReason("Unauthorized: You do not have permissions to read from this "
-							   "Channel topic: " +
-							   sub_topic));
+		           ErrorReason("Unauthorized: You do not have permissions to read from this "
+		                       "Channel topic: " +
+		                       sub_topic));
 		return;
 	}
 
@@ -485,16 +484,16 @@ Session::HandleJoin(Inbound &m)
 		Push(*c, "presence_state", "{}");
 	if (any_changes)
 		Push(*c, "system",
-			 SystemPayload("postgres_changes", "error",
-						   "Postgres Changes are not available on this server yet", sub_topic));
+		     SystemPayload("postgres_changes", "error",
+		                   "Postgres Changes are not available on this server yet", sub_topic));
 }
 
 void
 Session::CloseChannel(Channel &ch)
 {
 	/* phx_close carries the join_ref as both join_ref and ref (PROTOCOL.md 2.2) */
-	SendControl(MakeFrame(Opcode::kText, EncodeText(vsn_, ch.join_ref, ch.join_ref, ch.topic,
-													"phx_close", "{}")));
+	SendControl(MakeFrame(Opcode::kText,
+	                      EncodeText(vsn_, ch.join_ref, ch.join_ref, ch.topic, "phx_close", "{}")));
 	shard_.registry().Remove(ch.routing_key, this);
 	channels_.erase(ch.topic); /* ch is gone after this line */
 }
@@ -546,14 +545,14 @@ Session::HandleBroadcast(Inbound &m, Channel &ch)
 	{
 		if (ch.ack)
 			Reply(ch.join_ref, m.ref, m.topic,
-				  R"({"status":"error","response":"payload_size_exceeded"})");
+			      R"({"status":"error","response":"payload_size_exceeded"})");
 		return;
 	}
 
-	std::shared_ptr<Delivery> d =
-		m.user_broadcast
-			? MakeUserBroadcast(ch.routing_key, ch.topic, m.user_event, m.encoding, m.user_payload, "")
-			: MakeTextBroadcast(ch.routing_key, ch.topic, m.payload);
+	std::shared_ptr<Delivery> d = m.user_broadcast
+	                                  ? MakeUserBroadcast(ch.routing_key, ch.topic, m.user_event,
+	                                                      m.encoding, m.user_payload, "")
+	                                  : MakeTextBroadcast(ch.routing_key, ch.topic, m.payload);
 	d->exclude_session = ch.self ? 0 : id_;
 	shard_.hub().Publish(d, shard_.index());
 	if (ch.ack)

@@ -28,7 +28,7 @@ class Shard;
 /* One joined channel of a session (PROTOCOL.md 3). */
 struct Channel
 {
-	std::string topic;					/* "realtime:<sub_topic>" as joined */
+	std::string topic; /* "realtime:<sub_topic>" as joined */
 	std::string sub_topic;
 	std::string routing_key;
 	std::optional<std::string> join_ref;
@@ -42,7 +42,7 @@ class Session
 {
 public:
 	Session(Shard &shard, struct lws *wsi, uint64_t id, Vsn vsn, JwtClaims claims,
-			std::string token);
+	        std::string token);
 	~Session();
 	Session(const Session &) = delete;
 	Session &operator=(const Session &) = delete;
@@ -89,10 +89,10 @@ private:
 	void HandleBroadcast(Inbound &m, Channel &ch);
 	void HandleAccessToken(Inbound &m, Channel &ch);
 	void Reply(const std::optional<std::string> &join_ref, const std::optional<std::string> &ref,
-			   std::string_view topic, std::string_view payload_json);
+	           std::string_view topic, std::string_view payload_json);
 	void ReplyLater(const std::optional<std::string> &join_ref,
-					const std::optional<std::string> &ref, std::string_view topic,
-					std::string_view payload_json);
+	                const std::optional<std::string> &ref, std::string_view topic,
+	                std::string_view payload_json);
 	void Push(const Channel &ch, std::string_view event, std::string_view payload_json);
 	void CloseChannel(Channel &ch);
 	void ShutdownChannel(Channel &ch, std::string_view message);
@@ -106,7 +106,7 @@ private:
 	JwtClaims claims_;
 	std::string token_;
 	int64_t last_rx_ms_;
-	std::string rx_;			 /* fragments of the message being received */
+	std::string rx_; /* fragments of the message being received */
 	bool rx_binary_ = false;
 	std::map<std::string, std::unique_ptr<Channel>> channels_; /* by topic */
 	SendQueue queue_;

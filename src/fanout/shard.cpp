@@ -28,7 +28,7 @@ namespace
 constexpr int64_t kTimerTickMs = 1000;
 constexpr int64_t kSweepEveryMs = 5000;
 constexpr int64_t kHeadTimeoutMs = 10000; /* a request head must arrive within this */
-constexpr size_t kMaxReadbuf = 2048;	   /* lws_adopt_socket_vhost_readbuf's limit */
+constexpr size_t kMaxReadbuf = 2048;      /* lws_adopt_socket_vhost_readbuf's limit */
 
 /* Copy the request head without %0A/%0D escapes in its request line; false if it had none. */
 bool
@@ -41,7 +41,7 @@ StripEncodedLineBreaks(std::string_view head, std::string &out)
 	for (size_t i = 0; i < line.size(); i++)
 	{
 		if (line[i] == '%' && i + 2 < line.size() && line[i + 1] == '0' &&
-			(line[i + 2] == 'a' || line[i + 2] == 'A' || line[i + 2] == 'd' || line[i + 2] == 'D'))
+		    (line[i + 2] == 'a' || line[i + 2] == 'A' || line[i + 2] == 'd' || line[i + 2] == 'D'))
 		{
 			found = true;
 			i += 2;
@@ -55,8 +55,8 @@ StripEncodedLineBreaks(std::string_view head, std::string &out)
 }
 
 const struct lws_protocols kProtocols[] = {
-	{"realtime", Shard::Callback, sizeof(SessionSlot), 65536, 0, nullptr, 0},
-	{nullptr, nullptr, 0, 0, 0, nullptr, 0}, /* terminator */
+    {"realtime", Shard::Callback, sizeof(SessionSlot), 65536, 0, nullptr, 0},
+    {nullptr, nullptr, 0, 0, 0, nullptr, 0}, /* terminator */
 };
 
 } // namespace
@@ -74,69 +74,69 @@ Shard::Shard(int index, const Config &config, Hub &hub) : index_(index), config_
 	timer_.shard = this;
 }
 
-Shard::~Shard()
-{
-	Stop();
-}
+Shard::~Shard() { Stop(); }
 
 bool
 Shard::Start()
 {
 	std::promise<bool> started;
 	std::future<bool> result = started.get_future();
-	thread_ = std::thread([this, &started]() {
-		try
-		{
-			listen_fd_ = OpenListenSocket(config_.host, config_.port);
-			if (listen_fd_ < 0)
-			{
-				Log(LogLevel::kError, "shard", "shard %d: cannot listen on %s:%d: %s", index_,
-					config_.host.c_str(), config_.port, strerror(errno));
-				started.set_value(false);
-				return;
-			}
-			struct lws_context_creation_info info;
-			memset(&info, 0, sizeof(info)); /* lws 4.1: zero everything we do not set */
-			info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we listen ourselves: listener.hpp */
-			info.protocols = kProtocols;
-			info.user = this;
-			info.count_threads = 1;
-			info.max_http_header_data = 16384; /* long JWTs in the query string */
-			info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
-			info.timeout_secs = 30;
-			struct lws_context *ctx = lws_create_context(&info);
-			{
-				/* other threads read context_ under the inbox lock (Post, Stop) */
-				std::lock_guard<std::mutex> lock(inbox_mu_);
-				context_ = ctx;
-			}
-			/* the lws loop watches two descriptors of ours: listener and gate */
-			lws_sock_file_fd_type lfd, gfd;
-			lfd.filefd = listen_fd_;
-			vhost_ = ctx ? lws_get_vhost_by_name(ctx, "default") : nullptr;
-			bool gate_ok = gate_.Init();
-			gfd.filefd = gate_.fd();
-			if (vhost_ == nullptr || !gate_ok ||
-				lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, lfd, "realtime",
-										   nullptr) == nullptr ||
-				lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, gfd, "realtime",
-										   nullptr) == nullptr)
-			{
-				Log(LogLevel::kError, "shard", "shard %d: cannot create the lws context", index_);
-				started.set_value(false);
-				return;
-			}
-			ArmTimer();
-			started.set_value(true);
-			Run();
-		}
-		catch (const std::exception &e)
-		{
-			/* a bug: log it; the process goes down with the failed shard */
-			Log(LogLevel::kError, "shard", "shard %d crashed: %s", index_, e.what());
-			std::abort();
-		}
-	});
+	thread_ = std::thread(
+	    [this, &started]()
+	    {
+		    try
+		    {
+			    listen_fd_ = OpenListenSocket(config_.host, config_.port);
+			    if (listen_fd_ < 0)
+			    {
+				    Log(LogLevel::kError, "shard", "shard %d: cannot listen on %s:%d: %s", index_,
+				        config_.host.c_str(), config_.port, strerror(errno));
+				    started.set_value(false);
+				    return;
+			    }
+			    struct lws_context_creation_info info;
+			    memset(&info, 0, sizeof(info)); /* lws 4.1: zero everything we do not set */
+			    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we listen ourselves: listener.hpp */
+			    info.protocols = kProtocols;
+			    info.user = this;
+			    info.count_threads = 1;
+			    info.max_http_header_data = 16384; /* long JWTs in the query string */
+			    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+			    info.timeout_secs = 30;
+			    struct lws_context *ctx = lws_create_context(&info);
+			    {
+				    /* other threads read context_ under the inbox lock (Post, Stop) */
+				    std::lock_guard<std::mutex> lock(inbox_mu_);
+				    context_ = ctx;
+			    }
+			    /* the lws loop watches two descriptors of ours: listener and gate */
+			    lws_sock_file_fd_type lfd, gfd;
+			    lfd.filefd = listen_fd_;
+			    vhost_ = ctx ? lws_get_vhost_by_name(ctx, "default") : nullptr;
+			    bool gate_ok = gate_.Init();
+			    gfd.filefd = gate_.fd();
+			    if (vhost_ == nullptr || !gate_ok ||
+			        lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, lfd, "realtime",
+			                                   nullptr) == nullptr ||
+			        lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, gfd, "realtime",
+			                                   nullptr) == nullptr)
+			    {
+				    Log(LogLevel::kError, "shard", "shard %d: cannot create the lws context",
+				        index_);
+				    started.set_value(false);
+				    return;
+			    }
+			    ArmTimer();
+			    started.set_value(true);
+			    Run();
+		    }
+		    catch (const std::exception &e)
+		    {
+			    /* a bug: log it; the process goes down with the failed shard */
+			    Log(LogLevel::kError, "shard", "shard %d crashed: %s", index_, e.what());
+			    std::abort();
+		    }
+	    });
 	return result.get();
 }
 
@@ -311,7 +311,7 @@ Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req, std::string_view
 		if (recv(fd, sink.data(), sink.size(), MSG_DONTWAIT) == static_cast<ssize_t>(head.size()))
 		{
 			if (lws_adopt_socket_vhost_readbuf(vhost_, fd, cleaned.data(), cleaned.size()) ==
-				nullptr)
+			    nullptr)
 				accepted_.erase(fd);
 			return;
 		}
@@ -340,7 +340,7 @@ Shard::Reject(int fd, int status, const std::string &body)
 	}
 	DrainSocket(fd);
 	ssize_t ignored = send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void) ignored;
+	(void)ignored;
 	close(fd);
 }
 
@@ -376,8 +376,8 @@ Shard::OnTimer()
 			/* a refused upgrade whose back-off is over: answer and hang up */
 			DrainSocket(d.fd);
 			ssize_t ignored =
-				send(d.fd, d.response.data(), d.response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-			(void) ignored;
+			    send(d.fd, d.response.data(), d.response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)ignored;
 			close(d.fd);
 			continue;
 		}
@@ -400,8 +400,7 @@ Shard::OnTimer()
 }
 
 int
-Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-				size_t len)
+Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	int rc = Dispatch(wsi, reason, user, in, len);
 	/* what this callback queued leaves now, coalesced per session */
@@ -413,8 +412,7 @@ Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 }
 
 int
-Shard::Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-				size_t len)
+Shard::Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	auto *slot = static_cast<SessionSlot *>(user);
 	struct lws_context *ctx = lws_get_context(wsi);
@@ -435,8 +433,9 @@ Shard::Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			if (lws_get_socket_fd(wsi) == shard->listen_fd_)
 				shard->OnAcceptable();
 			else
-				shard->gate_.Poll([shard](int fd, HeadStatus st, const UpgradeRequest &req,
-										  std::string_view head) { shard->OnHead(fd, st, req, head); });
+				shard->gate_.Poll(
+				    [shard](int fd, HeadStatus st, const UpgradeRequest &req, std::string_view head)
+				    { shard->OnHead(fd, st, req, head); });
 			return 0;
 
 		case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -446,14 +445,15 @@ Shard::Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			/* checked before lws saw it (OnHead); anything else is not ours to upgrade */
 			return shard->accepted_.count(lws_get_socket_fd(wsi)) ? 0 : -1;
 
-		case LWS_CALLBACK_ESTABLISHED: {
+		case LWS_CALLBACK_ESTABLISHED:
+		{
 			auto it = shard->accepted_.find(lws_get_socket_fd(wsi));
 			if (it == shard->accepted_.end())
 				return -1;
 			ConnectCheck c = std::move(it->second);
 			shard->accepted_.erase(it);
 			auto s = std::make_unique<Session>(*shard, wsi, shard->NextSessionId(), c.vsn,
-											   std::move(c.claims), std::move(c.token));
+			                                   std::move(c.claims), std::move(c.token));
 			slot->session = s.release(); /* owned by the slot until CLOSED */
 			shard->AddSession(slot->session);
 			return 0;
@@ -502,7 +502,7 @@ Shard::Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	{
 		/* a bug in one connection's handling closes that connection only */
 		Log(LogLevel::kError, "shard", "callback reason=%d: %s", static_cast<int>(reason),
-			e.what());
+		    e.what());
 		return -1;
 	}
 }

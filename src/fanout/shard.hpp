@@ -36,8 +36,8 @@ struct HttpRequest;
 /* What lws keeps per connection: a POD it zero-fills (STYLE.md 9). */
 struct SessionSlot
 {
-	Session *session;	  /* WebSocket connections, from ESTABLISHED to CLOSED */
-	HttpRequest *http;	  /* plain HTTP requests (REST, health) */
+	Session *session;  /* WebSocket connections, from ESTABLISHED to CLOSED */
+	HttpRequest *http; /* plain HTTP requests (REST, health) */
 };
 
 class Shard
@@ -97,11 +97,11 @@ public:
 
 	/* The lws protocol callback: one for HTTP and WebSocket. */
 	static int Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-						size_t len);
+	                    size_t len);
 
 private:
 	static int Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-						size_t len);
+	                    size_t len);
 
 private:
 	void Run();
@@ -131,7 +131,7 @@ private:
 	ChannelRegistry registry_;
 	std::unordered_map<uint64_t, Session *> sessions_;
 	uint64_t next_session_seq_ = 1;
-	std::string scratch_; /* coalesced writes */
+	std::string scratch_;          /* coalesced writes */
 	std::vector<Session *> dirty_; /* sessions with new data since the last flush */
 
 	HandshakeGate gate_;
@@ -142,7 +142,7 @@ private:
 	{
 		uint64_t session_id; /* join replies: to this session */
 		std::shared_ptr<const Frame> frame;
-		int fd;				 /* connect refusals: this socket (not lws') */
+		int fd; /* connect refusals: this socket (not lws') */
 		std::string response;
 	};
 	std::multimap<int64_t, Delayed> delayed_;

@@ -126,7 +126,7 @@ ParseRequestHead(std::string_view bytes, UpgradeRequest &out, size_t &head_len)
 	size_t sp1 = line.find(' ');
 	size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
 	if (sp1 == std::string_view::npos || sp2 == std::string_view::npos ||
-		!line.substr(sp2 + 1).starts_with("HTTP/1."))
+	    !line.substr(sp2 + 1).starts_with("HTTP/1."))
 		return HeadStatus::kMalformed;
 	out.method = std::string(line.substr(0, sp1));
 	std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);

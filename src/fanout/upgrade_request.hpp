@@ -18,12 +18,12 @@ namespace rt::fanout
 struct UpgradeRequest
 {
 	std::string method;
-	std::string path;				   /* without the query string */
-	bool websocket = false;			   /* "Upgrade: websocket" present */
-	std::optional<std::string> vsn;	   /* query "vsn", URL-decoded */
+	std::string path;                  /* without the query string */
+	bool websocket = false;            /* "Upgrade: websocket" present */
+	std::optional<std::string> vsn;    /* query "vsn", URL-decoded */
 	std::optional<std::string> apikey; /* query "apikey", URL-decoded */
-	std::string x_api_key;			   /* header "x-api-key" */
-	std::string host;				   /* header "Host" */
+	std::string x_api_key;             /* header "x-api-key" */
+	std::string host;                  /* header "Host" */
 };
 
 enum class HeadStatus

@@ -41,9 +41,9 @@ std::string
 Upgrade(const std::string &target, const std::string &extra = "")
 {
 	return "GET " + target +
-		   " HTTP/1.1\r\nHost: abc.example.com:4000\r\nUpgrade: websocket\r\n"
-		   "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: x\r\n" +
-		   extra + "\r\n";
+	       " HTTP/1.1\r\nHost: abc.example.com:4000\r\nUpgrade: websocket\r\n"
+	       "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: x\r\n" +
+	       extra + "\r\n";
 }
 
 ConnectCheck
@@ -52,7 +52,7 @@ Check(const std::string &head)
 	UpgradeRequest req;
 	size_t len = 0;
 	assert_int_equal(static_cast<int>(ParseRequestHead(head, req, len)),
-					 static_cast<int>(HeadStatus::kComplete));
+	                 static_cast<int>(HeadStatus::kComplete));
 	Config cfg;
 	cfg.jwt_secret = kSecret;
 	return CheckConnect(req, cfg, kNow);
@@ -67,12 +67,12 @@ Token(const std::string &claims)
 void
 TestParseHead(void **)
 {
-	std::string head = Upgrade("/realtime/v1/websocket?apikey=a%2Eb&vsn=2.0.0&x=1",
-							   "X-Api-Key: hdr\r\n");
+	std::string head =
+	    Upgrade("/realtime/v1/websocket?apikey=a%2Eb&vsn=2.0.0&x=1", "X-Api-Key: hdr\r\n");
 	UpgradeRequest req;
 	size_t len = 0;
 	assert_int_equal(static_cast<int>(ParseRequestHead(head + "trailing", req, len)),
-					 static_cast<int>(HeadStatus::kComplete));
+	                 static_cast<int>(HeadStatus::kComplete));
 	assert_int_equal(len, head.size());
 	assert_string_equal(req.method.c_str(), "GET");
 	assert_string_equal(req.path.c_str(), "/realtime/v1/websocket");
@@ -89,17 +89,17 @@ TestParseIncompleteAndMalformed(void **)
 	UpgradeRequest req;
 	size_t len = 0;
 	assert_int_equal(static_cast<int>(ParseRequestHead("GET / HTTP/1.1\r\nHost: x\r\n", req, len)),
-					 static_cast<int>(HeadStatus::kIncomplete));
+	                 static_cast<int>(HeadStatus::kIncomplete));
 	assert_int_equal(static_cast<int>(ParseRequestHead("garbage\r\n\r\n", req, len)),
-					 static_cast<int>(HeadStatus::kMalformed));
+	                 static_cast<int>(HeadStatus::kMalformed));
 	assert_int_equal(
-		static_cast<int>(ParseRequestHead("GET / HTTP/1.1\r\nno colon here\r\n\r\n", req, len)),
-		static_cast<int>(HeadStatus::kMalformed));
+	    static_cast<int>(ParseRequestHead("GET / HTTP/1.1\r\nno colon here\r\n\r\n", req, len)),
+	    static_cast<int>(HeadStatus::kMalformed));
 	/* a plain request is complete but not an upgrade */
 	UpgradeRequest plain;
 	assert_int_equal(
-		static_cast<int>(ParseRequestHead("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", plain, len)),
-		static_cast<int>(HeadStatus::kComplete));
+	    static_cast<int>(ParseRequestHead("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", plain, len)),
+	    static_cast<int>(HeadStatus::kComplete));
 	assert_false(plain.websocket);
 	assert_false(plain.vsn.has_value());
 }
@@ -140,15 +140,15 @@ TestRefusals(void **)
 	assert_int_equal(c.status, 403);
 	assert_true(c.body.empty());
 
-	c = Check(Upgrade("/realtime/v1/websocket?apikey=" +
-					  Token(R"({"role":"anon","exp":1700000000})")));
+	c = Check(
+	    Upgrade("/realtime/v1/websocket?apikey=" + Token(R"({"role":"anon","exp":1700000000})")));
 	assert_int_equal(c.status, 401);
 	assert_string_equal(c.body.c_str(), R"({"error":"Token has expired"})");
 
 	c = Check(Upgrade("/realtime/v1/websocket?apikey=" + Token(R"({"exp":1900000000})")));
 	assert_int_equal(c.status, 401);
 	assert_string_equal(c.body.c_str(),
-						R"({"error":"Fields `role` and `exp` are required in JWT"})");
+	                    R"({"error":"Fields `role` and `exp` are required in JWT"})");
 
 	c = Check(Upgrade("/realtime/v1/websocket?apikey=not.a.jwt"));
 	assert_int_equal(c.status, 401);
@@ -168,7 +168,7 @@ TestHeaderKeyWins(void **)
 {
 	std::string good = Token(R"({"role":"anon","exp":1900000000})");
 	ConnectCheck c =
-		Check(Upgrade("/realtime/v1/websocket?apikey=garbage", "x-api-key: " + good + "\r\n"));
+	    Check(Upgrade("/realtime/v1/websocket?apikey=garbage", "x-api-key: " + good + "\r\n"));
 	assert_int_equal(c.status, 0);
 	c = Check(Upgrade("/realtime/v1/websocket?apikey=" + good, "x-api-key: garbage\r\n"));
 	assert_int_equal(c.status, 401);
@@ -189,13 +189,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(TestParseHead),
-		cmocka_unit_test(TestParseIncompleteAndMalformed),
-		cmocka_unit_test(TestUrlDecode),
-		cmocka_unit_test(TestAccepted),
-		cmocka_unit_test(TestRefusals),
-		cmocka_unit_test(TestHeaderKeyWins),
-		cmocka_unit_test(TestEncodedWhitespaceInToken),
+	    cmocka_unit_test(TestParseHead),
+	    cmocka_unit_test(TestParseIncompleteAndMalformed),
+	    cmocka_unit_test(TestUrlDecode),
+	    cmocka_unit_test(TestAccepted),
+	    cmocka_unit_test(TestRefusals),
+	    cmocka_unit_test(TestHeaderKeyWins),
+	    cmocka_unit_test(TestEncodedWhitespaceInToken),
 	};
 	return cmocka_run_group_tests_name("connect_check", tests, nullptr, nullptr);
 }

@@ -197,14 +197,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(TestFrameHeaders),
-		cmocka_unit_test(TestQueuesWithinCaps),
-		cmocka_unit_test(TestItemCap),
-		cmocka_unit_test(TestDropNoticeOncePerEpisode),
-		cmocka_unit_test(TestCloseAfterSustainedDrops),
-		cmocka_unit_test(TestControlFramesBypassSoftCapOnly),
-		cmocka_unit_test(TestDestructorReleases),
-		cmocka_unit_test(TestOversizedSingleFrameDropped),
+	    cmocka_unit_test(TestFrameHeaders),
+	    cmocka_unit_test(TestQueuesWithinCaps),
+	    cmocka_unit_test(TestItemCap),
+	    cmocka_unit_test(TestDropNoticeOncePerEpisode),
+	    cmocka_unit_test(TestCloseAfterSustainedDrops),
+	    cmocka_unit_test(TestControlFramesBypassSoftCapOnly),
+	    cmocka_unit_test(TestDestructorReleases),
+	    cmocka_unit_test(TestOversizedSingleFrameDropped),
 	};
 	return cmocka_run_group_tests_name("send_queue", tests, nullptr, nullptr);
 }
