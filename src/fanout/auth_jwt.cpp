@@ -12,6 +12,7 @@
 #include "auth_jwt.hpp"
 
 #include "json.hpp"
+#include "url.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -137,18 +138,6 @@ Hmac(const char *digest, std::string_view key, std::string_view data, std::strin
 	return true;
 }
 
-int
-HexValue(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* What upstream's ~r/\s|\n/ removes: PCRE's \s without Unicode (VT included). */
 bool
 IsTokenSpace(char c)
@@ -157,33 +146,16 @@ IsTokenSpace(char c)
 }
 
 /*
- * Percent-decode in (as Elixir's URI.decode: "+" stays "+") and drop
- * whitespace, in one pass; the result is the same as decoding first because a
- * decoded byte is never decoded again. A "%" without two hex digits makes
- * URI.decode raise upstream; here it is a malformed token.
+ * Percent-decode in (as Elixir's URI.decode, url.hpp) and drop whitespace. A
+ * "%" without two hex digits makes URI.decode raise upstream; here it is a
+ * malformed token.
  */
 bool
 CleanToken(std::string_view in, std::string &out)
 {
-	out.clear();
-	out.reserve(in.size());
-	for (size_t i = 0; i < in.size(); i++)
-	{
-		char c = in[i];
-		if (c == '%')
-		{
-			if (i + 2 >= in.size())
-				return false;
-			int hi = HexValue(in[i + 1]);
-			int lo = HexValue(in[i + 2]);
-			if (hi < 0 || lo < 0)
-				return false;
-			c = static_cast<char>(hi * 16 + lo);
-			i += 2;
-		}
-		if (!IsTokenSpace(c))
-			out.push_back(c);
-	}
+	if (!UrlDecode(in, out))
+		return false;
+	std::erase_if(out, IsTokenSpace);
 	return true;
 }
 

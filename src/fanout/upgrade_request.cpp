@@ -3,6 +3,8 @@
  */
 #include "upgrade_request.hpp"
 
+#include "url.hpp"
+
 #include <cctype>
 
 namespace rt::fanout
@@ -10,18 +12,6 @@ namespace rt::fanout
 
 namespace
 {
-
-int
-HexValue(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 bool
 IEquals(std::string_view a, std::string_view b)
@@ -88,29 +78,6 @@ ParseQuery(std::string_view query, UpgradeRequest &out)
 }
 
 } // namespace
-
-bool
-UrlDecode(std::string_view in, std::string &out)
-{
-	out.clear();
-	out.reserve(in.size());
-	for (size_t i = 0; i < in.size(); i++)
-	{
-		if (in[i] != '%')
-		{
-			out += in[i];
-			continue;
-		}
-		if (i + 2 >= in.size())
-			return false;
-		int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out += static_cast<char>(hi * 16 + lo);
-		i += 2;
-	}
-	return true;
-}
 
 HeadStatus
 ParseRequestHead(std::string_view bytes, UpgradeRequest &out, size_t &head_len)

@@ -39,7 +39,4 @@ enum class HeadStatus
  */
 HeadStatus ParseRequestHead(std::string_view bytes, UpgradeRequest &out, size_t &head_len);
 
-/* %XX decoding; '+' stays '+'. False on a bad escape. */
-bool UrlDecode(std::string_view in, std::string &out);
-
 } // namespace rt::fanout

@@ -8,6 +8,7 @@
 #include "auth_jwt.hpp"
 #include "connect_check.hpp"
 #include "upgrade_request.hpp"
+#include "url.hpp"
 
 #include <string>
 
