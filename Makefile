@@ -87,3 +87,20 @@ format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 .PHONY: fanout install-fanout unitcheck test format format-check
+
+# ---------------------------------------------------------------------------
+# Benchmarks (not part of the tests): bench/broadcast.sh, docs/PERFORMANCE.md.
+BENCH_CXXFLAGS = -std=c++20 -O2 -Wall -Wextra -Werror
+
+$(BUILD)/bench/load_client: bench/load_client.cpp bench/ws_client.hpp bench/histogram.hpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto -lpthread
+
+$(BUILD)/bench/baseline_server: bench/baseline/baseline_server.cpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lwebsockets -lpthread
+
+bench-broadcast: $(BUILD)/bench/load_client $(BUILD)/bench/baseline_server
+	bench/broadcast.sh
+
+.PHONY: bench-broadcast

@@ -1,0 +1,387 @@
+/*
+ * ws_client.hpp: the small pieces of a WebSocket + Phoenix vsn 2.0.0 client
+ * that bench/load_client.cpp needs: an owned fd, the monotonic clock of the
+ * payload stamps, base64, the HS256 anon JWT, masked client frames, a server
+ * frame parser, a reader for the head of a text reply, and the upgrade
+ * handshake. Header-only, no global state: any thread. Failures while
+ * connecting throw std::runtime_error.
+ */
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace rt::bench
+{
+
+constexpr int64_t kNsPerSec = 1000000000;
+
+/* Monotonic clock in nanoseconds (the clock of the payload stamps). */
+inline int64_t
+MonoNs()
+{
+	timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return int64_t(ts.tv_sec) * kNsPerSec + ts.tv_nsec;
+}
+
+/* Owned file descriptor. */
+class Fd
+{
+public:
+	Fd() = default;
+	explicit Fd(int fd) : fd_(fd) {}
+	Fd(const Fd &) = delete;
+	Fd &operator=(const Fd &) = delete;
+	Fd(Fd &&o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+	Fd &
+	operator=(Fd &&o) noexcept
+	{
+		if (this != &o)
+		{
+			if (fd_ >= 0)
+				close(fd_);
+			fd_ = o.fd_;
+			o.fd_ = -1;
+		}
+		return *this;
+	}
+	~Fd()
+	{
+		if (fd_ >= 0)
+			close(fd_);
+	}
+	int
+	Get() const
+	{
+		return fd_;
+	}
+
+private:
+	int fd_ = -1;
+};
+/* Standard base64 (the handshake key) or base64url without padding (JWT). */
+inline std::string
+Base64(const unsigned char *data, size_t len, bool url)
+{
+	std::string out(4 * ((len + 2) / 3) + 1, '\0');
+	int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()), data, int(len));
+	out.resize(size_t(n));
+	if (url)
+	{
+		while (!out.empty() && out.back() == '=')
+			out.pop_back();
+		for (char &c : out)
+		{
+			if (c == '+')
+				c = '-';
+			else if (c == '/')
+				c = '_';
+		}
+	}
+	return out;
+}
+
+inline std::string
+Base64Url(std::string_view s)
+{
+	return Base64(reinterpret_cast<const unsigned char *>(s.data()), s.size(), true);
+}
+
+/* The anon key realtime-js is given: HS256 over {"role":"anon","exp":now+3600}. */
+inline std::string
+MintJwt(const std::string &secret)
+{
+	std::string header = Base64Url(R"({"alg":"HS256","typ":"JWT"})");
+	std::string claims =
+	    Base64Url(R"({"role":"anon","exp":)" + std::to_string(time(nullptr) + 3600) + "}");
+	std::string signing_input = header + "." + claims;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	if (!HMAC(EVP_sha256(), secret.data(), int(secret.size()),
+	          reinterpret_cast<const unsigned char *>(signing_input.data()), signing_input.size(),
+	          mac, &mac_len))
+		throw std::runtime_error("HMAC failed");
+	return signing_input + "." + Base64(mac, mac_len, true);
+}
+
+/* Fast per-thread generator for masking keys (RFC 6455 wants them unpredictable
+ * to proxies, not cryptographically strong; seeded from getrandom). */
+class MaskSource
+{
+public:
+	MaskSource()
+	{
+		if (getrandom(&state_, sizeof(state_), 0) != sizeof(state_) || state_ == 0)
+			state_ = 0x9e3779b97f4a7c15ULL;
+	}
+	uint32_t
+	Next()
+	{
+		state_ ^= state_ << 13;
+		state_ ^= state_ >> 7;
+		state_ ^= state_ << 17;
+		return uint32_t(state_ >> 16);
+	}
+
+private:
+	uint64_t state_ = 0;
+};
+
+enum Opcode : uint8_t
+{
+	kOpContinuation = 0x0,
+	kOpText = 0x1,
+	kOpBinary = 0x2,
+	kOpClose = 0x8,
+	kOpPing = 0x9,
+	kOpPong = 0xa,
+};
+
+/* Append one masked client frame (FIN set) to out. */
+inline void
+AppendClientFrame(std::string &out, uint8_t opcode, std::string_view data, uint32_t mask_key)
+{
+	out.push_back(char(0x80 | opcode));
+	size_t len = data.size();
+	if (len < 126)
+		out.push_back(char(0x80 | len));
+	else if (len < 65536)
+	{
+		out.push_back(char(0x80 | 126));
+		out.push_back(char(len >> 8));
+		out.push_back(char(len & 0xff));
+	}
+	else
+	{
+		out.push_back(char(0x80 | 127));
+		for (int i = 7; i >= 0; i--)
+			out.push_back(char((uint64_t(len) >> (8 * i)) & 0xff));
+	}
+	unsigned char mask[4] = {uint8_t(mask_key >> 24), uint8_t(mask_key >> 16),
+	                         uint8_t(mask_key >> 8), uint8_t(mask_key)};
+	out.append(reinterpret_cast<const char *>(mask), 4);
+	size_t at = out.size();
+	out.append(data);
+	for (size_t i = 0; i < len; i++)
+		out[at + i] = char(uint8_t(out[at + i]) ^ mask[i & 3]);
+}
+
+/* One server frame found in a receive buffer. */
+struct ServerFrame
+{
+	bool fin = false;
+	uint8_t opcode = 0;
+	const unsigned char *payload = nullptr;
+	size_t len = 0;
+	size_t total = 0; /* header + payload bytes */
+};
+
+/* Parse the frame at p; 0 if incomplete, -1 if malformed, 1 if complete. */
+inline int
+ParseServerFrame(const unsigned char *p, size_t avail, ServerFrame &f)
+{
+	if (avail < 2)
+		return 0;
+	f.fin = (p[0] & 0x80) != 0;
+	f.opcode = p[0] & 0x0f;
+	if ((p[0] & 0x70) != 0 || (p[1] & 0x80) != 0)
+		return -1; /* no extension negotiated; server frames are never masked */
+	uint64_t len = p[1] & 0x7f;
+	size_t hdr = 2;
+	if (len == 126)
+	{
+		if (avail < 4)
+			return 0;
+		len = (uint64_t(p[2]) << 8) | p[3];
+		hdr = 4;
+	}
+	else if (len == 127)
+	{
+		if (avail < 10)
+			return 0;
+		len = 0;
+		for (int i = 0; i < 8; i++)
+			len = (len << 8) | p[2 + i];
+		hdr = 10;
+	}
+	if (len > (uint64_t(1) << 30))
+		return -1;
+	if (avail < hdr + len)
+		return 0;
+	f.payload = p + hdr;
+	f.len = size_t(len);
+	f.total = hdr + size_t(len);
+	return 1;
+}
+
+/* The first four elements of a vsn 2.0.0 text frame: [join_ref, ref, topic, event, ...]. */
+struct TextHead
+{
+	std::string_view join_ref, ref, topic, event; /* empty also for null */
+};
+
+/* Minimal reader for our own replies: strings without escapes, or null. */
+inline bool
+ParseTextHead(std::string_view s, TextHead &h)
+{
+	std::string_view *fields[4] = {&h.join_ref, &h.ref, &h.topic, &h.event};
+	size_t i = 0;
+	if (s.empty() || s[0] != '[')
+		return false;
+	i = 1;
+	for (int k = 0; k < 4; k++)
+	{
+		while (i < s.size() && (s[i] == ' ' || s[i] == ','))
+			i++;
+		if (s.substr(i, 4) == "null")
+		{
+			*fields[k] = {};
+			i += 4;
+			continue;
+		}
+		if (i >= s.size() || s[i] != '"')
+			return false;
+		size_t end = s.find('"', i + 1);
+		if (end == std::string_view::npos)
+			return false;
+		*fields[k] = s.substr(i + 1, end - i - 1);
+		i = end + 1;
+	}
+	return true;
+}
+
+/* Read an unsigned decimal right after key in s; false when absent. */
+inline bool
+ReadNumberAfter(std::string_view s, std::string_view key, uint64_t &out)
+{
+	size_t at = s.find(key);
+	if (at == std::string_view::npos)
+		return false;
+	const char *b = s.data() + at + key.size();
+	auto [p, ec] = std::from_chars(b, s.data() + s.size(), out);
+	return ec == std::errc() && p != b;
+}
+/* Write all of data to a socket, waiting if it is non-blocking and full. */
+inline bool
+WriteAll(int fd, std::string_view data)
+{
+	while (!data.empty())
+	{
+		ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+			{
+				timespec ts{0, 50000};
+				nanosleep(&ts, nullptr);
+				continue;
+			}
+			return false;
+		}
+		data.remove_prefix(size_t(n));
+	}
+	return true;
+}
+
+/*
+ * TCP connect to host:port (IPv4 literal) and upgrade with GET target, no
+ * extension offered (so none can be negotiated). Checks the 101 and
+ * Sec-WebSocket-Accept; bytes that came after the response go to leftover.
+ * Throws std::runtime_error on any failure.
+ */
+inline Fd
+OpenWebSocket(const std::string &host, int port, const std::string &target, std::string &leftover)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		throw std::runtime_error(std::string("socket: ") + strerror(errno));
+	Fd owned(fd);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* as Node's ws does */
+	timeval tv{10, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons(uint16_t(port));
+	if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
+		throw std::runtime_error("bad --host (an IPv4 address is expected): " + host);
+	if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0)
+		throw std::runtime_error("connect " + host + ":" + std::to_string(port) + ": " +
+		                         strerror(errno));
+
+	unsigned char nonce[16];
+	if (getrandom(nonce, sizeof(nonce), 0) != sizeof(nonce))
+		throw std::runtime_error("getrandom failed");
+	std::string key = Base64(nonce, sizeof(nonce), false);
+	std::string req = "GET " + target + " HTTP/1.1\r\n" + "Host: " + host + ":" +
+	                  std::to_string(port) + "\r\n" +
+	                  "Connection: Upgrade\r\nUpgrade: websocket\r\n" +
+	                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\n\r\n";
+	if (!WriteAll(fd, req))
+		throw std::runtime_error(std::string("handshake write: ") + strerror(errno));
+
+	std::string resp;
+	size_t header_end = std::string::npos;
+	while (header_end == std::string::npos)
+	{
+		char buf[4096];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			throw std::runtime_error("handshake: connection closed or timed out; got: " +
+			                         resp.substr(0, 300));
+		resp.append(buf, size_t(n));
+		header_end = resp.find("\r\n\r\n");
+		if (resp.size() > 65536)
+			throw std::runtime_error("handshake: response headers too long");
+	}
+	std::string head = resp.substr(0, header_end);
+	if (head.compare(0, 12, "HTTP/1.1 101") != 0)
+		throw std::runtime_error("handshake refused: " + resp.substr(0, 400));
+
+	/* Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) */
+	std::string expect_src = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	EVP_Digest(expect_src.data(), expect_src.size(), md, &md_len, EVP_sha1(), nullptr);
+	std::string expect = Base64(md, md_len, false);
+	std::string lower = head;
+	std::transform(lower.begin(), lower.end(), lower.begin(),
+	               [](unsigned char ch) { return char(std::tolower(ch)); });
+	size_t at = lower.find("\r\nsec-websocket-accept:");
+	if (at == std::string::npos)
+		throw std::runtime_error("handshake: no Sec-WebSocket-Accept");
+	size_t v = at + 23;
+	while (v < head.size() && head[v] == ' ')
+		v++;
+	if (head.compare(v, expect.size(), expect) != 0)
+		throw std::runtime_error("handshake: wrong Sec-WebSocket-Accept");
+	if (lower.find("\r\nsec-websocket-extensions:") != std::string::npos)
+		throw std::runtime_error("handshake: server negotiated an extension we did not offer");
+
+	leftover = resp.substr(header_end + 4);
+	return owned;
+}
+
+} // namespace rt::bench
