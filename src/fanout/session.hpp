@@ -51,8 +51,6 @@ public:
 	int OnReceive(const char *in, size_t len);
 	/* lws says the socket can take data; -1 closes the connection. */
 	int OnWritable();
-	/* Called by the shard after each callback for sessions that queued data. */
-	void Flush();
 
 	/* Fan-out: queue a shard-local frame, subject to the send-queue caps. */
 	void EnqueueFanout(QueuedFrame *f, int64_t now_ms);
@@ -111,7 +109,6 @@ private:
 	std::map<std::string, std::unique_ptr<Channel>> channels_; /* by topic */
 	SendQueue queue_;
 	bool close_requested_ = false;
-	bool dirty_ = false; /* on the shard's flush list */
 	uint16_t close_code_ = 0;
 	const char *close_reason_ = "";
 };

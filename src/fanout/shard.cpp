@@ -242,15 +242,6 @@ Shard::NextSessionId()
 }
 
 void
-Shard::FlushDirty()
-{
-	/* index loop: a flush never adds sessions, but be robust if one does */
-	for (size_t i = 0; i < dirty_.size(); i++)
-		dirty_[i]->Flush();
-	dirty_.clear();
-}
-
-void
 Shard::AddSession(Session *s)
 {
 	sessions_[s->id()] = s;
@@ -385,7 +376,6 @@ Shard::OnTimer()
 		if (it != sessions_.end())
 			it->second->SendControl(std::move(d.frame));
 	}
-	FlushDirty();
 	if (now - last_sweep_ms_ >= kSweepEveryMs)
 	{
 		last_sweep_ms_ = now;
@@ -401,18 +391,6 @@ Shard::OnTimer()
 
 int
 Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
-{
-	int rc = Dispatch(wsi, reason, user, in, len);
-	/* what this callback queued leaves now, coalesced per session */
-	struct lws_context *ctx = lws_get_context(wsi);
-	Shard *shard = ctx ? static_cast<Shard *>(lws_context_user(ctx)) : nullptr;
-	if (shard != nullptr && !shard->dirty_.empty())
-		shard->FlushDirty();
-	return rc;
-}
-
-int
-Shard::Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	auto *slot = static_cast<SessionSlot *>(user);
 	struct lws_context *ctx = lws_get_context(wsi);
@@ -472,8 +450,6 @@ Shard::Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		case LWS_CALLBACK_CLOSED:
 			if (slot != nullptr && slot->session != nullptr)
 			{
-				/* it may have queued data in this very callback: forget it */
-				std::erase(shard->dirty_, slot->session);
 				shard->RemoveSession(slot->session);
 				std::unique_ptr<Session> gone(slot->session);
 				slot->session = nullptr;

@@ -85,22 +85,11 @@ public:
 		return scratch_;
 	}
 	uint64_t NextSessionId();
-	/* Queue s for one flush after the current callback (Session::WakeWriter). */
-	void
-	MarkDirty(Session *s)
-	{
-		dirty_.push_back(s);
-	}
-	void FlushDirty();
 	void AddSession(Session *s);
 	void RemoveSession(Session *s);
 
 	/* The lws protocol callback: one for HTTP and WebSocket. */
 	static int Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-	                    size_t len);
-
-private:
-	static int Dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	                    size_t len);
 
 private:
@@ -131,8 +120,7 @@ private:
 	ChannelRegistry registry_;
 	std::unordered_map<uint64_t, Session *> sessions_;
 	uint64_t next_session_seq_ = 1;
-	std::string scratch_;          /* coalesced writes */
-	std::vector<Session *> dirty_; /* sessions with new data since the last flush */
+	std::string scratch_; /* coalesced writes */
 
 	HandshakeGate gate_;
 	/* upgrades that passed the connect checks, by socket, until ESTABLISHED */
