@@ -2,13 +2,16 @@
 # test.sh: THE test command (make test, .ci/run). Run as root on Debian 12, from anywhere.
 #
 #   1. scripts/deps.sh: missing Debian packages, npm ci for test/e2e
-#   2. make, make install (warnings are errors); RT_FORMAT_CHECK=1 adds make format-check
+#   2. make format-check (RT_FORMAT_CHECK=0 skips it), make, make install (warnings are errors)
 #   3. make unitcheck: CMocka binaries through scripts/run_unit.sh
 #   4. pgTAP, test/nopreload/*.sql: a throwaway cluster WITHOUT the preload (load refused)
 #   5. pgTAP, test/sql/*.sql: the same cluster restarted with shared_preload_libraries=realtime
 #   6. the sidecar build/realtime-fanout on a free port: GET /healthz must answer 200 in 30 s
-#   7. the end-to-end suite in test/e2e (node --test; a missing suite is a failure); it gets RT_URL, RT_PORT, RT_JWT_SECRET, RT_DB_URL, RT_DB_HOST, RT_DB_PORT,
-#      RT_DB_USER, RT_DB_NAME and RT_FANOUT_BIN (to start more sidecars on other ports)
+#   7. the end-to-end suite in test/e2e (node --test; a missing suite is a failure); it gets
+#      RT_URL, RT_PORT, RT_JWT_SECRET, RT_DB_URL, RT_DB_HOST, RT_DB_PORT, RT_DB_USER, RT_DB_NAME
+#      and RT_FANOUT_BIN (to start more sidecars on other ports)
+#   8. the sidecar stops cleanly on SIGTERM with no sanitizer report in its log (DEBUG=1 builds
+#      everything with AddressSanitizer and UBSan: `rm -rf build; DEBUG=1 scripts/test.sh`)
 #
 # Everything it starts (cluster, sidecar, temp files) is removed on exit, also on failure or
 # Ctrl-C. The last line printed is "N passed, N failed" summed over CMocka, pgTAP, the health
@@ -116,8 +119,9 @@ section "dependencies"
 bash "$here/deps.sh" || abort "scripts/deps.sh"
 
 section "build"
-if [[ "${RT_FORMAT_CHECK:-0}" == 1 ]]; then
+if [[ "${RT_FORMAT_CHECK:-1}" == 1 ]]; then
 	if make format-check; then
+		echo "ok - make format-check"
 		passed=$((passed + 1))
 	else
 		echo "not ok - make format-check"
@@ -211,6 +215,29 @@ else
 	if ((f > 0)); then
 		echo "sidecar log (last 50 lines):"
 		tail -n 50 "$tmp/fanout.log" | sed 's/^/    /'
+	fi
+fi
+
+# The sidecar must stop cleanly on SIGTERM, and (in a DEBUG=1 build) without any
+# AddressSanitizer, LeakSanitizer or UBSan report in its log.
+if [[ -n "$fanout_pid" ]]; then
+	section "sidecar shutdown"
+	kill -TERM "$fanout_pid" 2>/dev/null || true
+	stop_rc=0
+	timeout 20 tail --pid="$fanout_pid" -f /dev/null || stop_rc=$?
+	wait "$fanout_pid" 2>/dev/null || stop_rc=$?
+	fanout_pid=
+	if ((stop_rc != 0)); then
+		echo "not ok - realtime-fanout did not exit cleanly on SIGTERM (status $stop_rc)"
+		failed=$((failed + 1))
+	elif grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$tmp/fanout.log"; then
+		echo "not ok - sanitizer report in the sidecar log:"
+		grep -A20 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$tmp/fanout.log" |
+			head -n 60 | sed 's/^/    /'
+		failed=$((failed + 1))
+	else
+		echo "ok - realtime-fanout exited cleanly on SIGTERM, no sanitizer report"
+		passed=$((passed + 1))
 	fi
 fi
 
