@@ -1,5 +1,6 @@
 /*
- * rt_ring.h: THE shared-memory ring between the database and the sidecar.
+ * rt_ring.h: THE shared-memory ring between the database and the sidecar, and
+ * the limits both sides agree on.
  *
  * One writer (the decoder background worker, C++17 inside PostgreSQL) appends
  * records to a file mapped MAP_SHARED; N readers (realtime-fanout's ring reader
@@ -50,6 +51,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* ------------------------------------------------------------------------
+ * Limits both sides agree on, so that a message the database accepts is one
+ * the sidecar will deliver.
+ * ------------------------------------------------------------------------ */
+
+/* upstream's default tenant limit, max_payload_size_in_kb (PROTOCOL.md 9.1) */
+#define RT_DEFAULT_MAX_PAYLOAD_KB 3000
+
+/* upstream measures the whole push with 500 bytes of slack (PROTOCOL.md 4.2) */
+#define RT_PAYLOAD_SLACK_BYTES 500
+
+/* the largest WebSocket message accepted (PROTOCOL.md 1.2) */
+#define RT_MAX_FRAME_BYTES 5000000
 
 /* ------------------------------------------------------------------------
  * Portability: static assertions and atomics

@@ -15,7 +15,7 @@ extern "C"
 }
 
 #include "guc.hpp"
-#include "rt_limits.h"
+#include "rt_ring.h"
 
 /*
  * Upstream's default tenant limit is max_payload_size_in_kb = 3000, with

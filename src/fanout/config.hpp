@@ -6,7 +6,7 @@
 #pragma once
 
 #include "result.hpp"
-#include "rt_limits.h"
+#include "rt_ring.h"
 
 #include <cstdint>
 #include <string>
