@@ -219,45 +219,12 @@ RoundClaimInPlace(rapidjson::Value &claims, std::string_view name)
 	}
 }
 
-/*
- * True if no array or object in text nests deeper than max_depth. Brackets
- * inside strings do not count; anything else malformed is left to the parser.
- * RapidJSON parses iteratively but serializes recursively, hence the scan.
- */
-bool
-NestingWithin(std::string_view text, int max_depth)
-{
-	int depth = 0;
-	bool in_string = false;
-	for (size_t i = 0; i < text.size(); i++)
-	{
-		char c = text[i];
-		if (in_string)
-		{
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-		}
-		else if (c == '"')
-			in_string = true;
-		else if (c == '[' || c == '{')
-		{
-			if (++depth > max_depth)
-				return false;
-		}
-		else if (c == ']' || c == '}')
-			depth--;
-	}
-	return true;
-}
-
 /* Decode one base64url segment holding a JSON object into doc. */
 bool
 DecodeJsonObject(std::string_view segment, rapidjson::Document &doc)
 {
 	std::string text;
-	if (!Base64UrlDecode(segment, text) || !NestingWithin(text, kMaxJwtNesting))
+	if (!Base64UrlDecode(segment, text) || !json::NestingWithin(text, kMaxJwtNesting))
 		return false;
 	return json::Parse(doc, text) && doc.IsObject();
 }

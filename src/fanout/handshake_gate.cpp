@@ -32,8 +32,19 @@ HandshakeGate::Init()
 void
 HandshakeGate::Add(int fd, int64_t now_ms)
 {
+	if (pending_.size() >= kMaxPending)
+	{
+		close(fd); /* a flood of idle connections must not grow without bound */
+		return;
+	}
 	epoll_event ev{};
-	ev.events = EPOLLIN | EPOLLRDHUP;
+	/*
+	 * Edge-triggered: a connection whose head is incomplete keeps its bytes
+	 * (we only peek), so level-triggered epoll would report it on every call
+	 * until the rest arrives. With EPOLLET it is reported again only when
+	 * more bytes come.
+	 */
+	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
 	ev.data.fd = fd;
 	if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
 	{
@@ -54,9 +65,13 @@ void
 HandshakeGate::Poll(
     const std::function<void(int, HeadStatus, const UpgradeRequest &, std::string_view)> &on_head)
 {
+	/*
+	 * One batch per call: if more connections are ready, the epoll descriptor
+	 * stays readable and lws calls again on its next turn, after serving
+	 * everything else.
+	 */
 	epoll_event events[64];
 	std::string buf(kMaxHead + 1, '\0');
-	for (;;)
 	{
 		int n = epoll_wait(epfd_, events, 64, 0);
 		if (n <= 0)
@@ -95,8 +110,6 @@ HandshakeGate::Poll(
 			on_head(fd, st, req,
 			        std::string_view(buf.data(), st == HeadStatus::kComplete ? head_len : 0));
 		}
-		if (n < 64)
-			return;
 	}
 }
 

@@ -23,6 +23,7 @@ class HandshakeGate
 {
 public:
 	static constexpr size_t kMaxHead = 16384;
+	static constexpr size_t kMaxPending = 4096; /* connections waiting for their head, per shard */
 
 	HandshakeGate() = default;
 	~HandshakeGate();

@@ -98,7 +98,10 @@ Broadcast(Shard &shard, const HttpRequest &req)
 	if (!claims.ok())
 		return {401, R"({"message":"Unauthorized"})"};
 
+	/* the DOM is serialized recursively below: refuse deep nesting before parsing */
 	rapidjson::Document doc;
+	if (!json::NestingWithin(req.body, kMaxJsonDepth))
+		return {400, R"({"message":"JSON nested too deeply"})"};
 	if (!json::Parse(doc, req.body) || !doc.IsObject())
 		return {422, R"({"errors":{"messages":["can't be blank"]}})"};
 	const rapidjson::Value *msgs = json::Member(doc, "messages");
@@ -188,6 +191,8 @@ BroadcastSingle(Shard &shard, const HttpRequest &req)
 	{
 		rapidjson::Document doc;
 		std::string_view body = req.body.empty() ? std::string_view("{}") : req.body;
+		if (!json::NestingWithin(body, kMaxJsonDepth))
+			return {400, R"({"message":"JSON nested too deeply"})"};
 		if (!json::Parse(doc, body))
 			return {422, R"({"errors":{"payload":["is invalid"]}})"};
 		payload = json::Stringify(doc);

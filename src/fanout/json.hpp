@@ -80,6 +80,39 @@ Bool(const rapidjson::Value &obj, const char *name)
 	return std::nullopt;
 }
 
+/*
+ * True if no array or object in text nests deeper than max_depth. Brackets
+ * inside strings do not count; anything else malformed is left to the parser.
+ * RapidJSON parses iteratively but serializes recursively, hence the scan.
+ */
+inline bool
+NestingWithin(std::string_view text, int max_depth)
+{
+	int depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < text.size(); i++)
+	{
+		char c = text[i];
+		if (in_string)
+		{
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		}
+		else if (c == '"')
+			in_string = true;
+		else if (c == '[' || c == '{')
+		{
+			if (++depth > max_depth)
+				return false;
+		}
+		else if (c == ']' || c == '}')
+			depth--;
+	}
+	return true;
+}
+
 /* Serialize a value back to compact JSON text. */
 inline std::string
 Stringify(const rapidjson::Value &v)

@@ -13,7 +13,9 @@
 #include "log.hpp"
 #include "shard.hpp"
 
+#include <algorithm>
 #include <ctime>
+#include <vector>
 
 namespace rt::fanout
 {
@@ -136,6 +138,8 @@ Session::SendControl(std::shared_ptr<const Frame> frame)
 void
 Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms)
 {
+	if (close_requested_)
+		return; /* closing: nothing more for it */
 	bool was_empty = queue_.Empty();
 	switch (queue_.Push(f, now_ms))
 	{
@@ -173,7 +177,14 @@ Session::RequestClose(uint16_t code, const char *reason)
 	close_requested_ = true;
 	close_code_ = code;
 	close_reason_ = reason;
-	lws_callback_on_writable(wsi_); /* only a callback of this wsi may close it */
+	/*
+	 * A peer that stopped reading never makes the socket writable, so a close
+	 * done in the writable callback would never happen: let lws kill it on its
+	 * next turn instead (the close reason goes out if the socket can take it).
+	 */
+	lws_close_reason(wsi_, static_cast<enum lws_close_status>(code),
+	                 reinterpret_cast<unsigned char *>(const_cast<char *>(reason)), strlen(reason));
+	lws_set_timeout(wsi_, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 int
@@ -206,7 +217,25 @@ Session::WriteSome()
 	QueuedFrame *first = queue_.Front();
 	const std::string &fb = first->frame->bytes;
 	int n;
-	if (queue_.size() == 1 || fb.size() >= kCoalesceBytes / 2)
+	if (head_offset_ > 0 || fb.size() > kCoalesceBytes)
+	{
+		/*
+		 * A large frame goes out in pieces straight from the shared bytes: lws
+		 * copies whatever the kernel does not take, so one big write would copy
+		 * the frame once per subscriber.
+		 */
+		size_t piece = std::min(kCoalesceBytes, fb.size() - head_offset_);
+		n = lws_write(
+		    wsi_, reinterpret_cast<unsigned char *>(const_cast<char *>(fb.data())) + head_offset_,
+		    piece, LWS_WRITE_HTTP);
+		head_offset_ += piece;
+		if (head_offset_ == fb.size())
+		{
+			head_offset_ = 0;
+			queue_.Pop();
+		}
+	}
+	else if (queue_.size() == 1 || fb.size() >= kCoalesceBytes / 2)
 	{
 		n = lws_write(wsi_, reinterpret_cast<unsigned char *>(const_cast<char *>(fb.data())),
 		              fb.size(), LWS_WRITE_HTTP);
@@ -266,8 +295,13 @@ Session::OnReceive(const char *in, size_t len)
 	                                                          "binary frame on vsn 1.0.0"}))
 	               : DecodeText(msg, vsn_);
 	if (!r.ok())
-		Log(LogLevel::kInfo, "shard", "MalformedWebSocketMessage: %s session=%llu",
-		    r.error().message.c_str(), static_cast<unsigned long long>(id_));
+	{
+		/* the first bad frame of a socket is worth a line; a flood of them is not */
+		Log(logged_malformed_ ? LogLevel::kDebug : LogLevel::kInfo, "shard",
+		    "MalformedWebSocketMessage: %s session=%llu", r.error().message.c_str(),
+		    static_cast<unsigned long long>(id_));
+		logged_malformed_ = true;
+	}
 	else
 		HandleMessage(r.value());
 	rx_.clear();
@@ -294,8 +328,15 @@ Session::ReplyLater(const std::optional<std::string> &join_ref,
 	int delay = shard_.config().channel_error_backoff_ms;
 	if (delay <= 0)
 		SendControl(std::move(frame));
+	else if (delayed_replies_ >= kMaxDelayedReplies)
+		/* a client piling up refused joins gets no more answers: its joins time out */
+		Log(LogLevel::kInfo, "shard", "too many refused joins pending: not answered session=%llu",
+		    static_cast<unsigned long long>(id_));
 	else
+	{
+		delayed_replies_++;
 		shard_.SendLater(id_, std::move(frame), NowMs() + delay);
+	}
 }
 
 void
@@ -308,6 +349,24 @@ Session::Push(const Channel &ch, std::string_view event, std::string_view payloa
 void
 Session::HandleMessage(Inbound &m)
 {
+	/*
+	 * Refs and topics are echoed in replies and kept per channel: bound them
+	 * to what a binary frame can carry, so one socket cannot pin megabytes.
+	 */
+	if ((m.ref && m.ref->size() > kMaxRefBytes) ||
+	    (m.join_ref && m.join_ref->size() > kMaxRefBytes))
+	{
+		Log(LogLevel::kDebug, "shard", "ref too long: dropped session=%llu",
+		    static_cast<unsigned long long>(id_));
+		return;
+	}
+	if (m.topic.size() > kMaxTopicBytes)
+	{
+		if (m.event == "phx_join")
+			ReplyLater(m.join_ref, m.ref, m.topic.substr(0, kMaxTopicBytes),
+			           ErrorReason("TopicNameTooLong: a topic is at most 255 bytes"));
+		return;
+	}
 	if (m.topic == "phoenix")
 	{
 		if (m.event == "heartbeat")
@@ -387,6 +446,7 @@ Session::HandleJoin(Inbound &m)
 	if (!tok)
 		tok = json::String(doc, "access_token");
 	std::string token = (tok && !tok->starts_with("sb_")) ? std::string(*tok) : token_;
+	/* token_ stays the connect token: a join's token belongs to its channel only */
 	Result<JwtClaims> claims = VerifyJwt(token, shard_.config().jwt_secret, NowSeconds());
 	if (!claims.ok())
 	{
@@ -449,8 +509,8 @@ Session::HandleJoin(Inbound &m)
 	response += "]}}";
 
 	Channel *c = ch.get();
-	token_ = std::move(token);
-	claims_ = std::move(claims.value());
+	c->token = std::move(token);
+	c->claims = std::move(claims.value());
 	channels_.emplace(m.topic, std::move(ch));
 	shard_.registry().Add(c->routing_key, this, c);
 	Reply(c->join_ref, m.ref, m.topic, response);
@@ -480,6 +540,20 @@ Session::ShutdownChannel(Channel &ch, std::string_view message)
 }
 
 void
+Session::ExpireChannels(int64_t now_s)
+{
+	std::vector<Channel *> expired;
+	for (auto &[topic, ch] : channels_)
+	{
+		if (ch->claims.exp <= now_s)
+			expired.push_back(ch.get());
+	}
+	for (Channel *ch : expired)
+		ShutdownChannel(*ch, "Token has expired " + std::to_string(now_s - ch->claims.exp) +
+		                         " seconds ago");
+}
+
+void
 Session::HandleLeave(Inbound &m, Channel *ch)
 {
 	if (ch == nullptr)
@@ -498,7 +572,7 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	json::Parse(doc, m.payload);
 	std::optional<std::string_view> tok = json::String(doc, "access_token");
 	/* ignored: null, unchanged, or a new-style API key (PROTOCOL.md 3.6) */
-	if (!tok || *tok == token_ || tok->starts_with("sb_"))
+	if (!tok || *tok == ch.token || tok->starts_with("sb_"))
 		return;
 	Result<JwtClaims> claims = VerifyJwt(*tok, shard_.config().jwt_secret, NowSeconds());
 	if (!claims.ok())
@@ -506,8 +580,8 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 		ShutdownChannel(ch, claims.error().message);
 		return;
 	}
-	token_ = std::string(*tok);
-	claims_ = std::move(claims.value());
+	ch.token = std::string(*tok);
+	ch.claims = std::move(claims.value());
 }
 
 void

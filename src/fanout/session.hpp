@@ -36,7 +36,15 @@ struct Channel
 	bool self = false;
 	bool ack = false;
 	bool presence = false;
+	std::string token; /* this channel's JWT (join payload, else the socket's) */
+	JwtClaims claims;  /* its verified claims; exp ends the channel (PROTOCOL.md 3.6) */
 };
+
+/* Longest topic and ref we accept: what a binary frame can carry (PROTOCOL.md 2.3). */
+constexpr size_t kMaxTopicBytes = 255;
+constexpr size_t kMaxRefBytes = 255;
+/* Refused joins whose delayed reply is pending, per socket; more are not answered. */
+constexpr int kMaxDelayedReplies = 16;
 
 class Session
 {
@@ -79,6 +87,14 @@ public:
 	}
 	/* Close from outside this connection's callback (slow, idle). */
 	void RequestClose(uint16_t code, const char *reason);
+	/* End every channel whose token expired (shard timer, once a second). */
+	void ExpireChannels(int64_t now_s);
+	/* A delayed reply (ReplyLater) was handed back by the shard timer. */
+	void
+	DelayedReplyDue()
+	{
+		delayed_replies_--;
+	}
 
 private:
 	void HandleMessage(Inbound &m);
@@ -109,6 +125,9 @@ private:
 	std::map<std::string, std::unique_ptr<Channel>> channels_; /* by topic */
 	SendQueue queue_;
 	bool close_requested_ = false;
+	size_t head_offset_ = 0;        /* bytes of the queue's front frame already written */
+	int delayed_replies_ = 0;       /* ReplyLater frames waiting on the shard timer */
+	bool logged_malformed_ = false; /* log the first bad frame at info, later ones at debug */
 	uint16_t close_code_ = 0;
 	const char *close_reason_ = "";
 };

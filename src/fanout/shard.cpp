@@ -13,6 +13,8 @@
 #include "log.hpp"
 #include "session.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <future>
@@ -28,6 +30,8 @@ namespace
 constexpr int64_t kTimerTickMs = 1000;
 constexpr int64_t kSweepEveryMs = 5000;
 constexpr int64_t kHeadTimeoutMs = 10000; /* a request head must arrive within this */
+constexpr size_t kMaxInbox = 1 << 16;     /* deliveries waiting for a shard */
+constexpr size_t kDrainBatch = 4096;      /* deliveries handled per wake-up */
 constexpr size_t kMaxReadbuf = 2048;      /* lws_adopt_socket_vhost_readbuf's limit */
 
 /* Copy the request head without %0A/%0D escapes in its request line; false if it had none. */
@@ -116,8 +120,8 @@ Shard::Start()
 			    bool gate_ok = gate_.Init();
 			    gfd.filefd = gate_.fd();
 			    if (vhost_ == nullptr || !gate_ok ||
-			        lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, lfd, "realtime",
-			                                   nullptr) == nullptr ||
+			        (listener_wsi_ = lws_adopt_descriptor_vhost(
+			             vhost_, LWS_ADOPT_RAW_FILE_DESC, lfd, "realtime", nullptr)) == nullptr ||
 			        lws_adopt_descriptor_vhost(vhost_, LWS_ADOPT_RAW_FILE_DESC, gfd, "realtime",
 			                                   nullptr) == nullptr)
 			    {
@@ -182,6 +186,15 @@ void
 Shard::Post(std::shared_ptr<const Delivery> d)
 {
 	std::lock_guard<std::mutex> lock(inbox_mu_);
+	if (inbox_.size() >= kMaxInbox)
+	{
+		/* this shard is not keeping up: its subscribers lose this message, nobody else */
+		if (inbox_dropped_.fetch_add(1, std::memory_order_relaxed) % 10000 == 0)
+			Log(LogLevel::kWarning, "shard",
+			    "shard %d inbox full: dropping deliveries (%llu so far)", index_,
+			    static_cast<unsigned long long>(inbox_dropped_.load(std::memory_order_relaxed)));
+		return;
+	}
 	inbox_.push_back(std::move(d));
 	/* one wake-up per batch: the loop drains everything queued so far */
 	if (!wake_pending_.exchange(true, std::memory_order_acq_rel) && context_ != nullptr)
@@ -191,11 +204,18 @@ Shard::Post(std::shared_ptr<const Delivery> d)
 void
 Shard::DrainInbox()
 {
+	/* a bounded batch per wake-up, so sockets and timers are served in between */
 	std::vector<std::shared_ptr<const Delivery>> batch;
 	{
 		std::lock_guard<std::mutex> lock(inbox_mu_);
-		batch.swap(inbox_);
-		wake_pending_.store(false, std::memory_order_release);
+		size_t n = std::min(inbox_.size(), kDrainBatch);
+		batch.assign(std::make_move_iterator(inbox_.begin()),
+		             std::make_move_iterator(inbox_.begin() + static_cast<ptrdiff_t>(n)));
+		inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<ptrdiff_t>(n));
+		if (inbox_.empty())
+			wake_pending_.store(false, std::memory_order_release);
+		else if (context_ != nullptr)
+			lws_cancel_service(context_); /* more left: come back on the next turn */
 	}
 	for (const auto &d : batch)
 		Deliver(*d);
@@ -267,6 +287,17 @@ Shard::OnAcceptable()
 	int64_t now = NowMs();
 	while ((fd = AcceptOne(listen_fd_)) >= 0)
 		gate_.Add(fd, now);
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+	{
+		/*
+		 * Out of descriptors: the listener stays readable, and accepting again
+		 * at once would spin. Stop watching it until the next timer tick.
+		 */
+		Log(LogLevel::kWarning, "shard", "shard %d: cannot accept: %s; pausing for a second",
+		    index_, strerror(errno));
+		lws_rx_flow_control(listener_wsi_, 0);
+		listener_paused_ = true;
+	}
 }
 
 void
@@ -358,6 +389,11 @@ void
 Shard::OnTimer()
 {
 	int64_t now = NowMs();
+	if (listener_paused_)
+	{
+		lws_rx_flow_control(listener_wsi_, 1);
+		listener_paused_ = false;
+	}
 	while (!delayed_.empty() && delayed_.begin()->first <= now)
 	{
 		Delayed d = std::move(delayed_.begin()->second);
@@ -374,7 +410,18 @@ Shard::OnTimer()
 		}
 		auto it = sessions_.find(d.session_id);
 		if (it != sessions_.end())
+		{
+			it->second->DelayedReplyDue();
 			it->second->SendControl(std::move(d.frame));
+		}
+	}
+	/* channels whose token expired end now (PROTOCOL.md 3.6), checked once a second */
+	int64_t now_s = static_cast<int64_t>(time(nullptr));
+	if (now_s != last_expiry_check_s_)
+	{
+		last_expiry_check_s_ = now_s;
+		for (auto &[id, s] : sessions_)
+			s->ExpireChannels(now_s);
 	}
 	if (now - last_sweep_ms_ >= kSweepEveryMs)
 	{

@@ -19,6 +19,7 @@
 #include <libwebsockets.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -108,13 +109,16 @@ private:
 	struct lws_context *context_ = nullptr;
 	struct lws_vhost *vhost_ = nullptr;
 	int listen_fd_ = -1;
+	struct lws *listener_wsi_ = nullptr; /* the listening socket, adopted as a raw descriptor */
+	bool listener_paused_ = false;       /* out of descriptors: not accepting until next tick */
 	std::thread thread_;
 	std::atomic<bool> stop_{false};
 
 	/* inbox: written by any thread under the mutex, drained by the shard */
 	std::mutex inbox_mu_;
-	std::vector<std::shared_ptr<const Delivery>> inbox_;
+	std::deque<std::shared_ptr<const Delivery>> inbox_;
 	std::atomic<bool> wake_pending_{false};
+	std::atomic<uint64_t> inbox_dropped_{0};
 
 	/* shard-thread state */
 	ChannelRegistry registry_;
@@ -140,6 +144,7 @@ private:
 		Shard *shard;
 	} timer_{};
 	int64_t last_sweep_ms_ = 0;
+	int64_t last_expiry_check_s_ = 0;
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC). */
