@@ -1,0 +1,139 @@
+// 15 hostile clients (found in review): half-sent request heads, deeply nested JSON over
+// REST, huge topics, silent sockets, tokens that expire while a channel is open. Each must
+// get a clear answer or be cut off, and never stall or crash the sidecar for others.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { RawClient, startSidecar, healthz, post, authHeaders, uniq, jwt, within } from './lib/helpers.mjs';
+
+const sidecars = [];
+after(async () => Promise.all(sidecars.map((s) => s.stop())));
+
+test('hundreds of half-sent request heads do not stall a shard', { timeout: 30000 }, async () => {
+	// One shard: a gate that spun on unfinished heads would stop everything.
+	const side = await startSidecar(['--shards', '1']);
+	sidecars.push(side);
+	const before = await healthz(side.base); // 200, or 503 when the suite runs without a database
+	assert.notEqual(before, 0);
+	const sockets = [];
+	try {
+		for (let i = 0; i < 300; i++) {
+			const s = net.connect(side.port, '127.0.0.1');
+			s.on('error', () => {});
+			s.write('GET /realtime/v1/websocket?vsn=2.0.0 HTTP/1.1\r\n');
+			sockets.push(s);
+		}
+		await new Promise((r) => setTimeout(r, 300));
+		for (let i = 0; i < 5; i++) {
+			assert.equal(await healthz(side.base), before, 'healthz while 300 heads are pending');
+		}
+		const c = await RawClient.connect({ base: side.base });
+		const hb = await c.heartbeat(2000);
+		assert.deepEqual(hb.json[4], { status: 'ok', response: {} });
+		await c.close();
+	} finally {
+		sockets.forEach((s) => s.destroy());
+	}
+});
+
+test('deeply nested JSON over REST is refused with 400 and the sidecar keeps serving', { timeout: 20000 }, async () => {
+	const deep = '['.repeat(200000) + ']'.repeat(200000);
+	const single = await post('/api/broadcast/room/events/ev', deep, { headers: { ...authHeaders(), 'Content-Type': 'application/json' } });
+	assert.equal(single.status, 400, single.text);
+	const batch = await post('/api/broadcast',
+		`{"messages":[{"topic":"t","event":"e","payload":{"x":${deep}}}]}`,
+		{ headers: { ...authHeaders(), 'Content-Type': 'application/json' } });
+	assert.equal(batch.status, 400, batch.text);
+	assert.equal(await healthz(), 200);
+});
+
+test('a join with a topic over 255 bytes gets a clear error; long refs are dropped', { timeout: 10000 }, async () => {
+	const c = await RawClient.connect();
+	try {
+		const reply = await c.join(`realtime:${'x'.repeat(1_000_000)}`, { ms: 5000 });
+		assert.equal(reply.msg.payload.status, 'error');
+		assert.match(reply.msg.payload.response.reason, /TopicNameTooLong/);
+		// a heartbeat with a 1 MB ref is dropped, a normal one still answered
+		c.push('phoenix', 'heartbeat', {}, { ref: 'r'.repeat(1_000_000) });
+		const hb = await c.heartbeat(2000);
+		assert.deepEqual(hb.json[4], { status: 'ok', response: {} });
+	} finally {
+		await c.close();
+	}
+});
+
+test('a socket that sends nothing is closed after the idle timeout', { timeout: 30000 }, async () => {
+	const side = await startSidecar(['--idle-timeout-ms', '1000']);
+	sidecars.push(side);
+	const c = await RawClient.connect({ base: side.base });
+	// the sweep runs every 5 s: closed within idle timeout + one sweep
+	const closed = await within(c.closed, 12000, null);
+	assert.ok(closed, 'the idle socket was not closed');
+});
+
+test('a channel whose token expires is shut down with the upstream message', { timeout: 15000 }, async () => {
+	const c = await RawClient.connect();
+	try {
+		const t = Math.floor(Date.now() / 1000);
+		const short = jwt.sign({ role: 'anon', iat: t, exp: t + 2 });
+		const topic = `realtime:${uniq('exp')}`;
+		const reply = await c.join(topic, { accessToken: short });
+		assert.equal(reply.msg.payload.status, 'ok');
+		const sys = await c.waitFor((f) => f.msg?.event === 'system' && f.msg?.topic === topic, 6000, 'system expiry');
+		assert.equal(sys.msg.payload.status, 'error');
+		assert.match(sys.msg.payload.message, /^Token has expired \d+ seconds ago$/);
+		const close = await c.waitFor((f) => f.msg?.event === 'phx_close' && f.msg?.topic === topic, 2000, 'phx_close');
+		assert.equal(close.msg.join_ref, reply.msg.join_ref);
+		// the socket itself stays usable
+		const hb = await c.heartbeat(2000);
+		assert.deepEqual(hb.json[4], { status: 'ok', response: {} });
+	} finally {
+		await c.close();
+	}
+});
+
+// Server-side TCP connections of a port that are still established (iproute2's ss).
+function establishedOn(port) {
+	const out = execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+	return out.split('\n').filter((l) => l.trim() !== '').length;
+}
+
+test('a subscriber that stops reading is cut off by the server, not kept with its queue', { timeout: 40000 }, async () => {
+	const side = await startSidecar(['--slow-client-close-ms', '1000', '--send-queue-kb', '256']);
+	sidecars.push(side);
+	const topic = `realtime:${uniq('stuck')}`;
+	const stuck = await RawClient.connect({ base: side.base });
+	const sender = await RawClient.connect({ base: side.base });
+	try {
+		await stuck.join(topic);
+		await sender.join(topic, { joinRef: '1', ref: '1' });
+		const n0 = establishedOn(side.port); // ours, plus any keep-alive HTTP connection
+		assert.ok(n0 >= 2);
+		stuck.ws._socket.pause(); // kernel buffers fill, then the server's queue
+		const filler = 'f'.repeat(60000);
+		for (let i = 0; i < 400; i++) {
+			sender.push(topic, 'broadcast', { type: 'broadcast', event: 'load', payload: { i, filler } }, { joinRef: '1' });
+			if (i % 20 === 19) {
+				await new Promise((r) => setTimeout(r, 20));
+			}
+		}
+		// keep it over the cap for longer than --slow-client-close-ms
+		for (let i = 0; i < 30; i++) {
+			sender.push(topic, 'broadcast', { type: 'broadcast', event: 'load', payload: { i, filler } }, { joinRef: '1' });
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		let left = n0;
+		for (let i = 0; i < 50 && left > n0 - 1; i++) {
+			left = establishedOn(side.port);
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		assert.equal(left, n0 - 1, 'the stuck subscriber is still connected on the server side');
+		const hb = await sender.heartbeat(2000);
+		assert.deepEqual(hb.json[4], { status: 'ok', response: {} });
+	} finally {
+		stuck.ws._socket.resume();
+		await Promise.all([stuck.terminate(), sender.close()]);
+	}
+});
