@@ -248,6 +248,22 @@ typedef struct RtRingGapPayload
 	uint32_t reserved;
 } RtRingGapPayload;
 
+/*
+ * Payload of a RT_REC_MESSAGE record (realtime.send, realtime.broadcast_changes),
+ * written once by the output plugin and read by the sidecar, as RtField values
+ * in this order:
+ *   u32   flags          RT_MSG_PRIVATE, RT_MSG_BINARY
+ *   u64   commit_lsn     LSN of the commit record of its transaction
+ *   u64   commit_time_us commit time, microseconds since the Unix epoch (UTC)
+ *   bytes topic          the sub_topic, without "realtime:" (PROTOCOL.md 3.1)
+ *   bytes event
+ *   bytes id             the message's uuid as text (meta.id for clients)
+ *   bytes payload        JSON text; raw bytes when RT_MSG_BINARY
+ * Readers ignore fields after these (a later minor version may add some).
+ */
+#define RT_MSG_PRIVATE 0x1u /* deliver to the private room of the topic only */
+#define RT_MSG_BINARY 0x2u  /* payload is bytes (send_binary), not JSON */
+
 /* An unversioned layout change must fail to compile. */
 RT_STATIC_ASSERT(sizeof(RtRingSlot) == 64, "RtRingSlot size");
 RT_STATIC_ASSERT(offsetof(RtRingSlot, owner) == 0, "RtRingSlot.owner");
