@@ -66,6 +66,9 @@ UsageText()
 	       "  --db CONNINFO                   libpq connection string of the database [DB_URL]\n"
 	       "  --jwt-secret SECRET             HS256/384/512 secret of the project JWTs "
 	       "[API_JWT_SECRET]\n"
+	       "  --ring-path PATH                the ring file the extension writes (its\n"
+	       "                                  realtime.ring_path): realtime.send() messages "
+	       "[RING_PATH]\n"
 	       "  --shards N                      event-loop threads, one per core by default "
 	       "[SHARDS]\n"
 	       "  --connect-error-backoff-ms MS   delay before a refused connect is answered\n"
@@ -119,6 +122,7 @@ ParseCommandLine(int argc, char **argv)
 	} strs[] = {
 	    {"--host", "HOST", &c.host},
 	    {"--db", "DB_URL", &c.db_conninfo},
+	    {"--ring-path", "RING_PATH", &c.ring_path},
 	    {"--jwt-secret", "API_JWT_SECRET", &c.jwt_secret},
 	    {"--log-level", "LOG_LEVEL", &c.log_level},
 	};

@@ -20,6 +20,7 @@ struct Config
 	std::string host = "127.0.0.1"; /* listen address */
 	int port = 4000;
 	std::string db_conninfo; /* empty: no database features */
+	std::string ring_path;   /* the extension's realtime.ring_path; empty: no ring */
 	std::string jwt_secret;  /* HS256/384/512 shared secret */
 	int shards = 0;          /* 0: one per core */
 	int connect_error_backoff_ms = 2000;

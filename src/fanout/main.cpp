@@ -6,11 +6,14 @@
  * mints a JWT for the quick-start script and for tests.
  */
 #include "auth_jwt.hpp"
+#include "broadcast.hpp"
 #include "config.hpp"
 #include "db_health.hpp"
 #include "hub.hpp"
 #include "json.hpp"
 #include "log.hpp"
+#include "protocol.hpp"
+#include "ring_reader.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -70,9 +73,29 @@ Serve(const rf::Config &config)
 		rf::Log(rf::LogLevel::kError, "main", "could not start: is port %d free?", config.port);
 		return 1;
 	}
+	/* messages from realtime.send(): serialized once here, fanned out by every shard */
+	std::unique_ptr<rf::RingReader> ring;
+	if (!config.ring_path.empty())
+	{
+		ring = std::make_unique<rf::RingReader>(
+		    config.ring_path,
+		    [&hub](const rf::RingMessage &m)
+		    {
+			    std::string meta = R"({"id":)";
+			    rf::json::AppendQuoted(meta, m.id);
+			    meta += '}';
+			    auto d = rf::MakeUserBroadcast(
+			        rf::RoutingKey(m.topic, m.is_private), "realtime:" + std::string(m.topic),
+			        m.event, m.binary ? rf::kEncodingBinary : rf::kEncodingJson, m.payload, meta);
+			    hub.Publish(d, -1);
+		    });
+		ring->Start();
+	}
 	int sig = 0;
 	sigwait(&set, &sig);
 	rf::Log(rf::LogLevel::kInfo, "main", "signal %d: stopping", sig);
+	if (ring)
+		ring->Stop();
 	hub.Stop();
 	if (health)
 		health->Stop();

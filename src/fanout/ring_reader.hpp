@@ -1,0 +1,93 @@
+/*
+ * ring_reader.hpp: the sidecar's side of the shared-memory ring
+ * (src/common/rt_ring.h): one thread that follows the ring file the database
+ * writes and hands each decoded message to a sink (the Hub, in main.cpp).
+ *
+ * Own thread. Start order does not matter: the reader waits for the file to
+ * appear, reattaches when its slot was reclaimed, reopens the path when the
+ * writer retires or re-creates the ring, and reports every gap it sees.
+ */
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace rt::fanout
+{
+
+/* One RT_REC_MESSAGE record, decoded; views into the reader's buffer. */
+struct RingMessage
+{
+	bool is_private = false;
+	bool binary = false;
+	uint64_t commit_lsn = 0;
+	uint64_t commit_time_us = 0;
+	std::string_view topic; /* sub_topic */
+	std::string_view event;
+	std::string_view id;
+	std::string_view payload;
+};
+
+/* Decode a MESSAGE record payload (layout in rt_ring.h); false if malformed. */
+bool DecodeRingMessage(const void *payload, uint32_t len, RingMessage &out);
+
+class RingReader
+{
+public:
+	using Sink = std::function<void(const RingMessage &)>;
+
+	RingReader(std::string path, Sink sink) : path_(std::move(path)), sink_(std::move(sink)) {}
+	~RingReader();
+	RingReader(const RingReader &) = delete;
+	RingReader &operator=(const RingReader &) = delete;
+
+	void Start();
+	void Stop();
+
+	/* Counters, readable from any thread. */
+	uint64_t
+	messages() const
+	{
+		return messages_.load(std::memory_order_relaxed);
+	}
+	uint64_t
+	lost() const
+	{
+		return lost_.load(std::memory_order_relaxed);
+	}
+	bool
+	attached() const
+	{
+		return attached_.load(std::memory_order_relaxed);
+	}
+
+private:
+	void Run();
+	bool OpenAndAttach();
+	void Close();
+	bool Sleep(int ms); /* false when asked to stop */
+
+	std::string path_;
+	Sink sink_;
+	std::thread thread_;
+	std::mutex mu_;
+	std::condition_variable cv_;
+	std::atomic<bool> stop_{false};
+	std::atomic<uint64_t> messages_{0};
+	std::atomic<uint64_t> lost_{0};
+	std::atomic<bool> attached_{false};
+
+	/* reader-thread state */
+	void *map_ = nullptr;
+	size_t map_len_ = 0;
+	struct State;
+	State *state_ = nullptr;
+};
+
+} // namespace rt::fanout
