@@ -185,3 +185,55 @@ AS $fn$ SELECT NULLIF(pg_catalog.current_setting('realtime.topic', true), '') $f
 
 COMMENT ON FUNCTION realtime.topic() IS
     'Topic of the channel being authorized (setting realtime.topic), NULL when unset or empty';
+
+-- Broadcast a message from SQL (PROTOCOL.md 4.8, 7.4; src/extension/send.cpp). A
+-- transactional logical message: delivered only when, and if, the caller commits, in
+-- commit order. Never aborts the caller: bad arguments, a payload over
+-- realtime.max_message_bytes or an INSERT on realtime.messages that RLS refuses to the
+-- caller are a WARNING 'WarnSendingBroadcastMessage: <reason>' and nothing is sent.
+-- Not SECURITY DEFINER: the caller's own right to insert the row is checked.
+CREATE FUNCTION realtime.send(payload jsonb, event text, topic text,
+                              private boolean DEFAULT false)
+RETURNS void
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'realtime_send';
+
+COMMENT ON FUNCTION realtime.send(jsonb, text, text, boolean) IS
+    'Broadcast payload as event on topic when the transaction commits; adds "id" to the '
+    'payload if absent; a WARNING instead of an error when it cannot send';
+
+-- Trigger helper (PROTOCOL.md 7.4): send a row change as a private broadcast with the
+-- payload {"id", "schema", "table", "operation", "record", "old_record"} ("id" added by
+-- realtime.send). Unlike send, its own errors abort the caller, re-raised as
+-- 'Failed to process the row: <error>' with the original SQLSTATE.
+CREATE FUNCTION realtime.broadcast_changes(topic_name text, event_name text, operation text,
+                                           table_name text, table_schema text, new record,
+                                           old record, level text DEFAULT 'ROW')
+RETURNS void
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF level = 'STATEMENT' THEN
+        RAISE EXCEPTION 'function can only be triggered for each row, not for each statement'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF operation IS NULL OR operation NOT IN ('INSERT', 'UPDATE', 'DELETE') THEN
+        RAISE EXCEPTION 'Unexpected operation type: %', operation
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM realtime.send(jsonb_build_object('old_record', old, 'record', new,
+                                             'operation', operation, 'table', table_name,
+                                             'schema', table_schema),
+                          event_name, topic_name, true);
+EXCEPTION
+    WHEN OTHERS THEN
+        RAISE EXCEPTION USING MESSAGE = 'Failed to process the row: ' || SQLERRM,
+                              ERRCODE = SQLSTATE;
+END
+$fn$;
+
+COMMENT ON FUNCTION realtime.broadcast_changes(text, text, text, text, text, record, record,
+                                               text) IS
+    'Trigger helper: send a row change (record, old_record) to topic_name as a private '
+    'broadcast of event_name';

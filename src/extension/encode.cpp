@@ -1,0 +1,129 @@
+/*
+ * encode.cpp
+ *	  Encode and decode the body of a realtime logical message; render it as JSON.
+ *
+ * EncodeMessageBody runs in the backend calling realtime.send(); the decoding
+ * and JSON functions run in whichever process decodes WAL with the output
+ * plugin "realtime". Pure functions over memory: the only PG calls are palloc
+ * (through StringInfo) and the JSON escaping, so nothing here holds a resource
+ * an ERROR could leak. The layout is documented in encode.hpp.
+ */
+extern "C"
+{
+#include "postgres.h"
+
+#include "access/xlogdefs.h"
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+}
+
+#include "encode.hpp"
+#include "rt_ring.h"
+
+namespace rt::ext
+{
+
+uint64
+MessageBodySize(const MessageBody &m)
+{
+	return 4 + 4 + RtFieldSize(m.topic.size()) + RtFieldSize(m.event.size()) +
+	       RtFieldSize(m.id.size()) + RtFieldSize(m.payload.size());
+}
+
+void
+EncodeMessageBody(StringInfo out, const MessageBody &m)
+{
+	uint64 size = MessageBodySize(m);
+	RtFieldWriter w;
+
+	/* The caller checked the sizes; anything else is a bug */
+	if (size >= MaxAllocSize)
+		elog(ERROR, "realtime message body of %llu bytes is too large",
+		     static_cast<unsigned long long>(size));
+	enlargeStringInfo(out, static_cast<int>(size));
+	RtFieldWriterInit(&w, out->data + out->len, static_cast<uint32>(size));
+	RtFieldPutU32(&w, kMessageBodyVersion);
+	RtFieldPutU32(&w, m.is_private ? kMessageFlagPrivate : 0);
+	RtFieldPutBytes(&w, m.topic.data(), static_cast<uint32>(m.topic.size()));
+	RtFieldPutBytes(&w, m.event.data(), static_cast<uint32>(m.event.size()));
+	RtFieldPutBytes(&w, m.id.data(), static_cast<uint32>(m.id.size()));
+	RtFieldPutBytes(&w, m.payload.data(), static_cast<uint32>(m.payload.size()));
+	if (w.failed || w.len != size)
+		elog(ERROR, "realtime message body encoding failed");
+	out->len += static_cast<int>(size);
+	out->data[out->len] = '\0';
+}
+
+/* Read one byte field into a view */
+static bool
+GetView(RtFieldReader *r, std::string_view *v)
+{
+	const uint8_t *p;
+	uint32_t n;
+
+	if (!RtFieldGetBytes(r, &p, &n))
+		return false;
+	*v = std::string_view(reinterpret_cast<const char *>(p), n);
+	return true;
+}
+
+bool
+DecodeMessageBody(const char *data, Size len, MessageBody *m)
+{
+	RtFieldReader r;
+	uint32_t version = 0;
+	uint32_t flags = 0;
+
+	/* A body is at most MaxAllocSize; anything longer is not ours */
+	if (len >= MaxAllocSize)
+		return false;
+	RtFieldReaderInit(&r, data, static_cast<uint32_t>(len));
+	if (!RtFieldGetU32(&r, &version) || version != kMessageBodyVersion)
+		return false;
+	if (!RtFieldGetU32(&r, &flags) || !GetView(&r, &m->topic) || !GetView(&r, &m->event) ||
+	    !GetView(&r, &m->id) || !GetView(&r, &m->payload) || !RtFieldReaderDone(&r))
+		return false;
+	m->is_private = (flags & kMessageFlagPrivate) != 0;
+	return !m->topic.empty() && !m->event.empty() && !m->id.empty() && !m->payload.empty();
+}
+
+/* Append a view as a JSON string (escape_json needs a terminated copy) */
+static void
+AppendJsonString(StringInfo out, std::string_view v)
+{
+	char *copy = pnstrdup(v.data(), v.size());
+
+	escape_json(out, copy);
+	pfree(copy);
+}
+
+void
+AppendMessageJson(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
+                  TimestampTz commit_time)
+{
+	static const int kUtc = 0;
+	char timebuf[MAXDATELEN + 1];
+
+	appendStringInfoString(out, "{\"type\":\"message\",\"topic\":");
+	AppendJsonString(out, m.topic);
+	appendStringInfoString(out, ",\"event\":");
+	AppendJsonString(out, m.event);
+	appendStringInfoString(out, m.is_private ? ",\"private\":true,\"id\":"
+	                                         : ",\"private\":false,\"id\":");
+	AppendJsonString(out, m.id);
+	/* Verbatim: the payload is the JSON text realtime.send() produced */
+	appendStringInfoString(out, ",\"payload\":");
+	appendBinaryStringInfo(out, m.payload.data(), static_cast<int>(m.payload.size()));
+	appendStringInfo(out, ",\"commit_lsn\":\"%X/%X\",\"commit_time\":\"",
+	                 static_cast<uint32>(commit_lsn >> 32), static_cast<uint32>(commit_lsn));
+	appendStringInfoString(
+	    out, JsonEncodeDateTime(timebuf, TimestampTzGetDatum(commit_time), TIMESTAMPTZOID, &kUtc));
+	appendStringInfoString(out, "\"}");
+}
+
+} // namespace rt::ext

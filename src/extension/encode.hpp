@@ -1,0 +1,76 @@
+/*
+ * encode.hpp
+ *	  The body of a realtime logical message, and its JSON rendering.
+ *
+ * realtime.send() (any backend) writes one transactional logical message with
+ * prefix "realtime" whose body is encoded by EncodeMessageBody; the output
+ * plugin "realtime" (a walsender, a SQL decoding session or the decoder
+ * worker) decodes it with DecodeMessageBody after the commit.
+ *
+ * Body layout (version 1), in the field encoding of rt_ring.h (RtFieldWriter:
+ * integers little-endian, a byte field is a u32 little-endian length followed
+ * by that many bytes, no terminator, no padding):
+ *
+ *   u32    version   1 (kMessageBodyVersion); a decoder skips other versions
+ *   u32    flags     bit 0 (kMessageFlagPrivate): private channel; others 0
+ *   bytes  topic     channel topic without "realtime:", non-empty
+ *   bytes  event     broadcast event name, non-empty
+ *   bytes  id        message id, a UUID in its 36-character text form
+ *   bytes  payload   the payload as JSON text (jsonb output form), an object
+ *                    that always has a top-level "id"
+ *
+ * Topic and event are in the database encoding (UTF-8 for realtime). The
+ * payload is the exact text clients receive, so the decoder copies it and
+ * never parses it. The same fields, after the commit LSN and time, are meant
+ * to become the ring's RT_REC_MESSAGE payload, so the decoder can copy them.
+ *
+ * LSN_FORMAT_ARGS is not C++ (AssertVariableIsOfTypeMacro): print the two
+ * halves with static_cast<uint32>.
+ *
+ * Include after postgres.h, lib/stringinfo.h, access/xlogdefs.h and
+ * datatype/timestamp.h (STYLE.md B7: PG headers first).
+ */
+#ifndef RT_EXT_ENCODE_HPP
+#define RT_EXT_ENCODE_HPP
+
+#include <string_view>
+
+namespace rt::ext
+{
+
+/* Prefix of the logical messages realtime.send() writes */
+constexpr const char *kMessagePrefix = "realtime";
+
+constexpr uint32 kMessageBodyVersion = 1;
+constexpr uint32 kMessageFlagPrivate = 0x1;
+
+/* A decoded message body; the views point into the decoded buffer */
+struct MessageBody
+{
+	bool is_private;          /* flags & kMessageFlagPrivate */
+	std::string_view topic;   /* non-empty */
+	std::string_view event;   /* non-empty */
+	std::string_view id;      /* UUID text */
+	std::string_view payload; /* JSON text */
+};
+
+/* Bytes EncodeMessageBody appends for these fields */
+uint64 MessageBodySize(const MessageBody &m);
+
+/* Append the version 1 body of m to out; MessageBodySize(m) must fit a palloc */
+void EncodeMessageBody(StringInfo out, const MessageBody &m);
+
+/* Decode a body; false if it is malformed, of another version, or has empty fields */
+bool DecodeMessageBody(const char *data, Size len, MessageBody *m);
+
+/*
+ * Append the one-line JSON form of a message, as the output plugin prints it:
+ * {"type":"message","topic":…,"event":…,"private":…,"id":…,"payload":<JSON>,
+ *  "commit_lsn":"X/X","commit_time":"YYYY-MM-DDTHH:MM:SS.ffffff+00:00"}
+ */
+void AppendMessageJson(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
+                       TimestampTz commit_time);
+
+} // namespace rt::ext
+
+#endif /* RT_EXT_ENCODE_HPP */
