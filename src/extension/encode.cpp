@@ -88,6 +88,9 @@ DecodeMessageBody(const char *data, Size len, MessageBody *m)
 	if (!RtFieldGetU32(&r, &flags) || !GetView(&r, &m->topic) || !GetView(&r, &m->event) ||
 	    !GetView(&r, &m->id) || !GetView(&r, &m->payload) || !RtFieldReaderDone(&r))
 		return false;
+	/* Version 1 defines only the private flag (no binary payloads yet) */
+	if ((flags & ~kMessageFlagPrivate) != 0)
+		return false;
 	m->is_private = (flags & kMessageFlagPrivate) != 0;
 	return !m->topic.empty() && !m->event.empty() && !m->id.empty() && !m->payload.empty();
 }

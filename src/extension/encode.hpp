@@ -12,7 +12,7 @@
  * by that many bytes, no terminator, no padding):
  *
  *   u32    version   1 (kMessageBodyVersion); a decoder skips other versions
- *   u32    flags     bit 0 (kMessageFlagPrivate): private channel; others 0
+ *   u32    flags     RT_MSG_PRIVATE (rt_ring.h): private channel; others 0
  *   bytes  topic     channel topic without "realtime:", non-empty
  *   bytes  event     broadcast event name, non-empty
  *   bytes  id        message id, a UUID in its 36-character text form
@@ -21,8 +21,10 @@
  *
  * Topic and event are in the database encoding (UTF-8 for realtime). The
  * payload is the exact text clients receive, so the decoder copies it and
- * never parses it. The same fields, after the commit LSN and time, are meant
- * to become the ring's RT_REC_MESSAGE payload, so the decoder can copy them.
+ * never parses it. The ring's RT_REC_MESSAGE payload (rt_ring.h) is the same
+ * flags, then the commit LSN and time, then these four byte fields in this
+ * order: the decoder writes its three fixed fields and copies the rest of the
+ * body, from topic on, verbatim.
  *
  * LSN_FORMAT_ARGS is not C++ (AssertVariableIsOfTypeMacro): print the two
  * halves with static_cast<uint32>.
@@ -35,6 +37,8 @@
 
 #include <string_view>
 
+#include "rt_ring.h"
+
 namespace rt::ext
 {
 
@@ -42,7 +46,7 @@ namespace rt::ext
 constexpr const char *kMessagePrefix = "realtime";
 
 constexpr uint32 kMessageBodyVersion = 1;
-constexpr uint32 kMessageFlagPrivate = 0x1;
+constexpr uint32 kMessageFlagPrivate = RT_MSG_PRIVATE;
 
 /* A decoded message body; the views point into the decoded buffer */
 struct MessageBody
@@ -60,7 +64,7 @@ uint64 MessageBodySize(const MessageBody &m);
 /* Append the version 1 body of m to out; MessageBodySize(m) must fit a palloc */
 void EncodeMessageBody(StringInfo out, const MessageBody &m);
 
-/* Decode a body; false if it is malformed, of another version, or has empty fields */
+/* Decode a body; false if malformed, of another version, with unknown flags or empty fields */
 bool DecodeMessageBody(const char *data, Size len, MessageBody *m);
 
 /*
