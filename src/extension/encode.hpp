@@ -39,6 +39,10 @@
 
 #include "rt_ring.h"
 
+/* For AppendChangeJson; callers that use it include utils/rel.h and reorderbuffer.h */
+struct RelationData;
+struct ReorderBufferChange;
+
 namespace rt::ext
 {
 
@@ -74,6 +78,21 @@ bool DecodeMessageBody(const char *data, Size len, MessageBody *m);
  */
 void AppendMessageJson(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
                        TimestampTz commit_time);
+
+/*
+ * Append the one-line JSON form of a row change (INSERT, UPDATE or DELETE) of
+ * rel, values rendered as to_jsonb renders them (PROTOCOL.md 6.4 step 7):
+ * {"type":"INSERT","schema":…,"table":…,"relid":N,"rls":bool,
+ *  "columns":[{"name":…,"type":<pg_type.typname>},…],"pk":[<column names>],
+ *  "record":{…} (INSERT, UPDATE),"old_record":{…} (UPDATE, DELETE),
+ *  "commit_lsn":…,"commit_time":…}
+ * record omits a column whose value was not logged (unchanged TOAST) unless
+ * the old row has it; old_record holds the replica identity columns (all of
+ * them with REPLICA IDENTITY FULL), for an UPDATE that did not log the old
+ * row the identity columns of the new one.
+ */
+void AppendChangeJson(StringInfo out, RelationData *rel, ReorderBufferChange *change,
+                      XLogRecPtr commit_lsn, TimestampTz commit_time);
 
 } // namespace rt::ext
 

@@ -8,11 +8,13 @@
  * loop, after commit, once per change; they are PG zone (STYLE.md B2), and
  * each works in a per-change memory context reset when it returns.
  *
- * This increment decodes the transactional logical messages with prefix
- * "realtime" that realtime.send() writes, and prints each as one line of JSON
- * (encode.hpp, AppendMessageJson). Non-transactional messages and other
- * prefixes are ignored. Row changes are not decoded yet: change and truncate
- * callbacks ignore everything.
+ * It decodes the transactional logical messages with prefix "realtime" that
+ * realtime.send() writes, and the INSERT, UPDATE and DELETE of the tables in
+ * the publication named by realtime.publication (pub_filter.hpp; only the
+ * actions it publishes), and prints each as one line of JSON (encode.hpp).
+ * Non-transactional messages, other prefixes, other tables and TRUNCATE (no
+ * callback registered) are ignored. Output goes to the SQL decoding functions
+ * for now; the decoder worker and the ring come next.
  *
  * PostgreSQL 15.20 as packaged by Debian only loads output plugins named in
  * output_plugin_libraries; its own error (detail and hint) says so when
@@ -28,12 +30,14 @@ extern "C"
 #include "replication/output_plugin.h"
 #include "replication/reorderbuffer.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 }
 
 #include <string_view>
 #include <type_traits>
 
 #include "encode.hpp"
+#include "pub_filter.hpp"
 
 namespace
 {
@@ -112,10 +116,40 @@ RealtimeCommit(LogicalDecodingContext *, ReorderBufferTXN *, XLogRecPtr)
 {
 }
 
-/* Row changes: not decoded in this increment */
+/* A row change of a published table, decoded after its commit: one JSON line */
 static void
-RealtimeChange(LogicalDecodingContext *, ReorderBufferTXN *, Relation, ReorderBufferChange *)
+RealtimeChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation relation,
+               ReorderBufferChange *change)
 {
+	PluginState *st = static_cast<PluginState *>(ctx->output_plugin_private);
+	MemoryContext old = MemoryContextSwitchTo(st->change_cxt);
+	rt::ext::PublishedActions published = rt::ext::RelationPublished(relation);
+	bool wanted;
+
+	switch (change->action)
+	{
+	case REORDER_BUFFER_CHANGE_INSERT:
+		wanted = published.insert;
+		break;
+	case REORDER_BUFFER_CHANGE_UPDATE:
+		wanted = published.update;
+		break;
+	case REORDER_BUFFER_CHANGE_DELETE:
+		wanted = published.del;
+		break;
+	default:
+		wanted = false;
+		break;
+	}
+	if (wanted)
+	{
+		OutputPluginPrepareWrite(ctx, true);
+		rt::ext::AppendChangeJson(ctx->out, relation, change, txn->final_lsn,
+		                          txn->xact_time.commit_time);
+		OutputPluginWrite(ctx, true);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->change_cxt);
 }
 
 /* A realtime.send() message, decoded after its commit: one JSON line */
