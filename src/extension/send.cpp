@@ -272,6 +272,12 @@ realtime_send(PG_FUNCTION_ARGS)
 		WarnNotSent(ERRCODE_READ_ONLY_SQL_TRANSACTION, "cannot send during recovery");
 		PG_RETURN_VOID();
 	}
+	/* As upstream, whose INSERT fails there: the same for every role */
+	if (XactReadOnly)
+	{
+		WarnNotSent(ERRCODE_READ_ONLY_SQL_TRANSACTION, "cannot send in a read-only transaction");
+		PG_RETURN_VOID();
+	}
 
 	id = NewUuid();
 	id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id)));

@@ -151,7 +151,7 @@ FROM lines;
 -- and shows that it committed. Its warnings are read through \copy FROM PROGRAM.
 CREATE POLICY decode_send ON realtime.messages FOR INSERT TO authenticated
     WITH CHECK (realtime.topic() = 'decode:allowed' AND extension = 'broadcast');
-\setenv RT_SQL 'SELECT realtime.send(''{}'', ''ev'', NULL); SELECT realtime.send(''{}'', ''ev'', ''''); SELECT realtime.send(''{}'', NULL, ''decode:x''); SELECT realtime.send(''{}'', '''', ''decode:x''); SELECT realtime.send(NULL, ''ev'', ''decode:x''); SELECT realtime.send(''[1]'', ''ev'', ''decode:x''); SELECT realtime.send(''{}'', ''ev'', ''decode:x'', NULL); SET realtime.max_message_bytes = 60; SELECT realtime.send(''{"p":"012345"}'', ''ev'', ''decode:x''); SELECT realtime.send(''{"p":"01234"}'', ''ev'', ''decode:limit''); RESET realtime.max_message_bytes; SET ROLE authenticated; SELECT realtime.send(''{}'', ''ev'', ''decode:denied''); SELECT realtime.send(''{}'', ''ev'', ''decode:allowed''); SET ROLE anon; SELECT realtime.send(''{}'', ''ev'', ''decode:allowed''); RESET ROLE; SELECT realtime.send(''{"last":true}'', ''ev'', ''decode:control'')'
+\setenv RT_SQL 'SELECT realtime.send(''{}'', ''ev'', NULL); SELECT realtime.send(''{}'', ''ev'', ''''); SELECT realtime.send(''{}'', NULL, ''decode:x''); SELECT realtime.send(''{}'', '''', ''decode:x''); SELECT realtime.send(NULL, ''ev'', ''decode:x''); SELECT realtime.send(''[1]'', ''ev'', ''decode:x''); SELECT realtime.send(''{}'', ''ev'', ''decode:x'', NULL); SET realtime.max_message_bytes = 60; SELECT realtime.send(''{"p":"012345"}'', ''ev'', ''decode:x''); SELECT realtime.send(''{"p":"01234"}'', ''ev'', ''decode:limit''); RESET realtime.max_message_bytes; SET ROLE authenticated; SELECT realtime.send(''{}'', ''ev'', ''decode:denied''); SELECT realtime.send(''{}'', ''ev'', ''decode:allowed''); SET ROLE anon; SELECT realtime.send(''{}'', ''ev'', ''decode:allowed''); RESET ROLE; BEGIN READ ONLY; SELECT realtime.send(''{}'', ''ev'', ''decode:x''); COMMIT; SELECT realtime.send(''{"last":true}'', ''ev'', ''decode:control'')'
 \copy warns (line) FROM PROGRAM 'psql -X -q -c "$RT_SQL" 2>&1 >/dev/null'
 SELECT is(array_agg(line ORDER BY n), ARRAY[
     'WARNING:  WarnSendingBroadcastMessage: topic must not be null',
@@ -166,7 +166,8 @@ SELECT is(array_agg(line ORDER BY n), ARRAY[
     'WARNING:  WarnSendingBroadcastMessage: new row violates row-level security policy for '
         'table "messages"',
     'WARNING:  WarnSendingBroadcastMessage: new row violates row-level security policy for '
-        'table "messages"'],
+        'table "messages"',
+    'WARNING:  WarnSendingBroadcastMessage: cannot send in a read-only transaction'],
     'each refused send is a WARNING with its reason')
 FROM warns;
 SELECT is(pg_temp.take(), 3::bigint, 'only the three valid sends are decoded');
