@@ -91,12 +91,9 @@ RequestToken(struct lws *wsi)
 
 /* Validate and fan out a REST batch; returns the HTTP status and body. */
 std::pair<int, std::string>
-Broadcast(Shard &shard, const HttpRequest &req)
+Broadcast(Shard &shard, const HttpRequest &req, const JwtClaims &claims)
 {
 	const Config &cfg = shard.config();
-	Result<JwtClaims> claims = VerifyJwt(req.token, cfg.jwt_secret, time(nullptr));
-	if (!claims.ok())
-		return {401, R"({"message":"Unauthorized"})"};
 
 	/* the DOM is serialized recursively below: refuse deep nesting before parsing */
 	rapidjson::Document doc;
@@ -145,7 +142,7 @@ Broadcast(Shard &shard, const HttpRequest &req)
 	if (bad)
 		return {422, errors};
 
-	bool service = claims.value().role == "service_role";
+	bool service = claims.role == "service_role";
 	for (const rapidjson::Value &m : msgs->GetArray())
 	{
 		bool is_private = json::Bool(m, "private").value_or(false);
@@ -174,14 +171,11 @@ Broadcast(Shard &shard, const HttpRequest &req)
 
 /* One message from the REST single endpoint (PROTOCOL.md 4.7). */
 std::pair<int, std::string>
-BroadcastSingle(Shard &shard, const HttpRequest &req)
+BroadcastSingle(Shard &shard, const HttpRequest &req, const JwtClaims &claims)
 {
 	const Config &cfg = shard.config();
-	Result<JwtClaims> claims = VerifyJwt(req.token, cfg.jwt_secret, time(nullptr));
-	if (!claims.ok())
-		return {401, R"({"message":"Unauthorized"})"};
 	/* private topics need an RLS write check; until it exists only service_role passes */
-	if (req.is_private && claims.value().role != "service_role")
+	if (req.is_private && claims.role != "service_role")
 		return {403, R"({"message":"Unauthorized"})"};
 
 	std::string payload;
@@ -297,7 +291,12 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 	slot->http = nullptr;
 	if (req->too_large)
 		return Respond(wsi, 413, R"({"message":"Payload too large"})");
-	auto [status, body] = req->single ? BroadcastSingle(shard, *req) : Broadcast(shard, *req);
+	/* both endpoints: a verified JWT from Authorization: Bearer or apikey (PROTOCOL.md 4.6) */
+	Result<JwtClaims> claims = VerifyJwt(req->token, shard.config().jwt_secret, time(nullptr));
+	if (!claims.ok())
+		return Respond(wsi, 401, R"({"message":"Unauthorized"})");
+	auto [status, body] = req->single ? BroadcastSingle(shard, *req, claims.value())
+	                                  : Broadcast(shard, *req, claims.value());
 	return Respond(wsi, status, body);
 }
 
