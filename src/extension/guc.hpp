@@ -14,6 +14,11 @@ extern char *realtime_publication;     /* realtime.publication: tables whose cha
 extern int realtime_max_message_bytes; /* realtime.max_message_bytes: realtime.send() limit */
 extern bool realtime_persist_messages; /* realtime.persist_messages: also INSERT into messages */
 extern char *realtime_topic;           /* realtime.topic: channel topic for RLS, set per check */
+extern char *realtime_ring_path;       /* realtime.ring_path: the ring file (data dir relative) */
+extern int realtime_ring_size;         /* realtime.ring_size: data area bytes, a power of two */
+extern int realtime_ring_file_mode;    /* realtime.ring_file_mode: mode of a new ring file */
+extern int realtime_max_lag_bytes;     /* realtime.max_lag_bytes: pause limit before dropping */
+extern int realtime_decoder_naptime;   /* realtime.decoder_naptime: longest worker sleep, ms */
 
 namespace rt::ext
 {

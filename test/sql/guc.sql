@@ -4,14 +4,19 @@
 \i test/setup.sql
 
 BEGIN;
-SELECT plan(19);
+SELECT plan(25);
 
 SELECT results_eq($$SELECT name::text, setting, coalesce(unit, ''), context::text
-                    FROM pg_settings WHERE name LIKE 'realtime.%' ORDER BY name$$,
+                    FROM pg_settings WHERE name LIKE 'realtime.%' AND name <> 'realtime.ring_path'
+                    ORDER BY name$$,
                   $$VALUES ('realtime.database', 'postgres', '', 'postmaster'),
+                           ('realtime.decoder_naptime', '200', 'ms', 'sighup'),
+                           ('realtime.max_lag_bytes', '268435456', 'B', 'sighup'),
                            ('realtime.max_message_bytes', '3000000', 'B', 'user'),
                            ('realtime.persist_messages', 'off', '', 'user'),
                            ('realtime.publication', 'supabase_realtime', '', 'sighup'),
+                           ('realtime.ring_file_mode', '0660', '', 'postmaster'),
+                           ('realtime.ring_size', '67108864', 'B', 'postmaster'),
                            ('realtime.topic', '', '', 'user')$$,
                   'the realtime settings, their defaults and contexts');
 SELECT ok((SELECT bool_and(short_desc IS NOT NULL) FROM pg_settings WHERE name LIKE 'realtime.%'),
@@ -24,6 +29,19 @@ SELECT throws_ok($$SET realtime.database = 'other'$$, '55P02',
 SELECT throws_ok($$SET realtime.publication = 'other'$$, '55P02',
                  'parameter "realtime.publication" cannot be changed now',
                  'realtime.publication is set in the configuration files only');
+
+-- The ring: set at server start; the test cluster puts it beside the data directory.
+SELECT is((SELECT context::text FROM pg_settings WHERE name = 'realtime.ring_path'), 'postmaster',
+          'realtime.ring_path is set at server start');
+SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'realtime.ring_path'), 'pg_realtime.ring',
+          'by default in the data directory');
+SELECT throws_ok($$SET realtime.ring_size = 4096$$, '55P02', NULL,
+                 'realtime.ring_size cannot change without a restart');
+SELECT is(current_setting('realtime.ring_file_mode'), '0660', 'the file mode shows in octal');
+SELECT throws_ok($$SET realtime.max_lag_bytes = 0$$, '55P02', NULL,
+                 'realtime.max_lag_bytes is set in the configuration files');
+SELECT throws_ok($$SET realtime.decoder_naptime = 0$$, '55P02', NULL,
+                 'realtime.decoder_naptime is set in the configuration files');
 
 -- realtime.max_message_bytes: bytes, with units, within 1 .. 1 GB - 1.
 SET LOCAL realtime.max_message_bytes = '1MB';
