@@ -8,7 +8,8 @@
 # 127.0.0.1:PORT, unix socket in DIR), start the server (log: DIR/log/postgres.log) and
 # CREATE EXTENSION realtime (and pgtap with --pgtap) in database postgres. Prints one line on
 # stdout, the TCP conninfo, e.g. "host=127.0.0.1 port=5439 user=postgres dbname=postgres";
-# progress goes to stderr. --no-preload leaves realtime out of shared_preload_libraries and
+# progress goes to stderr. The decoder worker writes its ring to DIR/realtime.ring
+# (realtime.ring_path): give that path to realtime-fanout --ring-path. --no-preload leaves realtime out of shared_preload_libraries and
 # does not create it (to test that it refuses to load). If anything fails after the server
 # started, it is stopped again.
 # stop: fast shutdown (immediate if that fails); DIR itself is left for the caller to remove.
@@ -63,12 +64,15 @@ write_conf() {
 		echo "max_replication_slots = 20"
 		echo "max_wal_senders = 20"
 		# Debian's 15.19+ accepts only listed output plugins (a list: quoted in this file).
+		# (grep without -q reads all: with pipefail, an early exit SIGPIPEs postgres and fails)
 		if as_postgres "$bindir/postgres" --describe-config 2>/dev/null |
-			grep -q '^output_plugin_libraries[[:space:]]'; then
+			grep '^output_plugin_libraries[[:space:]]' >/dev/null; then
 			echo "output_plugin_libraries = 'pgoutput, test_decoding, realtime'"
 		fi
 		if ((preload)); then
 			echo "realtime.database = 'postgres'"
+			# Outside the data directory, where a sidecar (root in the tests) opens it read-write.
+			echo "realtime.ring_path = '$dir/realtime.ring'"
 		fi
 		echo "max_connections = 200"
 		echo "logging_collector = off"

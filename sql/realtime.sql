@@ -237,3 +237,54 @@ COMMENT ON FUNCTION realtime.broadcast_changes(text, text, text, text, text, rec
                                                text) IS
     'Trigger helper: send a row change (record, old_record) to topic_name as a private '
     'broadcast of event_name';
+
+-- The ring and the decoder worker, as C sees them (src/extension/stats.cpp); NULL ring
+-- columns while the ring file does not exist yet. realtime.stats() below adds the slot.
+CREATE FUNCTION realtime.ring_stats(
+    OUT ring_path text, OUT capacity bigint, OUT write_pos bigint, OUT tail_pos bigint,
+    OUT next_seq bigint, OUT records_written bigint, OUT records_dropped bigint,
+    OUT records_skipped bigint, OUT records_too_large bigint, OUT writer_pid integer,
+    OUT writer_heartbeat_age_ms bigint, OUT readers jsonb, OUT worker_pid integer,
+    OUT decoder_turns bigint, OUT decoder_records bigint, OUT decoder_stalls bigint,
+    OUT decoder_forced bigint)
+RETURNS record
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'realtime_ring_stats';
+
+COMMENT ON FUNCTION realtime.ring_stats() IS
+    'Ring header (positions, counters, reader slots) and decoder worker counters';
+
+-- Everything an operator watches: ring positions, readers (slot, pid, read_pos,
+-- heartbeat age), records written and dropped, and how far slot "realtime" lags behind
+-- the current WAL (bytes of WAL the server keeps for it).
+CREATE FUNCTION realtime.stats(
+    OUT ring_path text, OUT capacity bigint, OUT write_pos bigint, OUT tail_pos bigint,
+    OUT next_seq bigint, OUT records_written bigint, OUT records_dropped bigint,
+    OUT records_skipped bigint, OUT records_too_large bigint, OUT writer_pid integer,
+    OUT writer_heartbeat_age_ms bigint, OUT readers jsonb, OUT live_readers integer,
+    OUT worker_pid integer, OUT decoder_turns bigint, OUT decoder_records bigint,
+    OUT decoder_stalls bigint, OUT decoder_forced bigint, OUT slot_active boolean,
+    OUT slot_confirmed_flush_lsn pg_lsn, OUT slot_lag_bytes numeric)
+RETURNS record
+LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT r.ring_path, r.capacity, r.write_pos, r.tail_pos, r.next_seq, r.records_written,
+           r.records_dropped, r.records_skipped, r.records_too_large, r.writer_pid,
+           r.writer_heartbeat_age_ms, r.readers,
+           (SELECT count(*)::integer FROM jsonb_array_elements(r.readers) e
+            WHERE e->>'state' = 'live'),
+           nullif(r.worker_pid, 0), r.decoder_turns, r.decoder_records, r.decoder_stalls,
+           r.decoder_forced, s.active, s.confirmed_flush_lsn,
+           CASE WHEN s.confirmed_flush_lsn IS NOT NULL AND NOT pg_is_in_recovery()
+                THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn) END
+    FROM realtime.ring_stats() r
+    LEFT JOIN pg_replication_slots s ON s.slot_name = 'realtime'
+$fn$;
+
+COMMENT ON FUNCTION realtime.stats() IS
+    'Ring positions and readers, records written and dropped, decoder counters and the lag '
+    'of slot "realtime" (pg_current_wal_lsn() - confirmed_flush_lsn)';
+
+REVOKE ALL ON FUNCTION realtime.ring_stats() FROM PUBLIC;
+REVOKE ALL ON FUNCTION realtime.stats() FROM PUBLIC;

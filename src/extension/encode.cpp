@@ -151,6 +151,36 @@ AppendMessageJson(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
 	AppendCommitJson(out, commit_lsn, commit_time);
 }
 
+void
+AppendMessageRing(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
+                  TimestampTz commit_time)
+{
+	/* TimestampTz counts from 2000-01-01; the ring uses the Unix epoch */
+	constexpr int64 kUnixToPostgresUs =
+	    static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+	uint64 size = 1 + 4 + 8 + 8 + RtFieldSize(m.topic.size()) + RtFieldSize(m.event.size()) +
+	              RtFieldSize(m.id.size()) + RtFieldSize(m.payload.size());
+	RtFieldWriter w;
+
+	if (size >= MaxAllocSize)
+		elog(ERROR, "realtime ring record of %llu bytes is too large",
+		     static_cast<unsigned long long>(size));
+	enlargeStringInfo(out, static_cast<int>(size));
+	RtFieldWriterInit(&w, out->data + out->len, static_cast<uint32>(size));
+	RtFieldPutUint(&w, RT_REC_MESSAGE, 1);
+	RtFieldPutU32(&w, m.is_private ? RT_MSG_PRIVATE : 0);
+	RtFieldPutU64(&w, commit_lsn);
+	RtFieldPutU64(&w, static_cast<uint64>(commit_time + kUnixToPostgresUs));
+	RtFieldPutBytes(&w, m.topic.data(), static_cast<uint32>(m.topic.size()));
+	RtFieldPutBytes(&w, m.event.data(), static_cast<uint32>(m.event.size()));
+	RtFieldPutBytes(&w, m.id.data(), static_cast<uint32>(m.id.size()));
+	RtFieldPutBytes(&w, m.payload.data(), static_cast<uint32>(m.payload.size()));
+	if (w.failed || w.len != size)
+		elog(ERROR, "realtime ring record encoding failed");
+	out->len += static_cast<int>(size);
+	out->data[out->len] = '\0';
+}
+
 /* Type name as PROTOCOL.md 6.4 gives it: pg_type.typname (int4, _text, ...) */
 static void
 AppendTypeName(StringInfo out, Oid typid)

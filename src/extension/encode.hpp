@@ -80,6 +80,15 @@ void AppendMessageJson(StringInfo out, const MessageBody &m, XLogRecPtr commit_l
                        TimestampTz commit_time);
 
 /*
+ * Append the ring form of a message: one byte RT_REC_MESSAGE (the record type
+ * for the decoder worker's write callback), then the RT_REC_MESSAGE payload of
+ * rt_ring.h (flags, commit LSN, commit time in Unix microseconds, topic,
+ * event, id, payload).
+ */
+void AppendMessageRing(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
+                       TimestampTz commit_time);
+
+/*
  * Append the one-line JSON form of a row change (INSERT, UPDATE or DELETE) of
  * rel, values rendered as to_jsonb renders them (PROTOCOL.md 6.4 step 7):
  * {"type":"INSERT","schema":…,"table":…,"relid":N,"rls":bool,

@@ -12,11 +12,16 @@ extern "C"
 {
 #include "postgres.h"
 
+#include "access/xlogdefs.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/spin.h"
 }
 
 #include "guc.hpp"
+#include "shmem.hpp"
+#include "worker.hpp"
+#include "xact_wakeup.hpp"
 
 extern "C"
 {
@@ -37,4 +42,7 @@ _PG_init(void)
 		                        "and restart the server.")));
 
 	rt::ext::GucInit();
+	rt::ext::ShmemInit();
+	rt::ext::WorkerRegister();
+	rt::ext::XactWakeupInit();
 }

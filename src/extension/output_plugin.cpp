@@ -13,8 +13,14 @@
  * the publication named by realtime.publication (pub_filter.hpp; only the
  * actions it publishes), and prints each as one line of JSON (encode.hpp).
  * Non-transactional messages, other prefixes, other tables and TRUNCATE (no
- * callback registered) are ignored. Output goes to the SQL decoding functions
- * for now; the decoder worker and the ring come next.
+ * callback registered) are ignored.
+ *
+ * Two output formats, chosen by the option "format": "json" (the default) for
+ * the SQL decoding functions, one JSON line per message or change; "ring" for
+ * the decoder worker (worker.cpp), one ring record per message, preceded by
+ * its record type byte (encode.hpp, AppendMessageRing), which the worker's
+ * write callback appends to the ring. Row changes are not written in ring
+ * mode yet (RT_REC_CHANGE records come with postgres_changes).
  *
  * PostgreSQL 15.20 as packaged by Debian only loads output plugins named in
  * output_plugin_libraries; its own error (detail and hint) says so when
@@ -46,6 +52,7 @@ namespace
 struct PluginState
 {
 	MemoryContext change_cxt; /* reset after each callback */
+	bool ring;                /* format "ring": binary ring records for the decoder worker */
 };
 
 } // namespace
@@ -80,7 +87,7 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->message_cb = RealtimeMessage;
 }
 
-/* Options (none yet: any is an error, as test_decoding's unknown ones), state, text output */
+/* Options ("format": "json" or "ring"; anything else is an error, as test_decoding's), state */
 static void
 RealtimeStartup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool)
 {
@@ -98,11 +105,21 @@ RealtimeStartup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool)
 		DefElem *elem = static_cast<DefElem *>(lfirst(option));
 
 		Assert(elem->arg == nullptr || IsA(elem->arg, String));
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		                errmsg("option \"%s\" = \"%s\" is unknown", elem->defname,
-		                       elem->arg ? strVal(elem->arg) : "(null)"),
-		                errhint("The output plugin \"realtime\" takes no options.")));
+		if (strcmp(elem->defname, "format") == 0 && elem->arg != nullptr &&
+		    strcmp(strVal(elem->arg), "json") == 0)
+			st->ring = false;
+		else if (strcmp(elem->defname, "format") == 0 && elem->arg != nullptr &&
+		         strcmp(strVal(elem->arg), "ring") == 0)
+			st->ring = true;
+		else
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			                errmsg("option \"%s\" = \"%s\" is unknown", elem->defname,
+			                       elem->arg ? strVal(elem->arg) : "(null)"),
+			                errhint("The output plugin \"realtime\" takes one option, "
+			                        "\"format\", \"json\" or \"ring\".")));
 	}
+	if (st->ring)
+		opt->output_type = OUTPUT_PLUGIN_BINARY_OUTPUT;
 }
 
 /* Nothing is printed per transaction: each message line carries its commit */
@@ -122,9 +139,15 @@ RealtimeChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rela
                ReorderBufferChange *change)
 {
 	PluginState *st = static_cast<PluginState *>(ctx->output_plugin_private);
-	MemoryContext old = MemoryContextSwitchTo(st->change_cxt);
-	rt::ext::PublishedActions published = rt::ext::RelationPublished(relation);
+	MemoryContext old;
+	rt::ext::PublishedActions published;
 	bool wanted;
+
+	/* No RT_REC_CHANGE records yet: the ring carries messages only */
+	if (st->ring)
+		return;
+	old = MemoryContextSwitchTo(st->change_cxt);
+	published = rt::ext::RelationPublished(relation);
 
 	switch (change->action)
 	{
@@ -176,7 +199,10 @@ RealtimeMessage(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr m
 	else
 	{
 		OutputPluginPrepareWrite(ctx, true);
-		rt::ext::AppendMessageJson(ctx->out, m, txn->final_lsn, txn->xact_time.commit_time);
+		if (st->ring)
+			rt::ext::AppendMessageRing(ctx->out, m, txn->final_lsn, txn->xact_time.commit_time);
+		else
+			rt::ext::AppendMessageJson(ctx->out, m, txn->final_lsn, txn->xact_time.commit_time);
 		OutputPluginWrite(ctx, true);
 	}
 	MemoryContextSwitchTo(old);

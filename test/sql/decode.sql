@@ -232,8 +232,8 @@ SELECT is((SELECT line::jsonb->>'topic' FROM lines), 'decode:after', 'it is the 
 
 -- Options, and the list of plugins PostgreSQL 15.20 lets a session use.
 SELECT throws_ok($$SELECT * FROM pg_logical_slot_peek_changes('rt_test_decode', NULL, NULL,
-                                                              'format', 'json')$$,
-                 '22023', 'option "format" = "json" is unknown', 'an unknown option is an error');
+                                                              'format', 'xml')$$,
+                 '22023', 'option "format" = "xml" is unknown', 'an unknown option is an error');
 SET output_plugin_libraries = pgoutput, test_decoding;
 SELECT throws_ok($$SELECT * FROM pg_logical_slot_peek_changes('rt_test_decode', NULL, NULL)$$,
                  '42501', 'library "realtime" may not be used as an output plugin',
