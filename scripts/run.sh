@@ -74,7 +74,8 @@ conninfo=$(bash "$here/cluster.sh" start "$cluster_dir" "$pg_port")
 
 secret=${API_JWT_SECRET:-$(random_secret)}
 fanout_bin=$root/build/realtime-fanout
-"$fanout_bin" --host 127.0.0.1 --port "$port" --db "$conninfo" --jwt-secret "$secret" &
+"$fanout_bin" --host 127.0.0.1 --port "$port" --db "$conninfo" --ring-path "$cluster_dir/realtime.ring" \
+	--jwt-secret "$secret" &
 fanout_pid=$!
 wait_http_ok "$port" /healthz 30 "$fanout_pid" ||
 	die "realtime-fanout did not answer GET http://127.0.0.1:$port/healthz within 30 s"
