@@ -100,3 +100,40 @@ test('kill -9 the sidecar while sending, then start another', { timeout: 60000 }
 	const got = await inbox2.waitFor((m) => m.payload?.n === 'again', 5000);
 	assert.equal(got.event, 'ev');
 });
+
+test('the decoder worker restarts under an attached sidecar', { timeout: 30000 }, async () => {
+	const name = uniq('worker');
+	const side = await ringSidecar();
+	const inbox = await subscriberOn(side, name);
+	await db.query(`SELECT realtime.send('{"n":"before"}', 'ev', $1)`, [name]);
+	await inbox.waitFor((m) => m.payload?.n === 'before', 5000);
+	const { rows: [old] } = await db.query(
+		`SELECT worker_pid, write_pos::text FROM realtime.stats()`
+	);
+	assert.ok(old.worker_pid, 'the worker runs');
+
+	// Terminated, it exits with an error and the postmaster starts it again (2 s later).
+	await db.query('SELECT pg_terminate_backend($1)', [old.worker_pid]);
+	let now;
+	for (let i = 0; i < 100; i++) {
+		await sleep(100);
+		({ rows: [now] } = await db.query(
+			`SELECT worker_pid, writer_pid, write_pos::text FROM realtime.stats()`
+		));
+		if (now.worker_pid && now.worker_pid !== old.worker_pid && now.writer_pid === now.worker_pid) {
+			break;
+		}
+	}
+	assert.notEqual(now.worker_pid, old.worker_pid, 'a new worker runs');
+	assert.equal(now.writer_pid, now.worker_pid, 'and writes the ring');
+	assert.ok(BigInt(now.write_pos) >= BigInt(old.write_pos), 'it resumed the ring where it was');
+
+	await db.query(`SELECT realtime.send('{"n":"after"}', 'ev', $1)`, [name]);
+	await inbox.waitFor((m) => m.payload?.n === 'after', 5000);
+	assert.deepEqual(
+		inbox.items.map((m) => m.payload.n),
+		['before', 'after'],
+		'the same sidecar delivers again, nothing twice'
+	);
+	assert.ok(!side.output().includes('reopening'), 'the sidecar never had to reopen the ring');
+});
