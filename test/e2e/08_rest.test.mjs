@@ -10,8 +10,7 @@ import { randomUUID } from 'node:crypto';
 import {
 	createClient,
 	closeClients,
-	subscribe,
-	collectBroadcasts,
+	subscriber,
 	RawClient,
 	post,
 	authHeaders,
@@ -24,13 +23,6 @@ import { decodeUserBroadcast, ENC_BINARY, ENC_JSON } from './lib/v2binary.mjs';
 after(closeClients);
 
 const PATH = '/realtime/v1/api/broadcast';
-
-async function subscriber(name) {
-	const ch = createClient().channel(name);
-	const inbox = collectBroadcasts(ch);
-	await subscribe(ch);
-	return inbox;
-}
 
 test('202, empty body, and subscribers receive the message', { timeout: 10000 }, async () => {
 	const name = uniq('rest');

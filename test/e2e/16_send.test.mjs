@@ -9,10 +9,8 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import {
 	RT_DB_URL,
-	createClient,
 	closeClients,
-	subscribe,
-	collectBroadcasts,
+	subscriber,
 	RawClient,
 	uniq,
 	sleep,
@@ -31,14 +29,6 @@ after(async () => {
 	await closeClients();
 	await db?.end();
 });
-
-// A realtime-js v2 subscriber of the public room `name`, with its inbox.
-async function subscriber(name) {
-	const ch = createClient().channel(name);
-	const inbox = collectBroadcasts(ch);
-	await subscribe(ch);
-	return inbox;
-}
 
 test('a send reaches the subscriber only after commit', { timeout: 20000 }, async () => {
 	const name = uniq('send');

@@ -198,6 +198,14 @@ export function collectBroadcasts(channel, event = '*') {
 	return inbox;
 }
 
+// A subscribed realtime-js (vsn 2.0.0) client of the public room `name`; resolves with its inbox.
+export async function subscriber(name) {
+	const ch = createClient().channel(name);
+	const inbox = collectBroadcasts(ch);
+	await subscribe(ch);
+	return inbox;
+}
+
 // A `ws` subclass that records what the client sends and receives on the wire.
 export function spyTransport() {
 	const sent = [];
