@@ -288,3 +288,12 @@ COMMENT ON FUNCTION realtime.stats() IS
 
 REVOKE ALL ON FUNCTION realtime.ring_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION realtime.stats() FROM PUBLIC;
+
+-- realtime.send() writes its logical message from C after checking the caller's
+-- right to INSERT into realtime.messages under RLS. PostgreSQL lets every role call
+-- pg_logical_emit_message(), which would write the same message with no check at
+-- all (any role could broadcast to any topic, private ones included), so that
+-- door is closed. Superusers keep it; grant it back to a role that needs it.
+-- DROP EXTENSION does not restore the grant.
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(boolean, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;

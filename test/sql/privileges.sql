@@ -5,7 +5,7 @@
 
 BEGIN;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(30);
+SELECT plan(32);
 
 -- Grants, checked in the catalogs.
 SELECT schema_privs_are('realtime'::name, r::name, ARRAY['USAGE'],
@@ -78,6 +78,14 @@ SELECT is(realtime.create_messages_partitions(current_date + 7, current_date + 8
 SELECT is(realtime.drop_messages_partitions(current_date - 1), 0,
           'supabase_realtime_admin can run the janitor');
 RESET ROLE;
+
+-- realtime.send() is the only way for a non-superuser to write a realtime message.
+SELECT ok(NOT has_function_privilege('authenticated',
+          'pg_logical_emit_message(boolean,text,text)', 'EXECUTE'),
+          'authenticated cannot forge messages with pg_logical_emit_message(text)');
+SELECT ok(NOT has_function_privilege('anon',
+          'pg_logical_emit_message(boolean,text,bytea)', 'EXECUTE'),
+          'anon cannot forge messages with pg_logical_emit_message(bytea)');
 
 SELECT * FROM finish();
 ROLLBACK;
