@@ -21,12 +21,11 @@ namespace rt::ext
 /* Shared counters, written by the decoder worker under the mutex */
 struct DecoderCounters
 {
-	uint64 turns;            /* decoding turns that read WAL */
+	uint64 turns;            /* batches of WAL decoded */
 	uint64 records_appended; /* records appended to the ring by this server's workers */
-	uint64 stalls;           /* turns stopped because a live reader was behind */
+	uint64 stalls;           /* times a live reader made the writer wait */
 	uint64 forced;           /* records appended over unread ones past max_lag_bytes */
 	uint64 too_large;        /* records over the ring's record limit, replaced by a GAP */
-	uint64 skipped_changes;  /* row changes not yet written to the ring (CHANGE records later) */
 	XLogRecPtr confirmed;    /* last position the worker confirmed on its slot */
 };
 
@@ -37,6 +36,16 @@ struct RealtimeShared
 	Latch *decoder_latch;     /* the decoder worker's MyLatch; nullptr while it is not running */
 	int decoder_pid;          /* its pid, 0 while not running */
 	DecoderCounters counters; /* for realtime.stats() */
+
+	/*
+	 * The decoder's high-water mark: it has appended the first written_count
+	 * records of the transaction that committed at written_commit (and all
+	 * before). Written by the decoder worker alone, without the mutex, and
+	 * read by its successor after a restart so that nothing is appended
+	 * twice.
+	 */
+	XLogRecPtr written_commit;
+	uint64 written_count;
 };
 
 /* Install the shared memory hooks; call once from _PG_init */

@@ -6,26 +6,31 @@
  * a few seconds after it exits with an ERROR. It connects to the database of
  * realtime.database, creates the logical slot "realtime" (output plugin
  * "realtime") if missing, maps the ring (ring_writer.hpp), publishes its
- * latch for committing backends (xact_wakeup.cpp) and loops: each turn
- * decodes the WAL from the slot up to the flushed position, as PostgreSQL's
- * pg_logical_slot_get_changes does (logicalfuncs.c), with the output plugin in
- * format "ring" and write callbacks that append each record to the ring.
+ * latch for committing backends (xact_wakeup.cpp), and then decodes like a
+ * walsender (walsender.c, XLogSendLogical): one decoding context for the
+ * life of the process, the output plugin in format "ring", a WAL reader that
+ * goes on from where it stopped. Each time it is woken (a commit sets its
+ * latch, or realtime.decoder_naptime passes) it decodes up to the flushed
+ * WAL, appends each record to the ring from the write callback, wakes the
+ * readers once per WAL record that produced output, and confirms the slot.
  *
  * Backpressure (ARCHITECTURE.md "Backpressure and loss"). With a live reader,
- * an append that would overwrite what it has not read (RT_RING_FULL) stops
- * the turn: the rest of the turn's output is discarded and the slot is
- * confirmed only up to the commit of the transaction that did not fit, so the
- * slot keeps its WAL and the next turn decodes it again, skipping the records
- * of that transaction already in the ring. Once the slot keeps more than
+ * an append that would overwrite what it has not read (RT_RING_FULL) waits,
+ * in the write callback, for the reader to move on: decoding pauses and the
+ * slot, not confirmed meanwhile, keeps its WAL. Once the slot keeps more than
  * realtime.max_lag_bytes of WAL (from its restart point), appends are forced:
  * the ring overwrites, counts the loss, and readers see the gap. With no live
- * reader appends never block, so the slot always advances and an absent
- * sidecar never piles up WAL. Nothing here ever waits for a reader or blocks
- * a backend. A reader that stops heartbeating is reclaimed after 5 s
- * (ring_writer.cpp) and no longer holds the writer back.
+ * reader appends never wait, so the slot always advances and an absent
+ * sidecar never piles up WAL. Nothing here ever blocks a backend. A reader
+ * that stops heartbeating is reclaimed after 5 s (ring_writer.cpp) and no
+ * longer holds the writer back.
  *
- * A record appended but not yet confirmed when the worker dies is decoded
- * again by its successor: delivery across a worker crash is at least once.
+ * A restarted worker decodes again from the slot's restart point; records
+ * of transactions it already appended (up to the high-water mark kept in
+ * shared memory, shmem.hpp) are not appended twice. Only a crash between an
+ * append and the update of that mark, or a restart of the whole server,
+ * repeats a record: delivery is exactly once across worker restarts, at
+ * least once across server crashes.
  */
 extern "C"
 {
@@ -78,29 +83,26 @@ namespace
 
 constexpr const char *kSlotName = "realtime";
 constexpr int kRestartSeconds = 2;
+constexpr long kStallPollMs = 10;       /* how often a paused writer looks at its reader */
+constexpr uint64 kConfirmEveryMs = 100; /* confirm the slot at least this often in a long batch */
 
 /*
- * What one turn's write callback needs, and what survives from a stalled turn
- * to the next: the commit LSN of the transaction that did not fit and how many
- * of its records are already in the ring.
+ * The write callback's state: which record of which transaction it is at,
+ * and what it did since the counters were last published.
  */
-struct TurnState
+struct WriterState
 {
-	bool force;               /* append over unread records (max lag exceeded) */
-	bool stalled;             /* a live reader is behind: drop the rest of this turn */
-	XLogRecPtr cur_commit;    /* commit LSN of the transaction being written */
-	uint64 cur_index;         /* index of its next record */
-	XLogRecPtr stall_commit;  /* the transaction that did not fit */
-	uint64 stall_written;     /* how many of its records are in the ring */
-	XLogRecPtr resume_commit; /* from the previous turn: skip ... */
-	uint64 resume_written;    /* ... this many records of that transaction */
-	uint64 appended;          /* records appended this turn */
-	uint64 forced;            /* of which over unread records */
-	uint64 too_large;         /* replaced by a GAP record */
+	XLogRecPtr cur_commit; /* commit LSN of the transaction being written */
+	uint64 cur_index;      /* index of its next record */
+	bool notify;           /* appended since readers were last woken */
+	uint64 appended;       /* records appended */
+	uint64 forced;         /* of which over unread records */
+	uint64 too_large;      /* replaced by a GAP record */
+	uint64 stalls;         /* times a live reader made it wait */
 };
 
-TurnState turn;
-XLogRecPtr decoded_upto = InvalidXLogRecPtr; /* end of the last turn that finished */
+WriterState writer;
+LogicalDecodingContext *decoder = nullptr; /* for the life of the process */
 
 /* Let this process use its own output plugin (Debian's output_plugin_libraries) */
 void
@@ -157,83 +159,62 @@ EnsureSlot(void)
 	CommitTransactionCommand();
 }
 
-/* Publish counters for realtime.stats() */
+/* Publish what the writer did since the last call, for realtime.stats() */
 void
-PublishCounters(XLogRecPtr confirmed, bool stalled)
+PublishCounters(bool batch, XLogRecPtr confirmed)
 {
 	rt::ext::RealtimeShared *shared = rt::ext::Shared();
 
 	SpinLockAcquire(&shared->mutex);
-	shared->counters.turns++;
-	shared->counters.records_appended += turn.appended;
-	shared->counters.forced += turn.forced;
-	shared->counters.too_large += turn.too_large;
-	if (stalled)
-		shared->counters.stalls++;
+	if (batch)
+		shared->counters.turns++;
+	shared->counters.records_appended += writer.appended;
+	shared->counters.forced += writer.forced;
+	shared->counters.too_large += writer.too_large;
+	shared->counters.stalls += writer.stalls;
 	if (confirmed != InvalidXLogRecPtr)
 		shared->counters.confirmed = confirmed;
 	SpinLockRelease(&shared->mutex);
+	writer.appended = writer.forced = writer.too_large = writer.stalls = 0;
 }
 
 /*
- * One turn: decode everything from the slot up to the flushed WAL into the
- * ring (or up to the transaction that does not fit), confirm, release.
+ * WAL the slot keeps, from its restart point to the flushed end: what
+ * realtime.max_lag_bytes bounds. One large transaction holds the WAL back to
+ * its start while its commit, the confirmed position, is near the end.
  */
-void
-DecodeTurn(void)
+uint64
+SlotLagBytes(void)
 {
 	XLogRecPtr flush = GetFlushRecPtr(nullptr);
-	bool retry = turn.resume_commit != InvalidXLogRecPtr;
-	ResourceOwner old_owner;
-	LogicalDecodingContext *ctx;
-	XLogRecPtr confirmed;
-	XLogRecPtr confirm;
 	XLogRecPtr restart;
-	uint64 lag;
-	XLogReaderRoutine routine;
-	List *options;
-	int saved_log_level;
 
-	if (flush <= decoded_upto && !retry)
-		return;
-
-	/*
-	 * Starting a decoding context logs "starting logical decoding" and the
-	 * consistent point at LOG: once per walsender, but once per turn here.
-	 * Quiet them at the default level; a DEBUG level set by the operator stays.
-	 */
-	saved_log_level = log_min_messages;
-	if (log_min_messages == LOG)
-		log_min_messages = WARNING;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	old_owner = CurrentResourceOwner;
-	ReplicationSlotAcquire(kSlotName, true);
-
-	/*
-	 * The lag that matters for max_lag_bytes is the WAL kept for the slot,
-	 * from its restart point: one large transaction holds its WAL back to its
-	 * start while its commit, the confirmed position, is near the end.
-	 */
 	SpinLockAcquire(&MyReplicationSlot->mutex);
-	confirmed = MyReplicationSlot->data.confirmed_flush;
 	restart = MyReplicationSlot->data.restart_lsn;
 	SpinLockRelease(&MyReplicationSlot->mutex);
-	lag = flush > restart ? flush - restart : 0;
+	return flush > restart ? flush - restart : 0;
+}
 
-	/* with no live reader RtRingAppend never refuses: force only matters for a live one */
-	turn.force = lag > static_cast<uint64>(realtime_max_lag_bytes);
-	turn.stalled = false;
-	turn.cur_commit = InvalidXLogRecPtr;
-	turn.cur_index = 0;
-	turn.appended = 0;
-	turn.forced = 0;
-	turn.too_large = 0;
+/*
+ * Acquire the slot and create the decoding context that serves every batch,
+ * in TopMemoryContext; reading starts at the slot's restart point and
+ * transactions committed before its confirmed position are skipped. Like a
+ * walsender, decoding runs outside any transaction: the reorder buffer starts
+ * one for each transaction it replays and runs its invalidations.
+ */
+void
+StartDecoding(void)
+{
+	MemoryContext old;
+	XLogReaderRoutine routine;
+	List *options;
+
+	ReplicationSlotAcquire(kSlotName, true);
+	old = MemoryContextSwitchTo(TopMemoryContext);
 
 	/*
-	 * read_local_xlog_page, as pg_logical_slot_get_changes: the loop stops at
-	 * the flush position read above, so it only waits (briefly) for the tail of
+	 * read_local_xlog_page, as pg_logical_slot_get_changes: DecodeAvailable
+	 * stops at the flush position, so it only waits (briefly) for the tail of
 	 * a record the WAL writer flushed in part. (The _no_wait variant stores its
 	 * end-of-WAL flag through reader->private_data, which logical decoding
 	 * uses for its context.)
@@ -243,67 +224,101 @@ DecodeTurn(void)
 	routine.segment_close = wal_segment_close;
 	options = list_make1(
 	    makeDefElem(pstrdup("format"), reinterpret_cast<Node *>(makeString(pstrdup("ring"))), -1));
-	ctx = CreateDecodingContext(InvalidXLogRecPtr, options, false, &routine, RingPrepareWrite,
-	                            RingWrite, nullptr);
+	decoder = CreateDecodingContext(InvalidXLogRecPtr, options, false, &routine, RingPrepareWrite,
+	                                RingWrite, nullptr);
+	MemoryContextSwitchTo(old);
+	XLogBeginRead(decoder->reader, MyReplicationSlot->data.restart_lsn);
+}
 
-	/* start at the slot's restart point; transactions already confirmed are skipped */
-	XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
-	while (!turn.stalled && ctx->reader->EndRecPtr < flush)
+/* Tell the slot everything before lsn is in the ring (saved at the next checkpoint) */
+XLogRecPtr
+Confirm(XLogRecPtr lsn)
+{
+	XLogRecPtr confirmed;
+
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	confirmed = MyReplicationSlot->data.confirmed_flush;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	if (lsn == InvalidXLogRecPtr || lsn <= confirmed)
+		return confirmed;
+	LogicalConfirmReceivedLocation(lsn);
+	ReplicationSlotMarkDirty();
+	return lsn;
+}
+
+/*
+ * Decode the WAL written since the last call, up to the flushed position:
+ * every committed transaction in it goes to the ring (the write callback).
+ * The slot is confirmed at the end, and every 100 ms of a long batch so that
+ * its WAL can go while a backlog is decoded.
+ */
+void
+DecodeAvailable(void)
+{
+	XLogRecPtr flush = GetFlushRecPtr(nullptr);
+	uint64 last_confirm = rt::ext::MonotonicMs();
+	XLogRecPtr confirmed;
+	uint32 n = 0;
+
+	if (decoder->reader->EndRecPtr >= flush)
+		return;
+	while (decoder->reader->EndRecPtr < flush)
 	{
 		char *errm = nullptr;
-		XLogRecord *record = XLogReadRecord(ctx->reader, &errm);
+		XLogRecord *record = XLogReadRecord(decoder->reader, &errm);
 
 		if (errm != nullptr)
 			elog(ERROR, "could not find record for logical decoding: %s", errm);
 		if (record != nullptr)
-			LogicalDecodingProcessRecord(ctx, ctx->reader);
+			LogicalDecodingProcessRecord(decoder, decoder->reader);
+		if (writer.notify)
+		{
+			/* once per WAL record: a commit of 10,000 messages wakes readers once */
+			rt::ext::RingNotify();
+			writer.notify = false;
+		}
 		CHECK_FOR_INTERRUPTS();
+		if ((++n & 255) == 0 && rt::ext::MonotonicMs() - last_confirm >= kConfirmEveryMs)
+		{
+			(void)Confirm(decoder->reader->EndRecPtr);
+			(void)rt::ext::RingMaintain();
+			last_confirm = rt::ext::MonotonicMs();
+		}
 	}
-	if (turn.appended > 0 || turn.too_large > 0)
-		rt::ext::RingNotify();
+	confirmed = Confirm(decoder->reader->EndRecPtr);
+	PublishCounters(true, confirmed);
+}
 
-	/*
-	 * A stalled turn confirms up to the commit of the transaction that did
-	 * not fit: decoding starts there again (its commit is not before the new
-	 * start, so it is not skipped) and the records already written are skipped.
-	 */
-	if (turn.stalled)
+/*
+ * A live reader has not read the space the next record needs. Wait a little
+ * for it (it does not wake us: poll), keep our heartbeat, reclaim its slot
+ * if it died, and say whether the slot now keeps more than max_lag_bytes of
+ * WAL, in which case the caller appends anyway.
+ */
+bool
+WaitForReader(bool first)
+{
+	if (first)
 	{
-		confirm = turn.stall_commit;
-		turn.resume_commit = turn.stall_commit;
-		turn.resume_written = turn.stall_written;
+		writer.stalls++;
+		PublishCounters(false, InvalidXLogRecPtr);
+		ereport(DEBUG1, (errmsg("realtime decoder paused for a ring reader; the slot keeps "
+		                        "%llu bytes of WAL",
+		                        static_cast<unsigned long long>(SlotLagBytes()))));
 	}
-	else
+	rt::ext::RingNotify();
+	(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kStallPollMs,
+	                PG_WAIT_EXTENSION);
+	/* a commit's wake-up may be reset here: the main loop reads the flush position again */
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
 	{
-		confirm = ctx->reader->EndRecPtr;
-		turn.resume_commit = InvalidXLogRecPtr;
-		turn.resume_written = 0;
-		decoded_upto = confirm;
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
 	}
-	if (confirm != InvalidXLogRecPtr && confirm > confirmed)
-	{
-		LogicalConfirmReceivedLocation(confirm);
-		/* as the SQL functions do: saved at the next checkpoint */
-		ReplicationSlotMarkDirty();
-	}
-	else
-		confirm = confirmed;
-
-	FreeDecodingContext(ctx);
-	ReplicationSlotRelease();
-	/* decoding may have clobbered the resource owner (reorderbuffer.c) */
-	CurrentResourceOwner = old_owner;
-	CommitTransactionCommand();
-	/* the caches hold entries read under historic snapshots */
-	InvalidateSystemCaches();
-	log_min_messages = saved_log_level;
-
-	PublishCounters(confirm, turn.stalled);
-	if (turn.stalled)
-		ereport(
-		    DEBUG1,
-		    (errmsg("realtime decoder paused for a ring reader; the slot keeps %llu bytes of WAL",
-		            static_cast<unsigned long long>(lag))));
+	(void)rt::ext::RingMaintain();
+	return SlotLagBytes() > static_cast<uint64>(realtime_max_lag_bytes);
 }
 
 } // namespace
@@ -315,57 +330,76 @@ RingPrepareWrite(LogicalDecodingContext *ctx, XLogRecPtr, TransactionId, bool)
 	resetStringInfo(ctx->out);
 }
 
-/* After each record: append it to the ring (see the file header for FULL) */
+/*
+ * After each record: append it to the ring, waiting while a live reader is
+ * behind (see the file header), unless this worker or its predecessor
+ * already did.
+ */
 static void
 RingWrite(LogicalDecodingContext *ctx, XLogRecPtr, TransactionId, bool)
 {
 	RtRingWriter *w = rt::ext::Ring();
+	rt::ext::RealtimeShared *shared = rt::ext::Shared();
 	const uint8 *data = reinterpret_cast<const uint8 *>(ctx->out->data);
 	uint32 len = static_cast<uint32>(ctx->out->len);
 	RtFieldReader r;
+	uint16 type;
 	uint32 flags = 0;
 	uint64 commit = 0;
 	uint64 index;
-	uint64 now;
+	bool force = false;
 	int rc;
 
-	if (turn.stalled)
-		return; /* decoded again next turn */
-	if (len < 1 || data[0] != RT_REC_MESSAGE)
+	if (len < 1 || (data[0] != RT_REC_MESSAGE && data[0] != RT_REC_CHANGE))
 		elog(ERROR, "unexpected ring record from the output plugin");
+	type = data[0];
+	/* both record types start with flags and the commit LSN (rt_ring.h) */
 	RtFieldReaderInit(&r, data + 1, len - 1);
 	if (!RtFieldGetU32(&r, &flags) || !RtFieldGetU64(&r, &commit))
 		elog(ERROR, "malformed ring record from the output plugin");
 
-	if (commit != turn.cur_commit)
+	if (commit != writer.cur_commit)
 	{
-		turn.cur_commit = commit;
-		turn.cur_index = 0;
+		writer.cur_commit = commit;
+		writer.cur_index = 0;
 	}
-	index = turn.cur_index++;
-	if (commit == turn.resume_commit && index < turn.resume_written)
-		return; /* appended by the turn that stalled on this transaction */
+	index = writer.cur_index++;
+	/* only this process writes the mark; commits are decoded in LSN order */
+	if (commit < shared->written_commit ||
+	    (commit == shared->written_commit && index < shared->written_count))
+		return;
 
-	now = rt::ext::MonotonicMs();
-	rc = RtRingAppend(w, RT_REC_MESSAGE, 0, data + 1, len - 1, now, turn.force);
+	for (bool first = true;; first = false)
+	{
+		rc = RtRingAppend(w, type, 0, data + 1, len - 1, rt::ext::MonotonicMs(), force);
+		if (rc != RT_RING_FULL)
+			break;
+		force = WaitForReader(first);
+	}
 	if (rc == RT_RING_TOO_LARGE)
 	{
 		/* readers see one record lost; counted in the header by the append */
-		rc = RtRingAppendGap(w, 1, RT_GAP_TOO_LARGE, now, turn.force);
+		for (bool first = true;; first = false)
+		{
+			rc = RtRingAppendGap(w, 1, RT_GAP_TOO_LARGE, rt::ext::MonotonicMs(), force);
+			if (rc != RT_RING_FULL)
+				break;
+			force = WaitForReader(first);
+		}
 		if (rc == RT_RING_OK)
-			turn.too_large++;
+			writer.too_large++;
 	}
 	else if (rc == RT_RING_OK)
-		turn.appended++;
-	if (rc == RT_RING_FULL)
 	{
-		turn.stalled = true;
-		turn.stall_commit = commit;
-		turn.stall_written = index;
-		return;
+		writer.appended++;
+		if (force)
+			writer.forced++;
 	}
 	if (rc != RT_RING_OK)
 		elog(ERROR, "ring append failed: %s", RtRingResultName(rc));
+	shared->written_commit = commit;
+	shared->written_count = index + 1;
+	writer.notify = true;
 }
 
 /* Unpublish the latch: backends must not set a latch nobody owns */
@@ -385,7 +419,7 @@ void
 realtime_worker_main(Datum)
 {
 	rt::ext::RealtimeShared *shared = rt::ext::Shared();
-	MemoryContext turn_cxt;
+	MemoryContext reader_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -394,6 +428,8 @@ realtime_worker_main(Datum)
 	BackgroundWorkerInitializeConnection(realtime_database, nullptr, 0);
 	pgstat_report_appname("realtime decoder");
 	AllowOwnPlugin();
+	/* values are rendered once for every client: times in UTC, as upstream shows them */
+	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 
 	before_shmem_exit(WorkerShmemExit, 0);
 	SpinLockAcquire(&shared->mutex);
@@ -403,11 +439,17 @@ realtime_worker_main(Datum)
 
 	rt::ext::RingOpen();
 	EnsureSlot();
+	StartDecoding();
 	ereport(LOG, (errmsg("realtime decoder started on database \"%s\", ring \"%s\"",
 	                     realtime_database, realtime_ring_path)));
 
-	turn_cxt =
-	    AllocSetContextCreate(TopMemoryContext, "realtime decoder turn", ALLOCSET_DEFAULT_SIZES);
+	/*
+	 * Never reset, as a walsender's command context: the WAL reader keeps an
+	 * oversized record it decoded in the current context until it reads the
+	 * next one (XLogReleasePreviousRecord frees it then).
+	 */
+	reader_cxt =
+	    AllocSetContextCreate(TopMemoryContext, "realtime decoder reader", ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		MemoryContext old;
@@ -420,12 +462,10 @@ realtime_worker_main(Datum)
 		}
 
 		(void)rt::ext::RingMaintain(); /* heartbeat; reclaims dead readers' slots */
-		old = MemoryContextSwitchTo(turn_cxt);
-		DecodeTurn();
+		old = MemoryContextSwitchTo(reader_cxt);
+		DecodeAvailable();
 		MemoryContextSwitchTo(old);
-		MemoryContextReset(turn_cxt);
 
-		/* a stalled turn retries at the next wake-up or timeout */
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 		                realtime_decoder_naptime, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
