@@ -200,6 +200,7 @@ else
 		cd test/e2e
 		export RT_URL="http://127.0.0.1:$fanout_port" RT_PORT="$fanout_port"
 		export RT_JWT_SECRET="$jwt_secret" RT_FANOUT_BIN="$fanout_bin" RT_RING_PATH="$ring_path"
+		export RT_RING_DUMP_BIN="$root/build/test/ring_dump"
 		export RT_DB_URL="postgresql://postgres@127.0.0.1:$pg_port/postgres"
 		export RT_DB_HOST=127.0.0.1 RT_DB_PORT="$pg_port" RT_DB_USER=postgres RT_DB_NAME=postgres
 		exec timeout 900 bash -c "$e2e_cmd"

@@ -264,6 +264,42 @@ typedef struct RtRingGapPayload
 #define RT_MSG_PRIVATE 0x1u /* deliver to the private room of the topic only */
 #define RT_MSG_BINARY 0x2u  /* payload is bytes (send_binary), not JSON */
 
+/*
+ * Payload of a RT_REC_CHANGE record: one committed INSERT, UPDATE or DELETE of
+ * a table in the publication, written once by the output plugin with every
+ * value already rendered as the JSON text clients receive (to_jsonb's form),
+ * and read by the sidecar, which picks columns and values per subscriber
+ * without re-encoding them. RtField values in this order:
+ *   u32   flags          RT_CHG_* below
+ *   u64   commit_lsn     LSN of the commit record of its transaction
+ *   u64   commit_time_us commit time, microseconds since the Unix epoch (UTC)
+ *   u32   relid          the table's pg_class OID
+ *   u32   action         RT_CHG_INSERT, RT_CHG_UPDATE or RT_CHG_DELETE
+ *   bytes schema
+ *   bytes table
+ *   u32   ncolumns       the table's columns in attribute order, dropped and
+ *                        generated ones left out; then for each:
+ *     u32   col_flags    RT_COL_PK: part of the primary key
+ *     u32   attnum
+ *     bytes name
+ *     bytes type         pg_type.typname (int4, text, _text, ...)
+ *     bytes new          its value in `record` (INSERT, UPDATE) as JSON
+ *                        text; empty when it has none there (DELETE, or an
+ *                        unchanged TOAST value the old row does not have)
+ *     bytes old          its value in `old_record` (UPDATE, DELETE): the
+ *                        replica identity columns, every column with
+ *                        RT_CHG_IDENTITY_FULL; empty when not there
+ * A JSON value is never empty text, so an empty field only means "absent".
+ * Readers ignore fields after the columns (a later minor version may add some).
+ */
+#define RT_CHG_RLS 0x1u           /* the table has row level security enabled */
+#define RT_CHG_IDENTITY_FULL 0x2u /* REPLICA IDENTITY FULL: old values are the whole row */
+#define RT_CHG_TOO_LARGE 0x4u     /* over 1 MiB of values: those over 64 bytes left out */
+#define RT_CHG_INSERT 1u
+#define RT_CHG_UPDATE 2u
+#define RT_CHG_DELETE 3u
+#define RT_COL_PK 0x1u
+
 /* An unversioned layout change must fail to compile. */
 RT_STATIC_ASSERT(sizeof(RtRingSlot) == 64, "RtRingSlot size");
 RT_STATIC_ASSERT(offsetof(RtRingSlot, owner) == 0, "RtRingSlot.owner");

@@ -17,10 +17,11 @@
  *
  * Two output formats, chosen by the option "format": "json" (the default) for
  * the SQL decoding functions, one JSON line per message or change; "ring" for
- * the decoder worker (worker.cpp), one ring record per message, preceded by
- * its record type byte (encode.hpp, AppendMessageRing), which the worker's
- * write callback appends to the ring. Row changes are not written in ring
- * mode yet (RT_REC_CHANGE records come with postgres_changes).
+ * the decoder worker (worker.cpp), one ring record per message or change,
+ * preceded by its record type byte (encode.hpp, AppendMessageRing and
+ * AppendChangeRing), which the worker's write callback appends to the ring.
+ * Both forms come from one collection of the change (CollectChange), so the
+ * SQL form shows exactly the values the ring carries.
  *
  * PostgreSQL 15.20 as packaged by Debian only loads output plugins named in
  * output_plugin_libraries; its own error (detail and hint) says so when
@@ -133,7 +134,7 @@ RealtimeCommit(LogicalDecodingContext *, ReorderBufferTXN *, XLogRecPtr)
 {
 }
 
-/* A row change of a published table, decoded after its commit: one JSON line */
+/* A row change of a published table, decoded after its commit: one line or ring record */
 static void
 RealtimeChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation relation,
                ReorderBufferChange *change)
@@ -143,9 +144,6 @@ RealtimeChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rela
 	rt::ext::PublishedActions published;
 	bool wanted;
 
-	/* No RT_REC_CHANGE records yet: the ring carries messages only */
-	if (st->ring)
-		return;
 	old = MemoryContextSwitchTo(st->change_cxt);
 	published = rt::ext::RelationPublished(relation);
 
@@ -166,9 +164,14 @@ RealtimeChange(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rela
 	}
 	if (wanted)
 	{
+		rt::ext::ChangeData c;
+
+		rt::ext::CollectChange(relation, change, &c);
 		OutputPluginPrepareWrite(ctx, true);
-		rt::ext::AppendChangeJson(ctx->out, relation, change, txn->final_lsn,
-		                          txn->xact_time.commit_time);
+		if (st->ring)
+			rt::ext::AppendChangeRing(ctx->out, c, txn->final_lsn, txn->xact_time.commit_time);
+		else
+			rt::ext::AppendChangeJson(ctx->out, c, txn->final_lsn, txn->xact_time.commit_time);
 		OutputPluginWrite(ctx, true);
 	}
 	MemoryContextSwitchTo(old);

@@ -1,7 +1,8 @@
 /*
  * ring_reader.hpp: the sidecar's side of the shared-memory ring
  * (src/common/rt_ring.h): one thread that follows the ring file the database
- * writes and hands each decoded message to a sink (the Hub, in main.cpp).
+ * writes and hands each decoded message to a sink (the Hub, in main.cpp) and
+ * each row change to a change sink.
  *
  * Own thread. Start order does not matter: the reader waits for the file to
  * appear, reattaches when its slot was reclaimed, reopens the path when the
@@ -17,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+
+#include "ring_change.hpp"
 
 namespace rt::fanout
 {
@@ -41,8 +44,13 @@ class RingReader
 {
 public:
 	using Sink = std::function<void(const RingMessage &)>;
+	using ChangeSink = std::function<void(const RingChange &)>;
 
-	RingReader(std::string path, Sink sink) : path_(std::move(path)), sink_(std::move(sink)) {}
+	/* Row changes go to change_sink; without one they are counted and dropped. */
+	RingReader(std::string path, Sink sink, ChangeSink change_sink = nullptr)
+	    : path_(std::move(path)), sink_(std::move(sink)), change_sink_(std::move(change_sink))
+	{
+	}
 	~RingReader();
 	RingReader(const RingReader &) = delete;
 	RingReader &operator=(const RingReader &) = delete;
@@ -55,6 +63,11 @@ public:
 	messages() const
 	{
 		return messages_.load(std::memory_order_relaxed);
+	}
+	uint64_t
+	changes() const
+	{
+		return changes_.load(std::memory_order_relaxed);
 	}
 	uint64_t
 	lost() const
@@ -75,11 +88,13 @@ private:
 
 	std::string path_;
 	Sink sink_;
+	ChangeSink change_sink_;
 	std::thread thread_;
 	std::mutex mu_;
 	std::condition_variable cv_;
 	std::atomic<bool> stop_{false};
 	std::atomic<uint64_t> messages_{0};
+	std::atomic<uint64_t> changes_{0};
 	std::atomic<uint64_t> lost_{0};
 	std::atomic<bool> attached_{false};
 
