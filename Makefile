@@ -46,8 +46,10 @@ FANOUT_OBJS     = $(patsubst src/fanout/%.cpp,$(BUILD)/fanout/%.o,$(FANOUT_SRCS)
 FANOUT_LIB_OBJS = $(filter-out $(BUILD)/fanout/main.o,$(FANOUT_OBJS))
 UNIT_SRCS       = $(wildcard test/c/test_*.cpp)
 UNIT_BINS       = $(patsubst test/c/%.cpp,$(BUILD)/test/%,$(UNIT_SRCS))
+# Test tools the e2e suite runs (scripts/test.sh passes their paths): rt_ring.h only
+TOOL_BINS       = $(BUILD)/test/ring_hold
 
-all: $(BUILD)/realtime-fanout
+all: $(BUILD)/realtime-fanout $(TOOL_BINS)
 
 $(BUILD)/fanout/%.o: src/fanout/%.cpp
 	@mkdir -p $(dir $@)
@@ -63,7 +65,10 @@ $(BUILD)/test/%.o: test/c/%.cpp
 $(BUILD)/test/%: $(BUILD)/test/%.o $(FANOUT_LIB_OBJS)
 	$(FANOUT_CXX) $(FANOUT_LDOPT) -o $@ $^ $(FANOUT_LIBS) -lcmocka
 
--include $(FANOUT_OBJS:.o=.d) $(UNIT_BINS:=.d)
+$(TOOL_BINS): $(BUILD)/test/%: $(BUILD)/test/%.o
+	$(FANOUT_CXX) $(FANOUT_LDOPT) -o $@ $^
+
+-include $(FANOUT_OBJS:.o=.d) $(UNIT_BINS:=.d) $(TOOL_BINS:=.d)
 
 fanout: $(BUILD)/realtime-fanout
 
