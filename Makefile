@@ -46,8 +46,9 @@ FANOUT_OBJS     = $(patsubst src/fanout/%.cpp,$(BUILD)/fanout/%.o,$(FANOUT_SRCS)
 FANOUT_LIB_OBJS = $(filter-out $(BUILD)/fanout/main.o,$(FANOUT_OBJS))
 UNIT_SRCS       = $(wildcard test/c/test_*.cpp)
 UNIT_BINS       = $(patsubst test/c/%.cpp,$(BUILD)/test/%,$(UNIT_SRCS))
-# Test tools, not unit tests: scripts/test.sh hands them to the e2e suite
-TOOL_BINS       = $(BUILD)/test/ring_dump
+# Test tools the e2e suite runs (scripts/test.sh passes their paths): ring_hold uses
+# rt_ring.h only; ring_dump the sidecar's own ring reader
+TOOL_BINS       = $(BUILD)/test/ring_hold $(BUILD)/test/ring_dump
 
 all: $(BUILD)/realtime-fanout $(TOOL_BINS)
 
@@ -64,6 +65,9 @@ $(BUILD)/test/%.o: test/c/%.cpp
 
 $(BUILD)/test/%: $(BUILD)/test/%.o $(FANOUT_LIB_OBJS)
 	$(FANOUT_CXX) $(FANOUT_LDOPT) -o $@ $^ $(FANOUT_LIBS) -lcmocka
+
+$(BUILD)/test/ring_hold: $(BUILD)/test/ring_hold.o
+	$(FANOUT_CXX) $(FANOUT_LDOPT) -o $@ $^
 
 -include $(FANOUT_OBJS:.o=.d) $(UNIT_BINS:=.d) $(TOOL_BINS:=.d)
 

@@ -9,8 +9,10 @@
 #   6. the sidecar build/realtime-fanout on a free port: GET /healthz must answer 200 in 30 s
 #   7. the end-to-end suite in test/e2e (node --test; a missing suite is a failure); it gets
 #      RT_URL, RT_PORT, RT_JWT_SECRET, RT_DB_URL, RT_DB_HOST, RT_DB_PORT, RT_DB_USER, RT_DB_NAME,
-#      RT_FANOUT_BIN (to start more sidecars on other ports) and RT_RING_PATH (the ring file the
-#      decoder worker writes and the sidecar follows with --ring-path)
+#      RT_FANOUT_BIN (to start more sidecars on other ports), RT_RING_PATH (the ring file the
+#      decoder worker writes and the sidecar follows with --ring-path) and RT_RING_HOLD_BIN
+#      (build/test/ring_hold: a ring reader that stops reading, test/c/ring_hold.cpp) and
+#      RT_RING_DUMP_BIN (build/test/ring_dump: prints what the sidecar's ring reader reads)
 #   8. the sidecar stops cleanly on SIGTERM with no sanitizer report in its log (DEBUG=1 builds
 #      everything with AddressSanitizer and UBSan: `rm -rf build; DEBUG=1 scripts/test.sh`)
 #
@@ -200,7 +202,7 @@ else
 		cd test/e2e
 		export RT_URL="http://127.0.0.1:$fanout_port" RT_PORT="$fanout_port"
 		export RT_JWT_SECRET="$jwt_secret" RT_FANOUT_BIN="$fanout_bin" RT_RING_PATH="$ring_path"
-		export RT_RING_DUMP_BIN="$root/build/test/ring_dump"
+		export RT_RING_DUMP_BIN="$root/build/test/ring_dump" RT_RING_HOLD_BIN="$root/build/test/ring_hold"
 		export RT_DB_URL="postgresql://postgres@127.0.0.1:$pg_port/postgres"
 		export RT_DB_HOST=127.0.0.1 RT_DB_PORT="$pg_port" RT_DB_USER=postgres RT_DB_NAME=postgres
 		exec timeout 900 bash -c "$e2e_cmd"
