@@ -53,6 +53,7 @@ extern "C"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/spin.h"
+#include "storage/standby.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -83,8 +84,9 @@ namespace
 
 constexpr const char *kSlotName = "realtime";
 constexpr int kRestartSeconds = 2;
-constexpr long kStallPollMs = 10;       /* how often a paused writer looks at its reader */
-constexpr uint64 kConfirmEveryMs = 100; /* confirm the slot at least this often in a long batch */
+constexpr long kStallPollMs = 10;        /* how often a paused writer looks at its reader */
+constexpr uint64 kConfirmEveryMs = 100;  /* confirm the slot at least this often in a long batch */
+constexpr uint64 kSnapshotEveryMs = 100; /* at most this often: LogStandbySnapshot (see below) */
 
 /*
  * The write callback's state: which record of which transaction it is at,
@@ -247,6 +249,32 @@ Confirm(XLogRecPtr lsn)
 }
 
 /*
+ * The slot's restart point moves only when decoding passes a running-xacts
+ * record, and the bgwriter logs one every 15 s: under heavy writes the slot
+ * would keep far more WAL than decoding needs, max_lag_bytes would be passed
+ * with the ring in step, and records dropped for nothing. So when the slot
+ * keeps over a quarter of max_lag_bytes while decoding is caught up (less
+ * than half of that WAL is unconfirmed), log one now (at most every 100 ms),
+ * flush it, and decode again at once: confirming past it moves the restart
+ * point up.
+ */
+void
+MaybeLogSnapshot(XLogRecPtr flush, XLogRecPtr confirmed)
+{
+	static uint64 last_ms = 0;
+	uint64 now = rt::ext::MonotonicMs();
+	uint64 kept = SlotLagBytes();
+	uint64 unconfirmed = flush > confirmed ? flush - confirmed : 0;
+
+	if (kept <= static_cast<uint64>(realtime_max_lag_bytes) / 4 || unconfirmed * 2 >= kept ||
+	    now - last_ms < kSnapshotEveryMs || RecoveryInProgress())
+		return;
+	last_ms = now;
+	XLogFlush(LogStandbySnapshot());
+	SetLatch(MyLatch);
+}
+
+/*
  * Decode the WAL written since the last call, up to the flushed position:
  * every committed transaction in it goes to the ring (the write callback).
  * The slot is confirmed at the end, and every 100 ms of a long batch so that
@@ -287,6 +315,7 @@ DecodeAvailable(void)
 	}
 	confirmed = Confirm(decoder->reader->EndRecPtr);
 	PublishCounters(true, confirmed);
+	MaybeLogSnapshot(flush, confirmed);
 }
 
 /*
