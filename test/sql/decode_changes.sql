@@ -17,7 +17,7 @@ DROP TABLE IF EXISTS public.chg_types, public.chg_full, public.chg_toast, public
 DROP TYPE IF EXISTS public.chg_mood, public.chg_pair;
 DROP DOMAIN IF EXISTS public.chg_posint;
 
-SELECT plan(26);
+SELECT plan(31);
 
 -- The publication: created here unless the cluster has one; dropped at the end if so.
 CREATE TEMP TABLE made_publication AS
@@ -90,7 +90,7 @@ SELECT matches((SELECT line FROM lines WHERE n = 1),
 SELECT matches((SELECT line FROM lines WHERE n = 1),
                '"ts":"2026-01-05T09:14:02.118","tstz":"2026-01-05T07:14:02.118\+00:00",'
                '"d":"2026-01-05","tm":"12:34:56","by":"\\\\xdeadbeef"',
-               'dates and times in ISO 8601 (timestamptz in the session TimeZone), bytea text');
+               'dates and times in ISO 8601 (timestamptz in UTC), bytea text');
 
 -- UPDATE and DELETE with the default replica identity (the primary key).
 UPDATE public.chg_types SET t = 'new' WHERE id = 1;
@@ -129,6 +129,27 @@ SELECT is(pg_temp.j(2)->'record', '{"id":1,"v":"b"}'::jsonb,
           'UPDATE, default identity: the unchanged TOASTed column is left out');
 SELECT is(length(pg_temp.j(3)->'record'->>'big'), 10000,
           'UPDATE, identity FULL: the unchanged TOASTed value comes from the old row');
+
+-- timestamptz renders in UTC whatever the decoding session's TimeZone: clients get one form.
+INSERT INTO public.chg_types (id, tstz) VALUES (3, '2026-01-05 09:14:02+02');
+SET TimeZone = 'America/New_York';
+SELECT is(pg_temp.take(), 1::bigint, 'one INSERT');
+RESET TimeZone;
+SET TimeZone = 'UTC';
+SELECT is(pg_temp.j(1)->'record'->>'tstz', '2026-01-05T07:14:02+00:00',
+          'timestamptz in UTC in a session with another TimeZone');
+DELETE FROM public.chg_types;
+DO $$ BEGIN PERFORM pg_temp.take(); END $$;
+
+-- Over 1 MiB of values (upstream's max_record_bytes): flagged, and only values of at most
+-- 64 bytes are kept (PROTOCOL.md 6.4 step 6).
+INSERT INTO public.chg_toast VALUES (2, 'small', repeat('y', 1100000));
+SELECT is(pg_temp.take(), 1::bigint, 'a change with over 1 MiB of values: one line');
+SELECT is(pg_temp.j(1)->'record', '{"id":2,"v":"small"}'::jsonb,
+          'too large: only values of at most 64 bytes kept');
+SELECT is(pg_temp.j(1)->'too_large', 'true'::jsonb, 'too large: flagged');
+DELETE FROM public.chg_toast WHERE id = 2;
+DO $$ BEGIN PERFORM pg_temp.take(); END $$;
 
 -- Not published: other tables, TRUNCATE, actions the publication does not publish.
 -- Partitions are published through their published parent. Messages interleave in order.
