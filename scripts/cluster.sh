@@ -63,6 +63,7 @@ write_conf() {
 		echo "wal_level = logical"
 		echo "max_replication_slots = 20"
 		echo "max_wal_senders = 20"
+		echo "max_prepared_transactions = 10"
 		# Debian's 15.19+ accepts only listed output plugins (a list: quoted in this file).
 		# (grep without -q reads all: with pipefail, an early exit SIGPIPEs postgres and fails)
 		if as_postgres "$bindir/postgres" --describe-config 2>/dev/null |

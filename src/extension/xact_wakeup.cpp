@@ -4,7 +4,8 @@
  *
  * Registered in the postmaster from _PG_init, so every backend forked from it
  * runs the callback. A transaction that has an xid wrote WAL (row changes and
- * realtime.send()'s transactional messages both assign one); when it commits,
+ * realtime.send()'s transactional messages both assign one), and so did one
+ * that ran COMMIT PREPARED (it has no xid of its own); when it commits,
  * the decoder worker's latch is set so that it decodes at once instead of at
  * its next nap timeout. Latency is then the commit itself, not a polling
  * interval.
@@ -21,6 +22,7 @@ extern "C"
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "access/xlogdefs.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
@@ -53,7 +55,12 @@ RealtimeXactCallback(XactEvent event, void *)
 	{
 	case XACT_EVENT_PRE_COMMIT:
 	case XACT_EVENT_PARALLEL_PRE_COMMIT:
-		wrote_wal = TransactionIdIsValid(GetTopTransactionIdIfAny());
+		/*
+		 * An xid: it wrote row changes or messages. Or WAL written without
+		 * one: COMMIT PREPARED commits a prepared transaction from a
+		 * transaction that has none.
+		 */
+		wrote_wal = TransactionIdIsValid(GetTopTransactionIdIfAny()) || XactLastRecEnd != 0;
 		break;
 	case XACT_EVENT_COMMIT:
 	case XACT_EVENT_PARALLEL_COMMIT:

@@ -38,7 +38,7 @@ CREATE FUNCTION pg_temp.written(name text) RETURNS bigint LANGUAGE sql AS $$
     SELECT written FROM marks WHERE marks.name = written.name
 $$;
 
-SELECT plan(18);
+SELECT plan(20);
 
 -- The worker runs, owns the slot, and publishes itself.
 SELECT is((SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'realtime decoder'),
@@ -90,6 +90,16 @@ SELECT is((SELECT setting FROM pg_settings WHERE name = 'realtime.decoder_naptim
 SELECT realtime.send('{"w":4}', 'ev', 'worker:4');
 SELECT ok(pg_temp.settle('woken'),
           'the commit woke the worker: decoded within 10 s, not after the nap');
+-- COMMIT PREPARED wakes it too (the transaction running it has no xid of its own).
+BEGIN;
+SELECT realtime.send('{"w":5}', 'ev', 'worker:5');
+PREPARE TRANSACTION 'rt_worker_2pc';
+COMMIT PREPARED 'rt_worker_2pc';
+SELECT ok(pg_temp.settle('committed prepared'),
+          'COMMIT PREPARED woke the worker: decoded within 10 s, not after the nap');
+SELECT is(pg_temp.written('committed prepared') - pg_temp.written('woken'), 1::bigint,
+          'the prepared send is one record in the ring');
+
 ALTER SYSTEM RESET realtime.decoder_naptime;
 SELECT pg_reload_conf();
 
