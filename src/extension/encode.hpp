@@ -39,10 +39,6 @@
 
 #include "rt_ring.h"
 
-/* For CollectChange; callers that use it include utils/rel.h and reorderbuffer.h */
-struct RelationData;
-struct ReorderBufferChange;
-
 namespace rt::ext
 {
 
@@ -88,75 +84,11 @@ void AppendMessageJson(StringInfo out, const MessageBody &m, XLogRecPtr commit_l
 void AppendMessageRing(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
                        TimestampTz commit_time);
 
-/* Upstream's max_record_bytes: a change with more value bytes is "Payload Too Large" */
-constexpr uint64 kMaxChangeValueBytes = 1048576;
-/* ... and then keeps only the values of at most this many bytes (PROTOCOL.md 6.4) */
-constexpr int kTooLargeKeptValueBytes = 64;
+/* The commit fields every JSON line ends with, and the closing brace */
+void AppendCommitJson(StringInfo out, XLogRecPtr commit_lsn, TimestampTz commit_time);
 
-/* A piece of ChangeData.text; off < 0: absent */
-struct ChangeSpan
-{
-	int off;
-	int len;
-};
-
-/* One column of a row change (not dropped, not generated), in attribute order */
-struct ChangeColumn
-{
-	const char *name;     /* attname, in the relation's descriptor */
-	int attnum;           /* its attribute number */
-	bool pk;              /* part of the primary key */
-	ChangeSpan type;      /* pg_type.typname (int4, _text, ...) */
-	ChangeSpan new_value; /* JSON text in "record"; absent for DELETE and unlogged TOAST */
-	ChangeSpan old_value; /* JSON text in "old_record": the replica identity */
-};
-
-/*
- * A row change (INSERT, UPDATE or DELETE) of a published table, collected
- * once with every value rendered as to_jsonb renders it (PROTOCOL.md 6.4
- * step 7); AppendChangeJson and AppendChangeRing write it out. Allocated in
- * the current memory context, which the caller resets after the change.
- */
-struct ChangeData
-{
-	uint32 action;      /* RT_CHG_INSERT, RT_CHG_UPDATE, RT_CHG_DELETE (rt_ring.h) */
-	uint32 flags;       /* RT_CHG_RLS, RT_CHG_IDENTITY_FULL, RT_CHG_TOO_LARGE */
-	Oid relid;          /* the table */
-	const char *schema; /* its schema's name */
-	const char *table;  /* its name */
-	int ncolumns;       /* entries in columns */
-	ChangeColumn *columns;
-	uint64 values_bytes; /* JSON text of all values */
-	StringInfoData text; /* type names and values that the spans point into */
-};
-
-/*
- * Collect a change of rel. "record" (new_value) holds every column of the new
- * row, a value that was not logged (unchanged TOAST) taken from the old row
- * if it has one and left out otherwise; "old_record" (old_value) holds the
- * replica identity columns of the old row (all of them with REPLICA IDENTITY
- * FULL), or for an UPDATE that did not log the old row the identity columns
- * of the new one. Over kMaxChangeValueBytes of values, RT_CHG_TOO_LARGE is set
- * and only values of at most kTooLargeKeptValueBytes stay.
- */
-void CollectChange(RelationData *rel, ReorderBufferChange *change, ChangeData *c);
-
-/*
- * Append the one-line JSON form of a change, as the output plugin prints it:
- * {"type":"INSERT","schema":…,"table":…,"relid":N,"rls":bool,
- *  "columns":[{"name":…,"type":…},…],"pk":[<column names>],("too_large":true,)
- *  "record":{…} (INSERT, UPDATE),"old_record":{…} (UPDATE, DELETE),
- *  "commit_lsn":…,"commit_time":…}
- */
-void AppendChangeJson(StringInfo out, const ChangeData &c, XLogRecPtr commit_lsn,
-                      TimestampTz commit_time);
-
-/*
- * Append the ring form of a change: one byte RT_REC_CHANGE, then the
- * RT_REC_CHANGE payload of rt_ring.h.
- */
-void AppendChangeRing(StringInfo out, const ChangeData &c, XLogRecPtr commit_lsn,
-                      TimestampTz commit_time);
+/* A commit time as the ring carries it: microseconds since the Unix epoch */
+uint64 UnixMicros(TimestampTz t);
 
 } // namespace rt::ext
 

@@ -32,6 +32,7 @@ extern "C"
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
@@ -44,6 +45,7 @@ extern "C"
 #include <type_traits>
 
 #include "encode.hpp"
+#include "encode_change.hpp"
 #include "pub_filter.hpp"
 
 namespace

@@ -17,7 +17,7 @@ DROP TABLE IF EXISTS public.chg_types, public.chg_full, public.chg_toast, public
 DROP TYPE IF EXISTS public.chg_mood, public.chg_pair;
 DROP DOMAIN IF EXISTS public.chg_posint;
 
-SELECT plan(31);
+SELECT plan(33);
 
 -- The publication: created here unless the cluster has one; dropped at the end if so.
 CREATE TEMP TABLE made_publication AS
@@ -139,6 +139,28 @@ SET TimeZone = 'UTC';
 SELECT is(pg_temp.j(1)->'record'->>'tstz', '2026-01-05T07:14:02+00:00',
           'timestamptz in UTC in a session with another TimeZone');
 DELETE FROM public.chg_types;
+DO $$ BEGIN PERFORM pg_temp.take(); END $$;
+
+-- The per-relation encoding cache follows DDL decoded in between: each change is encoded
+-- with the columns, names and types its own transaction saw.
+INSERT INTO public.chg_full VALUES (10, 'a');
+ALTER TABLE public.chg_full RENAME COLUMN v TO w;
+INSERT INTO public.chg_full VALUES (11, 'b');
+ALTER TABLE public.chg_full ADD COLUMN x int8 DEFAULT 7;
+INSERT INTO public.chg_full VALUES (12, 'c');
+ALTER TABLE public.chg_full ALTER COLUMN x TYPE numeric;
+INSERT INTO public.chg_full VALUES (13, 'd', 1.5);
+SELECT is(pg_temp.take(), 4::bigint, 'four INSERTs around three ALTER TABLEs');
+SELECT is(array(SELECT (pg_temp.j(i)->'record')::text || ' ' || (pg_temp.j(i)->'columns')::text
+                FROM generate_series(1, 4) AS i),
+          ARRAY['{"v": "a", "id": 10} [{"name": "id", "type": "int4"}, {"name": "v", "type": "text"}]',
+                '{"w": "b", "id": 11} [{"name": "id", "type": "int4"}, {"name": "w", "type": "text"}]',
+                '{"w": "c", "x": 7, "id": 12} [{"name": "id", "type": "int4"}, {"name": "w", "type": "text"}, {"name": "x", "type": "int8"}]',
+                '{"w": "d", "x": 1.5, "id": 13} [{"name": "id", "type": "int4"}, {"name": "w", "type": "text"}, {"name": "x", "type": "numeric"}]'],
+          'each change with the columns of its time: renamed, added, retyped');
+ALTER TABLE public.chg_full DROP COLUMN x;
+ALTER TABLE public.chg_full RENAME COLUMN w TO v;
+DELETE FROM public.chg_full;
 DO $$ BEGIN PERFORM pg_temp.take(); END $$;
 
 -- Over 1 MiB of values (upstream's max_record_bytes): flagged, and only values of at most
