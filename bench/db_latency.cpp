@@ -15,15 +15,19 @@
  *   notify: select pg_notify(<channel>, $1)               $1 = "<run>:<seq>:<us>"
  * where <us> is CLOCK_MONOTONIC in microseconds when the statement is handed
  * to libpq. A message is sent on the connection with the fewest statements in
- * flight. The receiver of that mode takes the time once per read() and
- * records now - t: statement, commit (WAL flush), then delivery (decoder
- * worker, ring, sidecar, WebSocket; or the NOTIFY queue, the listening
- * backend, libpq). Same clock, same stamping, same sender for both modes.
- * The outcome is one "result key=value ..." line on stdout.
+ * flight; when all have --max-inflight in flight, sending waits: the database
+ * does not keep up, send_rate falls below the rate and pub_lag_max_ms grows,
+ * while the stamps stay the real send times (so a backlog held back in the
+ * client does not count as latency; one queued in the pipelines does). What
+ * is not sent by seconds + drain is given up and counted as "unsent". The receiver of that mode
+ * takes the time once per read() and records now - t: statement, commit (WAL flush), then delivery
+ * (decoder worker, ring, sidecar, WebSocket; or the NOTIFY queue, the listening backend, libpq).
+ * Same clock, same stamping, same sender for both modes. The outcome is one "result key=value ..."
+ * line on stdout.
  *
  * --sink instead only counts what the two receivers get until SIGINT or
  * SIGTERM, then prints "sink ws_received=N notify_received=N": the attached
- * clients of bench/send_cost.sh.
+ * clients of bench/send_cost.sh (without --port: the LISTEN one only).
  *
  * Threads: main (send, report); one WebSocket receiver; one LISTEN receiver.
  * Receivers own their counters; main reads them after joining them, and
@@ -94,9 +98,9 @@ struct Options
 	double rate = 1000;
 	double seconds = 10;
 	double drain = 5;
-	int conns = 8;           /* sending connections */
-	int max_inflight = 1000; /* statements in flight per sending connection */
-	double late_ms = 5;      /* a delivery slower than this is "late" */
+	int conns = 8;         /* sending connections */
+	int max_inflight = 16; /* statements in flight per sending connection */
+	double late_ms = 5;    /* a delivery slower than this is "late" */
 	uint64_t run_id = 0;
 };
 
@@ -609,10 +613,11 @@ Usage()
 	std::fprintf(stderr,
 	             "usage: db_latency --mode send|notify --port N --secret S --db CONNINFO\n"
 	             "         [--rate 1000] [--seconds 10] [--drain 5] [--conns 8]\n"
-	             "         [--max-inflight 1000] [--late-ms 5] [--topic dblat] [--channel dblat]\n"
+	             "         [--max-inflight 16] [--late-ms 5] [--topic dblat] [--channel dblat]\n"
 	             "         [--run-id N] [--host 127.0.0.1] [--path /realtime/v1/websocket]\n"
-	             "       db_latency --sink --port N --secret S --db CONNINFO [--topic T]\n"
-	             "         [--channel C]   (count deliveries until SIGINT/SIGTERM)\n");
+	             "       db_latency --sink [--port N --secret S] --db CONNINFO [--topic T]\n"
+	             "         [--channel C]   (count deliveries until SIGINT/SIGTERM; without\n"
+	             "         --port, LISTEN only)\n");
 	std::exit(2);
 }
 
@@ -675,8 +680,9 @@ ParseArgs(int argc, char **argv)
 		else
 			Usage();
 	}
-	if (!mode_given || o.port <= 0 || o.secret.empty() || o.db.empty() || o.conns < 1 ||
-	    o.max_inflight < 1)
+	bool need_ws = o.mode != Mode::kSink || o.port != 0; /* a sink may go without */
+	if (!mode_given || (need_ws && (o.port <= 0 || o.secret.empty())) || o.db.empty() ||
+	    o.conns < 1 || o.max_inflight < 1)
 		Usage();
 	if (("realtime:" + o.topic).size() > 255)
 		Die("topic too long");
@@ -691,18 +697,25 @@ RunSink(const Options &o)
 {
 	RxStats ws_stats, pg_stats;
 	std::atomic<bool> stop{false};
-	WsReceiver ws(o, ws_stats);
+	std::unique_ptr<WsReceiver> ws;
+	if (o.port != 0)
+		ws = std::make_unique<WsReceiver>(o, ws_stats);
 	ListenReceiver listen(o, pg_stats);
-	std::thread tw([&] { ws.Run(stop); });
+	std::thread tw;
+	if (ws)
+		tw = std::thread([&] { ws->Run(stop); });
 	std::thread tl([&] { listen.Run(stop); });
-	std::fprintf(stderr, "db_latency: sink on realtime:%s and LISTEN %s\n", o.topic.c_str(),
-	             o.channel.c_str());
+	std::fprintf(stderr, "db_latency: sink on %s%s and LISTEN %s\n", ws ? "realtime:" : "",
+	             ws ? o.topic.c_str() : "no WebSocket", o.channel.c_str());
 	while (!g_signalled.load())
 		usleep(20000);
 	stop.store(true);
-	tw.join();
+	if (ws)
+	{
+		tw.join();
+		ws->Close();
+	}
 	tl.join();
-	ws.Close();
 	std::printf("sink ws_received=%" PRIu64 " notify_received=%" PRIu64 "\n",
 	            ws_stats.received.load(), pg_stats.received.load());
 	return 0;
@@ -746,7 +759,7 @@ RunLatency(const Options &o)
 	int64_t cpu_before = ProcessCpuNs();
 	SendStats st = SendAll(o, senders, stmt);
 	/* wait for the deliveries of everything that was acknowledged */
-	int64_t deadline = st.end_ns + int64_t(o.drain * kNsPerSec);
+	int64_t deadline = MonoNs() + int64_t(o.drain * kNsPerSec);
 	while (MonoNs() < deadline && mine.received.load() < st.acked)
 		usleep(1000);
 	if (mine.received.load() >= st.acked)

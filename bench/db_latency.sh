@@ -13,7 +13,8 @@
 #   send_p50_ms=X send_p99_ms=Y notify_p50_ms=Z notify_p99_ms=W
 #
 # Environment: BENCH_RATES ("1000 10000" msg/s), BENCH_SECONDS (10), BENCH_REPS (3),
-# BENCH_CONNS (8 sending connections), BENCH_DRAIN (5 s), BENCH_PAUSE (1 s between runs),
+# BENCH_CONNS (8 sending connections), BENCH_MAX_INFLIGHT (16 statements per connection),
+# BENCH_DRAIN (5 s), BENCH_PAUSE (1 s between runs),
 # BENCH_WARMUP (2 s per mode; 0 = none), BENCH_LATE_MS (5), BENCH_INSTALL (1),
 # BENCH_FANOUT (another realtime-fanout binary), BENCH_JWT_SECRET.
 # Everything it starts is stopped on exit. Logs: build/bench/logs/db-latency-<time>/.
@@ -28,6 +29,7 @@ RATES=${BENCH_RATES:-1000 10000}
 SECS=${BENCH_SECONDS:-10}
 REPS=${BENCH_REPS:-3}
 CONNS=${BENCH_CONNS:-8}
+MAX_INFLIGHT=${BENCH_MAX_INFLIGHT:-16}
 DRAIN=${BENCH_DRAIN:-5}
 PAUSE=${BENCH_PAUSE:-1}
 WARMUP=${BENCH_WARMUP:-2}
@@ -66,7 +68,8 @@ run_one() {
 	echo "--- $mode rate=$rate $label" >>"$LOGDIR/client.log"
 	out=$(timeout $((secs + 3 * DRAIN + 60)) build/bench/db_latency --mode "$mode" \
 		--port "$BENCH_SIDECAR_PORT" --secret "$SECRET" --db "$BENCH_CONNINFO" \
-		--rate "$rate" --seconds "$secs" --conns "$CONNS" --drain "$DRAIN" \
+		--rate "$rate" --seconds "$secs" --conns "$CONNS" --max-inflight "$MAX_INFLIGHT" \
+		--drain "$DRAIN" \
 		--late-ms "$LATE_MS" 2>>"$LOGDIR/client.log")
 	rc=$?
 	d1=$(bench_proc_ticks "${dpid:-0}")
@@ -138,8 +141,17 @@ for rate in $RATES; do
 	sp50=$(median_of send "$rate" p50_ms) sp99=$(median_of send "$rate" p99_ms)
 	np50=$(median_of notify "$rate" p50_ms) np99=$(median_of notify "$rate" p99_ms)
 	[ "$sp50" != nan ] && [ "$np50" != nan ] || status=1
+	sr=$(median_of send "$rate" send_rate) nr=$(median_of notify "$rate" send_rate)
 	echo "rate=$rate send_p50_ms=$sp50 send_p99_ms=$sp99 notify_p50_ms=$np50" \
-		"notify_p99_ms=$np99 ratio_p50=$(ratio "$sp50" "$np50") ratio_p99=$(ratio "$sp99" "$np99")"
+		"notify_p99_ms=$np99 ratio_p50=$(ratio "$sp50" "$np50") ratio_p99=$(ratio "$sp99" "$np99")" \
+		"send_rate=$sr notify_rate=$nr"
+	for m in send notify; do
+		achieved=$sr
+		[ $m = send ] || achieved=$nr
+		if awk -v a="$achieved" -v r="$rate" 'BEGIN { exit !(a == a + 0 && a < 0.95 * r) }'; then
+			echo "!! $m did not sustain $rate msg/s (median $achieved msg/s sent): latency at saturation"
+		fi
+	done
 done
 echo "# last line: medians at $rate msg/s"
 echo "send_p50_ms=$sp50 send_p99_ms=$sp99 notify_p50_ms=$np50 notify_p99_ms=$np99"

@@ -18,7 +18,9 @@
 #
 # Environment: BENCH_CLIENTS ("1 2 8"), BENCH_SECONDS (10), BENCH_REPS (3), BENCH_THREADS
 # (pgbench -j, default min(clients, cores)), BENCH_PAUSE (1 s between runs), BENCH_DRAIN
-# (5 s for the sink at the end), BENCH_INSTALL (1), BENCH_FANOUT, BENCH_JWT_SECRET.
+# (5 s for the sink at the end), BENCH_SIDECAR (1; 0 = no sidecar and no WebSocket
+# subscriber: the cost of send without delivery), BENCH_INSTALL (1), BENCH_FANOUT,
+# BENCH_JWT_SECRET.
 # Everything it starts is stopped on exit. Logs: build/bench/logs/send-cost-<time>/.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -32,6 +34,7 @@ SECS=${BENCH_SECONDS:-10}
 REPS=${BENCH_REPS:-3}
 PAUSE=${BENCH_PAUSE:-1}
 DRAIN=${BENCH_DRAIN:-5}
+SIDECAR=${BENCH_SIDECAR:-1}
 SECRET=${BENCH_JWT_SECRET:-bench-jwt-secret-with-at-least-32-characters}
 CORES=$(nproc)
 LOGDIR=build/bench/logs/send-cost-$(date +%Y%m%d-%H%M%S)
@@ -54,9 +57,17 @@ bench_install_extension "$LOGDIR/install.log" | tee -a "$RESULTS"
 
 echo "== start cluster, sidecar and sink"
 bench_start_cluster "$LOGDIR/cluster.log" || exit 1
-bench_start_db_sidecar "$SECRET" "$LOGDIR/sidecar.log" || exit 1
-build/bench/db_latency --sink --port "$BENCH_SIDECAR_PORT" --secret "$SECRET" \
-	--db "$BENCH_CONNINFO" --topic cost --channel cost >"$LOGDIR/sink.out" 2>"$LOGDIR/sink.log" &
+ws_args=()
+if [ "$SIDECAR" != 0 ]; then
+	bench_start_db_sidecar "$SECRET" "$LOGDIR/sidecar.log" || exit 1
+	ws_args=(--port "$BENCH_SIDECAR_PORT" --secret "$SECRET")
+else
+	BENCH_SIDECAR_PID=0 BENCH_SIDECAR_PORT=none
+	echo "!! BENCH_SIDECAR=0: no sidecar, nothing reads the ring; realtime.send is delivered to nobody" |
+		tee -a "$RESULTS"
+fi
+build/bench/db_latency --sink "${ws_args[@]}" --db "$BENCH_CONNINFO" --topic cost \
+	--channel cost >"$LOGDIR/sink.out" 2>"$LOGDIR/sink.log" &
 SINK_PID=$!
 BENCH_PIDS+=("$SINK_PID")
 for _ in $(seq 100); do
@@ -111,7 +122,7 @@ run_one() {
 		"sidecar_cpu_pct=$(bench_cpu_pct 0 "$s0" "$s1" "$el")" \
 		"sink_cpu_pct=$(bench_cpu_pct 0 "$k0" "$k1" "$el") load1=$load" | tee -a "$RESULTS"
 	for pid in "$BENCH_SIDECAR_PID" "$SINK_PID"; do
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if [ "$pid" != 0 ] && ! kill -0 "$pid" 2>/dev/null; then
 			echo "!! process $pid (sidecar or sink) exited during this run" | tee -a "$RESULTS"
 			tail -20 "$LOGDIR/sidecar.log" "$LOGDIR/sink.log"
 			exit 1
@@ -151,6 +162,9 @@ median_of() {
 ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a + 0) printf "%.2f", a / b; else print "nan" }'
 }
+int() {
+	awk -v v="$1" 'BEGIN { if (v == v + 0) printf "%.0f", v; else print v }'
+}
 
 echo "== medians (logs: $LOGDIR)"
 printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' clients mode tps latency_ms scale \
@@ -160,7 +174,7 @@ first_c=${CLIENTS%% *}
 for c in $CLIENTS; do
 	for mode in send notify; do
 		printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' "$c" "$mode" \
-			"$(median_of $mode "$c" tps)" "$(median_of $mode "$c" latency_avg_ms)" \
+			"$(int "$(median_of $mode "$c" tps)")" "$(median_of $mode "$c" latency_avg_ms)" \
 			"$(ratio "$(median_of $mode "$c" tps)" "$(median_of $mode "$first_c" tps)")" \
 			"$(median_of $mode "$c" decoder_cpu_pct)" "$(median_of $mode "$c" sidecar_cpu_pct)" \
 			"$(median_of $mode "$c" sink_cpu_pct)" \
@@ -168,7 +182,7 @@ for c in $CLIENTS; do
 	done
 	st=$(median_of send "$c" tps) nt=$(median_of notify "$c" tps)
 	[ "$st" != nan ] && [ "$nt" != nan ] || status=1
-	last="$last send_tps_c$c=$(printf '%.0f' "${st/nan/0}") notify_tps_c$c=$(printf '%.0f' "${nt/nan/0}") ratio_c$c=$(ratio "$st" "$nt")"
+	last="$last send_tps_c$c=$(int "$st") notify_tps_c$c=$(int "$nt") ratio_c$c=$(ratio "$st" "$nt")"
 done
 echo "(scale = median tps / median tps at $first_c client(s), same mode; ratio = send / notify)"
 echo "${last# }"
