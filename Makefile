@@ -95,7 +95,8 @@ format-check:
 .PHONY: fanout install-fanout unitcheck test format format-check
 
 # ---------------------------------------------------------------------------
-# Benchmarks (not part of the tests): bench/broadcast.sh, docs/PERFORMANCE.md.
+# Benchmarks (not part of the tests): bench/broadcast.sh, bench/db_latency.sh,
+# bench/send_cost.sh; docs/PERFORMANCE.md.
 BENCH_CXXFLAGS = -std=c++20 -O2 -Wall -Wextra -Werror
 
 $(BUILD)/bench/load_client: bench/load_client.cpp bench/ws_client.hpp bench/histogram.hpp
@@ -106,7 +107,20 @@ $(BUILD)/bench/baseline_server: bench/baseline/baseline_server.cpp
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lwebsockets -lpthread
 
+$(BUILD)/bench/db_latency: bench/db_latency.cpp bench/ws_client.hpp bench/histogram.hpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq -lssl -lcrypto -lpthread
+
 bench-broadcast: $(BUILD)/bench/load_client $(BUILD)/bench/baseline_server
 	bench/broadcast.sh
 
-.PHONY: bench-broadcast
+# realtime.send against NOTIFY: a throwaway cluster (scripts/cluster.sh) with the
+# installed extension (make install first) and the sidecar.
+bench-db-latency: $(BUILD)/bench/db_latency $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
+	bench/db_latency.sh
+
+bench-send-cost: $(BUILD)/bench/db_latency $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
+	bench/send_cost.sh
+
+.PHONY: bench-broadcast bench-db-latency bench-send-cost

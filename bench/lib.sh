@@ -1,7 +1,12 @@
 # shellcheck shell=bash
-# lib.sh: helpers shared by bench/broadcast.sh and bench/client_ceiling.sh
-# (sourced, not run). Bash; loopback only; every process started here is
-# remembered in BENCH_PIDS and stopped by bench_cleanup (installed as a trap).
+# lib.sh: helpers shared by bench/broadcast.sh, bench/client_ceiling.sh,
+# bench/db_latency.sh and bench/send_cost.sh (sourced, not run). Bash; loopback only; every process started here is
+# remembered in BENCH_PIDS and stopped by bench_cleanup (installed as a trap),
+# and so is the cluster of bench_start_cluster.
+
+# PG_CONFIG pinned to 15, pg_bindir (scripts are run from the repository root).
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
 
 BENCH_PIDS=()
 
@@ -23,6 +28,7 @@ bench_cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	BENCH_PIDS=()
+	bench_stop_cluster
 }
 
 # Stop one process we started.
@@ -80,4 +86,96 @@ bench_median() {
 bench_field() {
 	local key=$1 line=$2
 	echo "$line" | tr ' ' '\n' | awk -F= -v k="$key" '$1 == k { print $2; exit }'
+}
+
+# ---------------------------------------------------------------------------
+# Database benchmarks (bench/db_latency.sh, bench/send_cost.sh): a throwaway
+# cluster from scripts/cluster.sh with the installed extension, and the sidecar
+# attached to it. bench_cleanup stops both.
+
+BENCH_CLUSTER_DIR=''
+BENCH_CONNINFO=''
+BENCH_SIDECAR_PID=''
+BENCH_SIDECAR_PORT=''
+
+# Stop the cluster we started and remove its directory.
+bench_stop_cluster() {
+	if [ -n "$BENCH_CLUSTER_DIR" ]; then
+		bash scripts/cluster.sh stop "$BENCH_CLUSTER_DIR" >/dev/null 2>&1 || true
+		rm -rf "$BENCH_CLUSTER_DIR"
+		BENCH_CLUSTER_DIR=''
+	fi
+}
+
+# psql on the cluster, unaligned and quiet: bench_psql SQL
+bench_psql() {
+	"$(pg_bindir)/psql" -X -qAt \
+		-v ON_ERROR_STOP=1 -d "$BENCH_CONNINFO" -c "$1"
+}
+
+# Start a cluster (realtime preloaded, CREATE EXTENSION done) in a fresh directory
+# under build/bench (under /tmp if that path is too long for a unix socket) on a
+# free port; sets BENCH_CLUSTER_DIR and BENCH_CONNINFO. Its log goes to $1.
+bench_start_cluster() {
+	local log=$1 parent=$PWD/build/bench port
+	mkdir -p "$parent"
+	[ ${#parent} -le 70 ] || parent=/tmp
+	BENCH_CLUSTER_DIR=$(mktemp -d "$parent/pg.XXXXXX") || return 1
+	chmod 711 "$BENCH_CLUSTER_DIR"
+	port=$(bench_free_port)
+	BENCH_CONNINFO=$(bash scripts/cluster.sh start "$BENCH_CLUSTER_DIR" "$port" 2>>"$log") || {
+		echo "cluster.sh start failed; its log:" >&2
+		tail -20 "$log" >&2
+		return 1
+	}
+}
+
+# Unless BENCH_INSTALL=0: make install, so that the cluster loads this tree's
+# extension (the system PostgreSQL's; other users of the machine see it too).
+# Prints which realtime.so the clusters will load.
+bench_install_extension() {
+	local so
+	so=$("$PG_CONFIG" --pkglibdir)/realtime.so
+	if [ "${BENCH_INSTALL:-1}" != 0 ]; then
+		make -s install >"$1" 2>&1 || {
+			echo "make install failed:" >&2
+			tail -20 "$1" >&2
+			return 1
+		}
+		echo "extension: $so installed from $(git rev-parse --short HEAD 2>/dev/null)" \
+			"$(git diff --quiet HEAD -- src/extension sql 2>/dev/null || echo '+uncommitted')" \
+			"md5 $(md5sum <"$so" | cut -c1-12)"
+	else
+		echo "extension: $so as found (BENCH_INSTALL=0) md5 $(md5sum <"$so" | cut -c1-12)"
+	fi
+}
+
+# Start build/realtime-fanout (or $BENCH_FANOUT) on a free port, attached to the
+# cluster (--db, --ring-path), with JWT secret $1, log $2; sets BENCH_SIDECAR_PID
+# and BENCH_SIDECAR_PORT once it accepts connections.
+bench_start_db_sidecar() {
+	local secret=$1 log=$2
+	BENCH_SIDECAR_PORT=$(bench_free_port)
+	"${BENCH_FANOUT:-build/realtime-fanout}" --host 127.0.0.1 --port "$BENCH_SIDECAR_PORT" \
+		--db "$BENCH_CONNINFO" --ring-path "$BENCH_CLUSTER_DIR/realtime.ring" \
+		--jwt-secret "$secret" >>"$log" 2>&1 &
+	BENCH_SIDECAR_PID=$!
+	BENCH_PIDS+=("$BENCH_SIDECAR_PID")
+	bench_wait_port "$BENCH_SIDECAR_PORT" 20 "$BENCH_SIDECAR_PID" || {
+		echo "realtime-fanout did not accept on port $BENCH_SIDECAR_PORT; its log:" >&2
+		tail -20 "$log" >&2
+		return 1
+	}
+}
+
+# Pid of the realtime decoder background worker (empty if none is running).
+bench_decoder_pid() {
+	bench_psql "select pid from pg_stat_activity where backend_type = 'realtime decoder' limit 1" \
+		2>/dev/null
+}
+
+# Percent of one core used by process $1 between tick counts $2 and $3 over $4 s.
+bench_cpu_pct() {
+	awk -v a="$2" -v b="$3" -v hz="$(getconf CLK_TCK)" -v s="$4" \
+		'BEGIN { if (s > 0) printf "%.0f", 100 * (b - a) / hz / s; else print "nan" }'
 }

@@ -142,16 +142,6 @@ SendText(Conn &c, MaskSource &masks, std::string_view text)
 	return WriteAll(c.fd.Get(), out);
 }
 
-std::string
-JoinMessage(const std::string &topic, const std::string &jwt)
-{
-	return R"([")" + std::string(kJoinRef) + R"(","1",")" + topic +
-	       R"(","phx_join",{"config":{"broadcast":{"self":false,"ack":false},)"
-	       R"("presence":{"enabled":false},"postgres_changes":[],"private":false},)"
-	       R"("access_token":")" +
-	       jwt + R"("}])";
-}
-
 /* realtime-js heartbeat on topic "phoenix". */
 bool
 SendHeartbeat(Conn &c, MaskSource &masks)
@@ -393,25 +383,18 @@ private:
 			             int(std::min<size_t>(m.size(), 300)), m.data());
 	}
 
-	/* Kind 4: kind, topic_len, user_event_len, metadata_len, encoding, topic,
-	 * user_event, metadata, payload {"t":<ns>,"seq":<n>,"pad":"..."}. */
+	/* Kind 4; the payload is {"t":<ns>,"seq":<n>,"pad":"..."} */
 	void
 	OnUserBroadcast(Conn &c, std::string_view m, int64_t now)
 	{
-		if (m.size() < 5)
+		UserBroadcast b;
+		if (!DecodeUserBroadcast(m, b) || b.encoding != 1 || b.topic != topic_ ||
+		    b.event != o_.event)
 		{
 			stats_.bad++;
 			return;
 		}
-		size_t topic_len = uint8_t(m[1]), event_len = uint8_t(m[2]), meta_len = uint8_t(m[3]);
-		size_t at = 5 + topic_len + event_len + meta_len;
-		if (m.size() < at || m[4] != 1 || m.substr(5, topic_len) != topic_ ||
-		    m.substr(5 + topic_len, event_len) != o_.event)
-		{
-			stats_.bad++;
-			return;
-		}
-		std::string_view payload = m.substr(at, 64); /* stamp and seq lead the object */
+		std::string_view payload = b.payload.substr(0, 64); /* stamp and seq lead the object */
 		uint64_t t = 0, seq = 0;
 		if (!ReadNumberAfter(payload, R"({"t":)", t) || !ReadNumberAfter(payload, R"("seq":)", seq))
 		{

@@ -1,9 +1,10 @@
 /*
  * ws_client.hpp: the small pieces of a WebSocket + Phoenix vsn 2.0.0 client
- * that bench/load_client.cpp needs: an owned fd, the monotonic clock of the
- * payload stamps, base64, the HS256 anon JWT, masked client frames, a server
- * frame parser, a reader for the head of a text reply, and the upgrade
- * handshake. Header-only, no global state: any thread. Failures while
+ * that bench/load_client.cpp and bench/db_latency.cpp need: an owned fd, the
+ * monotonic clock of the payload stamps, base64, the HS256 anon JWT, the
+ * realtime-js join message, masked client frames, a server frame parser, a
+ * kind-4 (user broadcast) decoder, a reader for the head of a text reply, and
+ * the upgrade handshake. Header-only, no global state: any thread. Failures while
  * connecting throw std::runtime_error.
  */
 #pragma once
@@ -269,7 +270,8 @@ ParseTextHead(std::string_view s, TextHead &h)
 	return true;
 }
 
-/* Read an unsigned decimal right after key in s; false when absent. */
+/* Read an unsigned decimal after key in s (spaces between them skipped, as
+ * jsonb's text output has them); false when absent. */
 inline bool
 ReadNumberAfter(std::string_view s, std::string_view key, uint64_t &out)
 {
@@ -277,8 +279,49 @@ ReadNumberAfter(std::string_view s, std::string_view key, uint64_t &out)
 	if (at == std::string_view::npos)
 		return false;
 	const char *b = s.data() + at + key.size();
-	auto [p, ec] = std::from_chars(b, s.data() + s.size(), out);
+	const char *end = s.data() + s.size();
+	while (b < end && *b == ' ')
+		b++;
+	auto [p, ec] = std::from_chars(b, end, out);
 	return ec == std::errc() && p != b;
+}
+
+/* The phx_join realtime-js 2.x sends first on a fresh socket (join_ref and ref
+ * "1"): a public channel, broadcast self:false ack:false, presence disabled. */
+inline std::string
+JoinMessage(const std::string &topic, const std::string &jwt)
+{
+	return R"(["1","1",")" + topic +
+	       R"(","phx_join",{"config":{"broadcast":{"self":false,"ack":false},)"
+	       R"("presence":{"enabled":false},"postgres_changes":[],"private":false},)"
+	       R"("access_token":")" +
+	       jwt + R"("}])";
+}
+
+/* A kind-4 user broadcast (PROTOCOL.md 2.3), as views into the message. */
+struct UserBroadcast
+{
+	std::string_view topic, event, metadata, payload;
+	uint8_t encoding = 0;
+};
+
+/* Kind 4: kind, topic_len, user_event_len, metadata_len, encoding, topic,
+ * user_event, metadata, payload. False if m is not a well-formed kind-4 message. */
+inline bool
+DecodeUserBroadcast(std::string_view m, UserBroadcast &out)
+{
+	if (m.size() < 5 || m[0] != 4)
+		return false;
+	size_t topic_len = uint8_t(m[1]), event_len = uint8_t(m[2]), meta_len = uint8_t(m[3]);
+	size_t at = 5 + topic_len + event_len + meta_len;
+	if (m.size() < at)
+		return false;
+	out.encoding = uint8_t(m[4]);
+	out.topic = m.substr(5, topic_len);
+	out.event = m.substr(5 + topic_len, event_len);
+	out.metadata = m.substr(5 + topic_len + event_len, meta_len);
+	out.payload = m.substr(at);
+	return true;
 }
 /* Write all of data to a socket, waiting if it is non-blocking and full. */
 inline bool

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# send_cost.sh: transactions/s of realtime.send() against pg_notify() with pgbench at
+# several client counts, measured in the same invocation (`make bench-send-cost`;
+# docs/PERFORMANCE.md).
+#
+# make install (unless BENCH_INSTALL=0), then a throwaway cluster (scripts/cluster.sh,
+# realtime preloaded) and the sidecar attached to it (--db, --ring-path) on free loopback
+# ports, and one delivery sink (build/bench/db_latency --sink): a WebSocket subscriber of
+# realtime:cost on the sidecar and a LISTEN cost connection, both attached for the whole
+# invocation, so each message of either kind is delivered to one client. For each client
+# count, BENCH_REPS times per mode, alternating which goes first, pgbench -n -M prepared
+# runs bench/pgbench/send.sql or bench/pgbench/notify.sql (one autocommit statement per
+# transaction, default synchronous_commit) for BENCH_SECONDS. pgbench, the backends, the
+# decoder worker, the sidecar and the sink all share the machine's cores.
+# Prints every run, the medians, and as its last line
+#   send_tps_c1=N notify_tps_c1=N ratio_c1=R ... send_tps_c8=N notify_tps_c8=N ratio_c8=R
+# (ratio = send / notify median tps; above 1 = send is faster).
+#
+# Environment: BENCH_CLIENTS ("1 2 8"), BENCH_SECONDS (10), BENCH_REPS (3), BENCH_THREADS
+# (pgbench -j, default min(clients, cores)), BENCH_PAUSE (1 s between runs), BENCH_DRAIN
+# (5 s for the sink at the end), BENCH_SIDECAR (1; 0 = no sidecar and no WebSocket
+# subscriber: the cost of send without delivery), BENCH_INSTALL (1), BENCH_FANOUT,
+# BENCH_JWT_SECRET.
+# Everything it starts is stopped on exit. Logs: build/bench/logs/send-cost-<time>/.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+CLIENTS=${BENCH_CLIENTS:-1 2 8}
+SECS=${BENCH_SECONDS:-10}
+REPS=${BENCH_REPS:-3}
+PAUSE=${BENCH_PAUSE:-1}
+DRAIN=${BENCH_DRAIN:-5}
+SIDECAR=${BENCH_SIDECAR:-1}
+SECRET=${BENCH_JWT_SECRET:-bench-jwt-secret-with-at-least-32-characters}
+CORES=$(nproc)
+LOGDIR=build/bench/logs/send-cost-$(date +%Y%m%d-%H%M%S)
+RESULTS=$LOGDIR/results.txt
+mkdir -p "$LOGDIR"
+PGBENCH=$(pg_bindir)/pgbench
+
+echo "== build"
+make -s build/bench/db_latency build/bench/load_client build/realtime-fanout \
+	>"$LOGDIR/make.log" 2>&1 || {
+	tail -20 "$LOGDIR/make.log" >&2
+	exit 1
+}
+[ -x "$PGBENCH" ] || {
+	echo "send_cost.sh: no pgbench at $PGBENCH" >&2
+	exit 1
+}
+bench_install_extension "$LOGDIR/install.log" | tee -a "$RESULTS"
+[ "${PIPESTATUS[0]}" = 0 ] || exit 1
+
+echo "== start cluster, sidecar and sink"
+bench_start_cluster "$LOGDIR/cluster.log" || exit 1
+ws_args=()
+if [ "$SIDECAR" != 0 ]; then
+	bench_start_db_sidecar "$SECRET" "$LOGDIR/sidecar.log" || exit 1
+	ws_args=(--port "$BENCH_SIDECAR_PORT" --secret "$SECRET")
+else
+	BENCH_SIDECAR_PID=0 BENCH_SIDECAR_PORT=none
+	echo "!! BENCH_SIDECAR=0: no sidecar, nothing reads the ring; realtime.send is delivered to nobody" |
+		tee -a "$RESULTS"
+fi
+build/bench/db_latency --sink "${ws_args[@]}" --db "$BENCH_CONNINFO" --topic cost \
+	--channel cost >"$LOGDIR/sink.out" 2>"$LOGDIR/sink.log" &
+SINK_PID=$!
+BENCH_PIDS+=("$SINK_PID")
+for _ in $(seq 100); do
+	grep -q '^db_latency: sink on' "$LOGDIR/sink.log" 2>/dev/null && break
+	kill -0 "$SINK_PID" 2>/dev/null || break
+	sleep 0.1
+done
+grep -q '^db_latency: sink on' "$LOGDIR/sink.log" || {
+	echo "send_cost.sh: the sink did not attach:" >&2
+	cat "$LOGDIR/sink.log" >&2
+	exit 1
+}
+DPID=$(bench_decoder_pid)
+[ -n "$DPID" ] || echo "!! no 'realtime decoder' process found" | tee -a "$RESULTS"
+echo "cluster: $BENCH_CONNINFO; sidecar: port $BENCH_SIDECAR_PORT; sink pid $SINK_PID;" \
+	"decoder pid ${DPID:-none}; $CORES cores shared by everything" | tee -a "$RESULTS"
+echo "settings: $(bench_psql "select string_agg(name || '=' || setting, ' ' order by name)
+	from pg_settings where name in ('synchronous_commit', 'fsync', 'wal_sync_method',
+	'commit_delay', 'shared_buffers')")" | tee -a "$RESULTS"
+
+# One pgbench run: mode $1 (send|notify), clients $2, label $3.
+run_one() {
+	local mode=$1 c=$2 label=$3 j out rc tps lat n warn t0 t1 el d0 d1 s0 s1 k0 k1 load
+	j=${BENCH_THREADS:-$((c < CORES ? c : CORES))}
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	t0=$(date +%s.%N)
+	d0=$(bench_proc_ticks "${DPID:-0}")
+	s0=$(bench_proc_ticks "$BENCH_SIDECAR_PID")
+	k0=$(bench_proc_ticks "$SINK_PID")
+	echo "--- $mode c=$c $label" >>"$LOGDIR/pgbench.log"
+	out=$(timeout $((SECS + 60)) "$PGBENCH" -n -M prepared -f "bench/pgbench/$mode.sql" \
+		-c "$c" -j "$j" -T "$SECS" "$BENCH_CONNINFO" 2>"$LOGDIR/pgbench.err")
+	rc=$?
+	d1=$(bench_proc_ticks "${DPID:-0}")
+	s1=$(bench_proc_ticks "$BENCH_SIDECAR_PID")
+	k1=$(bench_proc_ticks "$SINK_PID")
+	t1=$(date +%s.%N)
+	el=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	echo "$out" >>"$LOGDIR/pgbench.log"
+	cat "$LOGDIR/pgbench.err" >>"$LOGDIR/pgbench.log"
+	warn=$(grep -c WARNING "$LOGDIR/pgbench.err")
+	tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1)
+	lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' | head -1)
+	n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+	if [ "$rc" != 0 ] || [ -z "$tps" ]; then
+		echo "$mode c=$c rep=$label rc=$rc failed=1" | tee -a "$RESULTS"
+		tail -5 "$LOGDIR/pgbench.err"
+		return
+	fi
+	echo "$mode c=$c rep=$label tps=$tps xacts=$n latency_avg_ms=$lat warnings=$warn j=$j" \
+		"decoder_cpu_pct=$(bench_cpu_pct 0 "$d0" "$d1" "$el")" \
+		"sidecar_cpu_pct=$(bench_cpu_pct 0 "$s0" "$s1" "$el")" \
+		"sink_cpu_pct=$(bench_cpu_pct 0 "$k0" "$k1" "$el") load1=$load" | tee -a "$RESULTS"
+	for pid in "$BENCH_SIDECAR_PID" "$SINK_PID"; do
+		if [ "$pid" != 0 ] && ! kill -0 "$pid" 2>/dev/null; then
+			echo "!! process $pid (sidecar or sink) exited during this run" | tee -a "$RESULTS"
+			tail -20 "$LOGDIR/sidecar.log" "$LOGDIR/sink.log"
+			exit 1
+		fi
+	done
+}
+
+echo "== pgbench -T $SECS at $CLIENTS client(s), $REPS reps per mode"
+for c in $CLIENTS; do
+	for rep in $(seq "$REPS"); do
+		if [ $((rep % 2)) = 1 ]; then order="send notify"; else order="notify send"; fi
+		for mode in $order; do
+			sleep "$PAUSE"
+			run_one "$mode" "$c" "$rep"
+		done
+	done
+done
+
+# Every committed message should have reached the sink: compare once it caught up.
+sum_xacts() {
+	grep "^$1 c=" "$RESULTS" | grep -v 'failed=1' | while read -r l; do
+		bench_field xacts "$l"
+	done | awk '{ s += $1 } END { print s + 0 }'
+}
+sleep "$DRAIN"
+bench_stop "$SINK_PID"
+sink=$(grep '^sink ' "$LOGDIR/sink.out" | sed 's/^sink //')
+echo "delivered to the sink: send_xacts=$(sum_xacts send) ws_received=$(bench_field ws_received "$sink")" \
+	"notify_xacts=$(sum_xacts notify) notify_received=$(bench_field notify_received "$sink")" |
+	tee -a "$RESULTS"
+
+median_of() {
+	grep "^$1 c=$2 rep=" "$RESULTS" | grep -v 'failed=1' | while read -r l; do
+		bench_field "$3" "$l"
+	done | bench_median
+}
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a + 0) printf "%.2f", a / b; else print "nan" }'
+}
+int() {
+	awk -v v="$1" 'BEGIN { if (v == v + 0) printf "%.0f", v; else print v }'
+}
+
+echo "== medians (logs: $LOGDIR)"
+printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' clients mode tps latency_ms scale \
+	decoder_cpu% sidecar_cpu% sink_cpu% runs_ok
+last='' status=0
+first_c=${CLIENTS%% *}
+for c in $CLIENTS; do
+	for mode in send notify; do
+		printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' "$c" "$mode" \
+			"$(int "$(median_of $mode "$c" tps)")" "$(median_of $mode "$c" latency_avg_ms)" \
+			"$(ratio "$(median_of $mode "$c" tps)" "$(median_of $mode "$first_c" tps)")" \
+			"$(median_of $mode "$c" decoder_cpu_pct)" "$(median_of $mode "$c" sidecar_cpu_pct)" \
+			"$(median_of $mode "$c" sink_cpu_pct)" \
+			"$(grep "^$mode c=$c rep=" "$RESULTS" | grep -vc 'failed=1')/$REPS"
+	done
+	st=$(median_of send "$c" tps) nt=$(median_of notify "$c" tps)
+	[ "$st" != nan ] && [ "$nt" != nan ] || status=1
+	last="$last send_tps_c$c=$(int "$st") notify_tps_c$c=$(int "$nt") ratio_c$c=$(ratio "$st" "$nt")"
+done
+echo "(scale = median tps / median tps at $first_c client(s), same mode; ratio = send / notify)"
+echo "${last# }"
+exit $status
