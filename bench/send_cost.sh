@@ -9,14 +9,20 @@
 # realtime:cost on the sidecar and a LISTEN cost connection, both attached for the whole
 # invocation, so each message of either kind is delivered to one client. For each client
 # count, BENCH_REPS times per mode, alternating which goes first, pgbench -n -M prepared
-# runs bench/pgbench/send.sql or bench/pgbench/notify.sql (one autocommit statement per
-# transaction, default synchronous_commit) for BENCH_SECONDS. pgbench, the backends, the
-# decoder worker, the sidecar and the sink all share the machine's cores.
-# Prints every run, the medians, and as its last line
-#   send_tps_c1=N notify_tps_c1=N ratio_c1=R ... send_tps_c8=N notify_tps_c8=N ratio_c8=R
+# runs one workload for BENCH_SECONDS (default synchronous_commit):
+#   bare   bench/pgbench/{send,notify}.sql: one autocommit statement per transaction. A
+#          send gives its transaction an xid, so it commits with a WAL flush; a
+#          transaction that only notifies writes no WAL and does not wait for the disk.
+#   write  bench/pgbench/{send,notify}_write.sql: UPDATE one of 1,000 rows, then send or
+#          notify, in one transaction: both wait for the WAL flush, as in a trigger; NOTIFY
+#          holds its global lock through the commit.
+# pgbench, the backends, the decoder worker, the sidecar and the sink all share the
+# machine's cores. Prints every run, the medians per workload, a line per workload
+#   workload=bare send_tps_c1=N notify_tps_c1=N ratio_c1=R ... ratio_c8=R
+# and as its last line the same for the last workload, without the prefix
 # (ratio = send / notify median tps; above 1 = send is faster).
 #
-# Environment: BENCH_CLIENTS ("1 2 8"), BENCH_SECONDS (10), BENCH_REPS (3), BENCH_THREADS
+# Environment: BENCH_WORKLOADS ("bare write"), BENCH_CLIENTS ("1 2 8"), BENCH_SECONDS (10), BENCH_REPS (3), BENCH_THREADS
 # (pgbench -j, default min(clients, cores)), BENCH_PAUSE (1 s between runs), BENCH_DRAIN
 # (5 s for the sink at the end), BENCH_SIDECAR (1; 0 = no sidecar and no WebSocket
 # subscriber: the cost of send without delivery), BENCH_INSTALL (1), BENCH_FANOUT,
@@ -29,6 +35,7 @@ cd "$(dirname "$0")/.." || exit 1
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
+WORKLOADS=${BENCH_WORKLOADS:-bare write}
 CLIENTS=${BENCH_CLIENTS:-1 2 8}
 SECS=${BENCH_SECONDS:-10}
 REPS=${BENCH_REPS:-3}
@@ -88,17 +95,22 @@ echo "settings: $(bench_psql "select string_agg(name || '=' || setting, ' ' orde
 	from pg_settings where name in ('synchronous_commit', 'fsync', 'wal_sync_method',
 	'commit_delay', 'shared_buffers')")" | tee -a "$RESULTS"
 
-# One pgbench run: mode $1 (send|notify), clients $2, label $3.
+bench_psql "create table bench_cost (id int primary key, n int not null default 0);
+	insert into bench_cost (id) select generate_series(1, 1000)" >/dev/null || exit 1
+
+# One pgbench run: workload $1 (bare|write), mode $2 (send|notify), clients $3, label $4.
 run_one() {
-	local mode=$1 c=$2 label=$3 j out rc tps lat n warn t0 t1 el d0 d1 s0 s1 k0 k1 load
+	local wl=$1 mode=$2 c=$3 label=$4 j out rc tps lat n warn t0 t1 el d0 d1 s0 s1 k0 k1 load
+	local script=bench/pgbench/$mode.sql
+	[ "$wl" = write ] && script=bench/pgbench/${mode}_write.sql
 	j=${BENCH_THREADS:-$((c < CORES ? c : CORES))}
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	t0=$(date +%s.%N)
 	d0=$(bench_proc_ticks "${DPID:-0}")
 	s0=$(bench_proc_ticks "$BENCH_SIDECAR_PID")
 	k0=$(bench_proc_ticks "$SINK_PID")
-	echo "--- $mode c=$c $label" >>"$LOGDIR/pgbench.log"
-	out=$(timeout $((SECS + 60)) "$PGBENCH" -n -M prepared -f "bench/pgbench/$mode.sql" \
+	echo "--- $wl $mode c=$c $label" >>"$LOGDIR/pgbench.log"
+	out=$(timeout $((SECS + 60)) "$PGBENCH" -n -M prepared -f "$script" \
 		-c "$c" -j "$j" -T "$SECS" "$BENCH_CONNINFO" 2>"$LOGDIR/pgbench.err")
 	rc=$?
 	d1=$(bench_proc_ticks "${DPID:-0}")
@@ -113,11 +125,11 @@ run_one() {
 	lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' | head -1)
 	n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
 	if [ "$rc" != 0 ] || [ -z "$tps" ]; then
-		echo "$mode c=$c rep=$label rc=$rc failed=1" | tee -a "$RESULTS"
+		echo "$mode c=$c rep=$label wl=$wl rc=$rc failed=1" | tee -a "$RESULTS"
 		tail -5 "$LOGDIR/pgbench.err"
 		return
 	fi
-	echo "$mode c=$c rep=$label tps=$tps xacts=$n latency_avg_ms=$lat warnings=$warn j=$j" \
+	echo "$mode c=$c rep=$label wl=$wl tps=$tps xacts=$n latency_avg_ms=$lat warnings=$warn j=$j" \
 		"decoder_cpu_pct=$(bench_cpu_pct 0 "$d0" "$d1" "$el")" \
 		"sidecar_cpu_pct=$(bench_cpu_pct 0 "$s0" "$s1" "$el")" \
 		"sink_cpu_pct=$(bench_cpu_pct 0 "$k0" "$k1" "$el") load1=$load" | tee -a "$RESULTS"
@@ -130,13 +142,15 @@ run_one() {
 	done
 }
 
-echo "== pgbench -T $SECS at $CLIENTS client(s), $REPS reps per mode"
-for c in $CLIENTS; do
-	for rep in $(seq "$REPS"); do
-		if [ $((rep % 2)) = 1 ]; then order="send notify"; else order="notify send"; fi
-		for mode in $order; do
-			sleep "$PAUSE"
-			run_one "$mode" "$c" "$rep"
+echo "== pgbench -T $SECS, workloads $WORKLOADS, at $CLIENTS client(s), $REPS reps per mode"
+for wl in $WORKLOADS; do
+	for c in $CLIENTS; do
+		for rep in $(seq "$REPS"); do
+			if [ $((rep % 2)) = 1 ]; then order="send notify"; else order="notify send"; fi
+			for mode in $order; do
+				sleep "$PAUSE"
+				run_one "$wl" "$mode" "$c" "$rep"
+			done
 		done
 	done
 done
@@ -155,7 +169,7 @@ echo "delivered to the sink: send_xacts=$(sum_xacts send) ws_received=$(bench_fi
 	tee -a "$RESULTS"
 
 median_of() {
-	grep "^$1 c=$2 rep=" "$RESULTS" | grep -v 'failed=1' | while read -r l; do
+	grep "^$1 c=$2 rep=[0-9]* wl=$WL " "$RESULTS" | grep -v 'failed=1' | while read -r l; do
 		bench_field "$3" "$l"
 	done | bench_median
 }
@@ -166,24 +180,28 @@ int() {
 	awk -v v="$1" 'BEGIN { if (v == v + 0) printf "%.0f", v; else print v }'
 }
 
-echo "== medians (logs: $LOGDIR)"
-printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' clients mode tps latency_ms scale \
-	decoder_cpu% sidecar_cpu% sink_cpu% runs_ok
 last='' status=0
 first_c=${CLIENTS%% *}
-for c in $CLIENTS; do
-	for mode in send notify; do
-		printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' "$c" "$mode" \
-			"$(int "$(median_of $mode "$c" tps)")" "$(median_of $mode "$c" latency_avg_ms)" \
-			"$(ratio "$(median_of $mode "$c" tps)" "$(median_of $mode "$first_c" tps)")" \
-			"$(median_of $mode "$c" decoder_cpu_pct)" "$(median_of $mode "$c" sidecar_cpu_pct)" \
-			"$(median_of $mode "$c" sink_cpu_pct)" \
-			"$(grep "^$mode c=$c rep=" "$RESULTS" | grep -vc 'failed=1')/$REPS"
+for WL in $WORKLOADS; do
+	echo "== medians, workload $WL (logs: $LOGDIR)"
+	printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' clients mode tps latency_ms scale \
+		decoder_cpu% sidecar_cpu% sink_cpu% runs_ok
+	last=''
+	for c in $CLIENTS; do
+		for mode in send notify; do
+			printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' "$c" "$mode" \
+				"$(int "$(median_of $mode "$c" tps)")" "$(median_of $mode "$c" latency_avg_ms)" \
+				"$(ratio "$(median_of $mode "$c" tps)" "$(median_of $mode "$first_c" tps)")" \
+				"$(median_of $mode "$c" decoder_cpu_pct)" "$(median_of $mode "$c" sidecar_cpu_pct)" \
+				"$(median_of $mode "$c" sink_cpu_pct)" \
+				"$(grep "^$mode c=$c rep=[0-9]* wl=$WL " "$RESULTS" | grep -vc 'failed=1')/$REPS"
+		done
+		st=$(median_of send "$c" tps) nt=$(median_of notify "$c" tps)
+		[ "$st" != nan ] && [ "$nt" != nan ] || status=1
+		last="$last send_tps_c$c=$(int "$st") notify_tps_c$c=$(int "$nt") ratio_c$c=$(ratio "$st" "$nt")"
 	done
-	st=$(median_of send "$c" tps) nt=$(median_of notify "$c" tps)
-	[ "$st" != nan ] && [ "$nt" != nan ] || status=1
-	last="$last send_tps_c$c=$(int "$st") notify_tps_c$c=$(int "$nt") ratio_c$c=$(ratio "$st" "$nt")"
+	echo "(scale = median tps / median tps at $first_c client(s), same mode; ratio = send / notify)"
+	echo "workload=$WL${last}" | tee -a "$RESULTS"
 done
-echo "(scale = median tps / median tps at $first_c client(s), same mode; ratio = send / notify)"
 echo "${last# }"
 exit $status
