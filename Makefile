@@ -103,4 +103,9 @@ $(BUILD)/bench/baseline_server: bench/baseline/baseline_server.cpp
 bench-broadcast: $(BUILD)/bench/load_client $(BUILD)/bench/baseline_server
 	bench/broadcast.sh
 
-.PHONY: bench-broadcast
+# Decoding throughput of the output plugin against wal2json, pgoutput and
+# test_decoding (bench/decode.sh): measures the realtime.so installed by make install.
+bench-decode:
+	bench/decode.sh
+
+.PHONY: bench-broadcast bench-decode
