@@ -22,11 +22,15 @@
 # (100 row changes per transaction), BENCH_SEED_ROWS (10000 rows per table before
 # the slots exist), BENCH_CASES ("mix"; the per-type cases of decode.sql, e.g.
 # "mix int4 text timestamptz jsonb", tell where the time goes; "types" = all of
-# them), BENCH_PLUGINS ("realtime wal2json pgoutput test_decoding"), BENCH_WORK_MEM
+# them), BENCH_PLUGINS ("realtime wal2json pgoutput test_decoding floor"; floor =
+# pgoutput with a publication without tables: decoding every change and printing
+# none, the least any plugin can take; its rows/s counts the changes it skipped),
+# BENCH_WORK_MEM
 # (work_mem of the timed sessions, e.g. 1GB: the SQL functions gather their output
 # in a tuplestore that spills to a temporary file past work_mem), BENCH_KEEP=1
 # (leave the cluster directory for inspection; the server is stopped anyway).
-# Measures the realtime.so installed in PostgreSQL's lib directory (make install).
+# Measures the realtime.so installed in PostgreSQL's lib directory (make install) as
+# the cluster's postmaster loads it at start (later installs do not affect the run).
 # Logs: build/bench/logs/decode-<time>/.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -40,7 +44,7 @@ REPS=${BENCH_REPS:-5}
 TXN_ROWS=${BENCH_TXN_ROWS:-100}
 SEED_ROWS=${BENCH_SEED_ROWS:-10000}
 CASES=${BENCH_CASES:-mix}
-PLUGINS=${BENCH_PLUGINS:-realtime wal2json pgoutput test_decoding}
+PLUGINS=${BENCH_PLUGINS:-realtime wal2json pgoutput test_decoding floor}
 KEEP=${BENCH_KEEP:-0}
 WORK_MEM=${BENCH_WORK_MEM:-}
 ALL_TYPES="int4_1 int4 int4_32 int8 bool text numeric float8 uuid timestamptz jsonb text_array"
@@ -66,7 +70,7 @@ fi
 plugins=()
 for p in $PLUGINS; do
 	case $p in
-		realtime | pgoutput | test_decoding) plugins+=("$p") ;;
+		realtime | pgoutput | test_decoding | floor) plugins+=("$p") ;;
 		wal2json)
 			if ((have_wal2json)); then
 				plugins+=("$p")
@@ -102,7 +106,7 @@ so=$LIBDIR/realtime.so
 so_sum() { md5sum "$so" | cut -c1-12; }
 SO_SUM=$(so_sum)
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "realtime.so: $so (md5 $SO_SUM, installed $(date -u -r "$so" '+%Y-%m-%d %H:%M:%S UTC'));" \
+echo "realtime.so: $so (md5 $SO_SUM, loaded once at cluster start; installed $(date -u -r "$so" '+%Y-%m-%d %H:%M:%S UTC'));" \
 	"this tree: $rev$(git diff --quiet HEAD -- src/extension 2>/dev/null || echo '+uncommitted src/extension')" |
 	tee -a "$RESULTS"
 
@@ -112,6 +116,10 @@ if ! bash scripts/cluster.sh start "$CLUSTER" "$PORT" >"$LOGDIR/cluster.log" 2>&
 	cat "$LOGDIR/cluster.log" >&2
 	die "cluster start failed"
 fi
+# The postmaster loaded realtime.so (shared_preload_libraries) and every backend uses
+# that copy, even if make install replaces the file later; make sure it is the one
+# whose checksum was printed.
+[ "$(so_sum)" = "$SO_SUM" ] || die "$so changed while the cluster started (make install elsewhere?); run again"
 PSQL=("$(pg_bindir)/psql" -X -q -At -F ' ' -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
 # Each argument one command (psql -c): a multi-statement string is one transaction,
 # in which bench_decode.generate could not COMMIT. Empty arguments are skipped.
@@ -193,7 +201,9 @@ for case_name in $CASES; do
 		die "case $case_name: setup failed"
 	echo "tables: $(sql "SELECT string_agg(tablename, ', ') FROM pg_publication_tables WHERE pubname = 'supabase_realtime'")"
 	for p in "${plugins[@]}"; do
-		sql "$SET_LIBS" "SELECT 1 FROM pg_create_logical_replication_slot('bench_$p', '$p')" >/dev/null ||
+		plugin=$p
+		[ "$p" = floor ] && plugin=pgoutput
+		sql "$SET_LIBS" "SELECT 1 FROM pg_create_logical_replication_slot('bench_$p', '$plugin')" >/dev/null ||
 			die "cannot create a slot with plugin $p"
 	done
 	t0=$(date +%s.%N)
@@ -224,10 +234,19 @@ for case_name in $CASES; do
 				continue
 			fi
 			read -r rows lines bytes secs cpu <<<"$out"
+			floor_lines=0
+			if [ "$p" = floor ]; then
+				# it prints nothing; its rows are the changes it decoded and dropped
+				floor_lines=$lines
+				rows=$changed
+			fi
 			rps=$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')
 			echo "case=$case_name plugin=$p rep=$rep rows=$rows lines=$lines bytes=$bytes seconds=$secs cpu_seconds=$cpu rows_per_s=$rps load1=$load" |
 				tee -a "$RESULTS"
-			if [ "$rows" != "$changed" ]; then
+			if [ "$floor_lines" != 0 ]; then
+				echo "!! floor printed $floor_lines lines, expected none" | tee -a "$RESULTS"
+				failed=1
+			elif [ "$rows" != "$changed" ]; then
 				echo "!! $p decoded $rows row changes, $changed were written" | tee -a "$RESULTS"
 				failed=1
 			fi
@@ -271,13 +290,11 @@ for case_name in $CASES; do
 	done
 done | tee -a "$RESULTS"
 
-if [ "$(so_sum)" != "$SO_SUM" ]; then
-	echo "!! $so changed during the run (someone ran make install): figures may mix two builds" |
-		tee -a "$RESULTS"
-	failed=1
-fi
 ((failed)) && echo "!! some runs failed or decoded the wrong number of rows; see above"
 
+if ((!have_wal2json)); then
+	echo "wal2json: not installed ($LIBDIR/wal2json.so is missing): no comparison (ratio=NA)"
+fi
 ps=$(median_of "$first_case" realtime seconds)
 pr=$(median_of "$first_case" realtime rows)
 ws=nan wr=0

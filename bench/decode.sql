@@ -87,6 +87,9 @@ $$;
 
 -- The publication holds the tables of the case being measured (use_case).
 CREATE PUBLICATION supabase_realtime;
+-- No tables: pgoutput with this one decodes the same WAL and prints no change, the
+-- cost of decoding itself ("floor").
+CREATE PUBLICATION bench_empty;
 
 -- Live ids of each table are lo..hi (DELETEs take the lowest, INSERTs append).
 -- Unlogged: its updates are not in the WAL, so no plugin sees them.
@@ -222,6 +225,13 @@ BEGIN
                    sum(octet_length(data))
                FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1',
                    'publication_names', 'supabase_realtime')$q$
+        -- the floor: pgoutput with a publication without tables prints nothing (it
+        -- skips empty transactions), so this is decoding and dropping every change
+        WHEN 'floor' THEN
+            $q$SELECT count(*) FILTER (WHERE get_byte(data, 0) IN (73, 85, 68)), count(*),
+                   coalesce(sum(octet_length(data)), 0)
+               FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1',
+                   'publication_names', 'bench_empty')$q$
         -- BEGIN, "table s.t: ACTION: ..." lines, COMMIT
         WHEN 'test_decoding' THEN
             $q$SELECT count(*) FILTER (WHERE left(data, 6) = 'table '), count(*),
