@@ -25,10 +25,9 @@
 # them), BENCH_PLUGINS ("realtime wal2json pgoutput test_decoding floor"; floor =
 # pgoutput with a publication without tables: decoding every change and printing
 # none, the least any plugin can take; its rows/s counts the changes it skipped),
-# BENCH_WORK_MEM
-# (work_mem of the timed sessions, e.g. 1GB: the SQL functions gather their output
-# in a tuplestore that spills to a temporary file past work_mem), BENCH_KEEP=1
-# (leave the cluster directory for inspection; the server is stopped anyway).
+# BENCH_WORK_MEM (work_mem of the timed sessions, e.g. 1GB: the SQL functions gather
+# their output in a tuplestore that spills to a temporary file past work_mem),
+# BENCH_KEEP=1 (leave the cluster directory for inspection; the server is stopped).
 # Measures the realtime.so installed in PostgreSQL's lib directory (make install) as
 # the cluster's postmaster loads it at start (later installs do not affect the run).
 # Logs: build/bench/logs/decode-<time>/.
@@ -48,7 +47,7 @@ PLUGINS=${BENCH_PLUGINS:-realtime wal2json pgoutput test_decoding floor}
 KEEP=${BENCH_KEEP:-0}
 WORK_MEM=${BENCH_WORK_MEM:-}
 ALL_TYPES="int4_1 int4 int4_32 int8 bool text numeric float8 uuid timestamptz jsonb text_array"
-[ "$CASES" = types ] && CASES=$ALL_TYPES
+CASES=$(for c in $CASES; do [ "$c" = types ] && echo "$ALL_TYPES" || echo "$c"; done | tr '\n' ' ')
 LOGDIR=build/bench/logs/decode-$(date +%Y%m%d-%H%M%S)
 RESULTS=$LOGDIR/results.txt
 HZ=$(getconf CLK_TCK)
