@@ -123,4 +123,9 @@ bench-db-latency: $(BUILD)/bench/db_latency $(BUILD)/bench/load_client $(BUILD)/
 bench-send-cost: $(BUILD)/bench/db_latency $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
 	bench/send_cost.sh
 
-.PHONY: bench-broadcast bench-db-latency bench-send-cost
+# Decoding throughput of the output plugin against wal2json, pgoutput and
+# test_decoding (bench/decode.sh): measures the realtime.so installed by make install.
+bench-decode:
+	bench/decode.sh
+
+.PHONY: bench-broadcast bench-db-latency bench-send-cost bench-decode
