@@ -16,13 +16,16 @@
 # seconds; every run must decode exactly the row changes written. Prints every run,
 # a table per case, and as its last line, for the first case (default "mix"):
 #   plugin_rows_per_s=N wal2json_rows_per_s=M ratio=R
-# (wal2json_rows_per_s=NA ratio=NA when wal2json is not installed).
+# for the plugin's JSON lines (wal2json_rows_per_s=NA ratio=NA when wal2json is not
+# installed), preceded by the same for its ring format.
 #
 # Environment: BENCH_ROWS (300000 row changes), BENCH_REPS (5), BENCH_TXN_ROWS
 # (100 row changes per transaction), BENCH_SEED_ROWS (10000 rows per table before
 # the slots exist), BENCH_CASES ("mix"; the per-type cases of decode.sql, e.g.
 # "mix int4 text timestamptz jsonb", tell where the time goes; "types" = all of
-# them), BENCH_PLUGINS ("realtime wal2json pgoutput test_decoding floor"; floor =
+# them), BENCH_PLUGINS ("realtime realtime_ring wal2json pgoutput test_decoding floor";
+# realtime_ring = the plugin in format "ring", binary records as the decoder worker
+# writes them to the ring; floor =
 # pgoutput with a publication without tables: decoding every change and printing
 # none, the least any plugin can take; its rows/s counts the changes it skipped),
 # BENCH_WORK_MEM (work_mem of the timed sessions, e.g. 1GB: the SQL functions gather
@@ -43,7 +46,7 @@ REPS=${BENCH_REPS:-5}
 TXN_ROWS=${BENCH_TXN_ROWS:-100}
 SEED_ROWS=${BENCH_SEED_ROWS:-10000}
 CASES=${BENCH_CASES:-mix}
-PLUGINS=${BENCH_PLUGINS:-realtime wal2json pgoutput test_decoding floor}
+PLUGINS=${BENCH_PLUGINS:-realtime realtime_ring wal2json pgoutput test_decoding floor}
 KEEP=${BENCH_KEEP:-0}
 WORK_MEM=${BENCH_WORK_MEM:-}
 ALL_TYPES="int4_1 int4 int4_32 int8 bool text numeric float8 uuid timestamptz jsonb text_array"
@@ -69,7 +72,7 @@ fi
 plugins=()
 for p in $PLUGINS; do
 	case $p in
-		realtime | pgoutput | test_decoding | floor) plugins+=("$p") ;;
+		realtime | realtime_ring | pgoutput | test_decoding | floor) plugins+=("$p") ;;
 		wal2json)
 			if ((have_wal2json)); then
 				plugins+=("$p")
@@ -202,6 +205,7 @@ for case_name in $CASES; do
 	for p in "${plugins[@]}"; do
 		plugin=$p
 		[ "$p" = floor ] && plugin=pgoutput
+		[ "$p" = realtime_ring ] && plugin=realtime
 		sql "$SET_LIBS" "SELECT 1 FROM pg_create_logical_replication_slot('bench_$p', '$plugin')" >/dev/null ||
 			die "cannot create a slot with plugin $p"
 	done
@@ -301,6 +305,13 @@ if ((have_wal2json)); then
 	ws=$(median_of "$first_case" wal2json seconds)
 	wr=$(median_of "$first_case" wal2json rows)
 fi
+rs=$(median_of "$first_case" realtime_ring seconds)
+rr=$(median_of "$first_case" realtime_ring rows)
+awk -v rs="$rs" -v rr="$rr" -v ws="$ws" -v wr="$wr" 'BEGIN {
+	p = (rs == "nan" || rs <= 0) ? "NA" : sprintf("%.0f", rr / rs)
+	w = (ws == "nan" || ws <= 0) ? "NA" : sprintf("%.0f", wr / ws)
+	r = (p == "NA" || w == "NA") ? "NA" : sprintf("%.2f", (rr / rs) / (wr / ws))
+	printf "ring format (as the decoder worker writes it): ring_rows_per_s=%s ratio=%s\n", p, r }'
 awk -v ps="$ps" -v pr="$pr" -v ws="$ws" -v wr="$wr" 'BEGIN {
 	p = (ps == "nan" || ps <= 0) ? "NA" : sprintf("%.0f", pr / ps)
 	w = (ws == "nan" || ws <= 0) ? "NA" : sprintf("%.0f", wr / ws)

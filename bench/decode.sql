@@ -211,6 +211,12 @@ BEGIN
             $q$SELECT count(*) FILTER (WHERE left(data, 16) IN ('{"type":"INSERT"',
                    '{"type":"UPDATE"', '{"type":"DELETE"')), count(*), sum(octet_length(data))
                FROM pg_logical_slot_peek_changes($1, NULL, NULL)$q$
+        -- the same plugin as the decoder worker runs it: binary ring records, one per row
+        -- change, starting with their record type (3 = RT_REC_CHANGE, rt_ring.h)
+        WHEN 'realtime_ring' THEN
+            $q$SELECT count(*) FILTER (WHERE get_byte(data, 0) = 3), count(*),
+                   sum(octet_length(data))
+               FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'format', 'ring')$q$
         -- upstream Supabase Realtime's options (PROTOCOL.md 6.3): no B/C lines
         WHEN 'wal2json' THEN
             $q$SELECT count(*) FILTER (WHERE left(data, 13) IN ('{"action":"I"', '{"action":"U"',

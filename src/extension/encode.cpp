@@ -121,14 +121,29 @@ AppendJsonString(StringInfo out, std::string_view v)
 void
 AppendCommitJson(StringInfo out, XLogRecPtr commit_lsn, TimestampTz commit_time)
 {
+	/* Every change of a transaction ends the same: render it once per transaction */
 	static const int kUtc = 0;
-	char timebuf[MAXDATELEN + 1];
+	static XLogRecPtr cached_lsn = InvalidXLogRecPtr;
+	static TimestampTz cached_time = 0;
+	static char cached[128];
+	static int cached_len = 0;
 
-	appendStringInfo(out, ",\"commit_lsn\":\"%X/%X\",\"commit_time\":\"",
-	                 static_cast<uint32>(commit_lsn >> 32), static_cast<uint32>(commit_lsn));
-	appendStringInfoString(
-	    out, JsonEncodeDateTime(timebuf, TimestampTzGetDatum(commit_time), TIMESTAMPTZOID, &kUtc));
-	appendStringInfoString(out, "\"}");
+	if (commit_lsn != cached_lsn || commit_time != cached_time || cached_len == 0)
+	{
+		char timebuf[MAXDATELEN + 1];
+		int n;
+
+		n = snprintf(
+		    cached, sizeof(cached), ",\"commit_lsn\":\"%X/%X\",\"commit_time\":\"%s\"}",
+		    static_cast<uint32>(commit_lsn >> 32), static_cast<uint32>(commit_lsn),
+		    JsonEncodeDateTime(timebuf, TimestampTzGetDatum(commit_time), TIMESTAMPTZOID, &kUtc));
+		if (n < 0 || n >= static_cast<int>(sizeof(cached)))
+			elog(ERROR, "commit suffix of %d bytes does not fit", n);
+		cached_lsn = commit_lsn;
+		cached_time = commit_time;
+		cached_len = n;
+	}
+	appendBinaryStringInfo(out, cached, cached_len);
 }
 
 void

@@ -27,6 +27,7 @@ extern "C"
 #include "utils/jsonfuncs.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/uuid.h"
 }
 
 #include "encode.hpp"
@@ -87,6 +88,28 @@ AppendValueJson(StringInfo out, Datum value, const ColumnMeta &col)
 		text *t = DatumGetTextPP(value);
 
 		AppendJsonEscaped(out, VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t)));
+		return;
+	}
+	case ValueKind::kUuid:
+	{
+		static const char kHex[] = "0123456789abcdef";
+		const pg_uuid_t *u = DatumGetUUIDP(value);
+		char *p;
+
+		/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as uuid_out writes it */
+		enlargeStringInfo(out, 38);
+		p = out->data + out->len;
+		*p++ = '"';
+		for (int i = 0; i < UUID_LEN; i++)
+		{
+			if (i == 4 || i == 6 || i == 8 || i == 10)
+				*p++ = '-';
+			*p++ = kHex[u->data[i] >> 4];
+			*p++ = kHex[u->data[i] & 0xF];
+		}
+		*p++ = '"';
+		out->len += 38;
+		out->data[out->len] = '\0';
 		return;
 	}
 	case ValueKind::kArray:
@@ -257,7 +280,12 @@ CollectChange(Relation rel, ReorderBufferChange *change, ChangeData *c)
 		if (oldrow.values != nullptr)
 			c->old_value[i] = RenderValue(c, col, oldrow, none);
 		else if (newrow.values != nullptr && col.identity)
-			c->old_value[i] = RenderValue(c, col, newrow, none);
+		{
+			/* the same text as in record, rendered from the same row: share it */
+			c->old_value[i] = c->new_value[i];
+			if (c->old_value[i].off >= 0)
+				c->values_bytes += static_cast<uint64>(c->old_value[i].len);
+		}
 	}
 
 	/* upstream's max_record_bytes: an oversized change keeps only its small values */

@@ -131,6 +131,8 @@ KindOf(Oid base)
 	case TEXTOID:
 	case VARCHAROID:
 		return ValueKind::kText;
+	case UUIDOID:
+		return ValueKind::kUuid;
 	default:
 		break;
 	}

@@ -35,6 +35,7 @@ enum class ValueKind : uint8
 	kDateTime,    /* date, timestamp: ISO 8601 */
 	kTimestampTz, /* ISO 8601 in UTC */
 	kText,        /* text, varchar: escaped directly from the datum */
+	kUuid,        /* formatted here */
 	kArray,       /* array_to_json */
 	kComposite,   /* row_to_json */
 	kString,      /* anything else: the output function's text as a JSON string */
