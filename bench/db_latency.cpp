@@ -102,6 +102,8 @@ struct Options
 	int max_inflight = 16; /* statements in flight per sending connection */
 	double late_ms = 5;    /* a delivery slower than this is "late" */
 	uint64_t run_id = 0;
+	bool write =
+	    false; /* each statement also updates a row of bench_lat (own row per connection) */
 };
 
 [[noreturn]] void
@@ -615,6 +617,8 @@ Usage()
 	             "         [--rate 1000] [--seconds 10] [--drain 5] [--conns 8]\n"
 	             "         [--max-inflight 16] [--late-ms 5] [--topic dblat] [--channel dblat]\n"
 	             "         [--run-id N] [--host 127.0.0.1] [--path /realtime/v1/websocket]\n"
+	             "         [--write 1]   (each statement also updates row <connection> of\n"
+	             "         bench_lat(id int primary key, n int), which must exist)\n"
 	             "       db_latency --sink [--port N --secret S] --db CONNINFO [--topic T]\n"
 	             "         [--channel C]   (count deliveries until SIGINT/SIGTERM; without\n"
 	             "         --port, LISTEN only)\n");
@@ -677,6 +681,8 @@ ParseArgs(int argc, char **argv)
 			o.late_ms = ParseDouble("--late-ms", v);
 		else if (a == "--run-id")
 			o.run_id = uint64_t(ParseDouble("--run-id", v));
+		else if (a == "--write")
+			o.write = std::string_view(v) == "1";
 		else
 			Usage();
 	}
@@ -734,12 +740,17 @@ RunLatency(const Options &o)
 
 	const std::string stmt = "db_latency";
 	std::vector<Sender> senders(size_t(o.conns));
-	for (auto &s : senders)
+	for (size_t k = 0; k < senders.size(); k++)
 	{
+		Sender &s = senders[k];
 		s.conn = Connect(o);
 		std::string sql = o.mode == Mode::kSend
 		                      ? "select realtime.send($1::jsonb, 'e', '" + o.topic + "')"
 		                      : "select pg_notify('" + o.channel + "', $1)";
+		/* both modes then write WAL and wait for its flush, as a trigger's transaction does */
+		if (o.write)
+			sql = "with w as (update bench_lat set n = n + 1 where id = " + std::to_string(k + 1) +
+			      " returning 1) " + sql + " from w";
 		if (o.topic.find('\'') != std::string::npos || o.channel.find('\'') != std::string::npos)
 			Die("no quotes in --topic or --channel, please");
 		PGresult *r = PQprepare(s.conn, stmt.c_str(), sql.c_str(), 1, nullptr);

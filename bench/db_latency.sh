@@ -16,6 +16,9 @@
 # BENCH_CONNS (8 sending connections), BENCH_MAX_INFLIGHT (16 statements per connection),
 # BENCH_DRAIN (5 s), BENCH_PAUSE (1 s between runs),
 # BENCH_WARMUP (2 s per mode; 0 = none), BENCH_LATE_MS (5), BENCH_INSTALL (1),
+# BENCH_WRITE (0; 1 = each statement also updates a row, its connection's own, in the same
+# transaction: both modes then commit with a WAL flush, as from a trigger; bare
+# pg_notify writes no WAL and does not wait for the disk, realtime.send does),
 # BENCH_FANOUT (another realtime-fanout binary), BENCH_JWT_SECRET.
 # Everything it starts is stopped on exit. Logs: build/bench/logs/db-latency-<time>/.
 set -uo pipefail
@@ -35,6 +38,7 @@ PAUSE=${BENCH_PAUSE:-1}
 WARMUP=${BENCH_WARMUP:-2}
 LATE_MS=${BENCH_LATE_MS:-5}
 SECRET=${BENCH_JWT_SECRET:-bench-jwt-secret-with-at-least-32-characters}
+WRITE=${BENCH_WRITE:-0}
 LOGDIR=build/bench/logs/db-latency-$(date +%Y%m%d-%H%M%S)
 RESULTS=$LOGDIR/results.txt
 mkdir -p "$LOGDIR"
@@ -50,6 +54,9 @@ bench_install_extension "$LOGDIR/install.log" | tee -a "$RESULTS"
 
 echo "== start cluster and sidecar"
 bench_start_cluster "$LOGDIR/cluster.log" || exit 1
+bench_psql "create table bench_lat (id int primary key, n int not null default 0);
+	insert into bench_lat (id) select generate_series(1, $CONNS)" >/dev/null || exit 1
+[ "$WRITE" = 1 ] && echo "workload: write (each statement also updates one row)" | tee -a "$RESULTS"
 bench_start_db_sidecar "$SECRET" "$LOGDIR/sidecar.log" || exit 1
 echo "cluster: $BENCH_CONNINFO (dir $BENCH_CLUSTER_DIR); sidecar: port $BENCH_SIDECAR_PORT" |
 	tee -a "$RESULTS"
@@ -69,7 +76,7 @@ run_one() {
 	out=$(timeout $((secs + 3 * DRAIN + 60)) build/bench/db_latency --mode "$mode" \
 		--port "$BENCH_SIDECAR_PORT" --secret "$SECRET" --db "$BENCH_CONNINFO" \
 		--rate "$rate" --seconds "$secs" --conns "$CONNS" --max-inflight "$MAX_INFLIGHT" \
-		--drain "$DRAIN" \
+		--drain "$DRAIN" --write "$WRITE" \
 		--late-ms "$LATE_MS" 2>>"$LOGDIR/client.log")
 	rc=$?
 	d1=$(bench_proc_ticks "${dpid:-0}")
