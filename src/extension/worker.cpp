@@ -87,6 +87,7 @@ constexpr int kRestartSeconds = 2;
 constexpr long kStallPollMs = 10;        /* how often a paused writer looks at its reader */
 constexpr uint64 kConfirmEveryMs = 100;  /* confirm the slot at least this often in a long batch */
 constexpr uint64 kSnapshotEveryMs = 100; /* at most this often: LogStandbySnapshot (see below) */
+constexpr uint64 kSnapshotBackoffMaxMs = 10000; /* ... or this, while it does not help */
 
 /*
  * The write callback's state: which record of which transaction it is at,
@@ -262,13 +263,30 @@ void
 MaybeLogSnapshot(XLogRecPtr flush, XLogRecPtr confirmed)
 {
 	static uint64 last_ms = 0;
+	static uint64 interval_ms = kSnapshotEveryMs;
+	static XLogRecPtr restart_then = InvalidXLogRecPtr;
 	uint64 now = rt::ext::MonotonicMs();
 	uint64 kept = SlotLagBytes();
 	uint64 unconfirmed = flush > confirmed ? flush - confirmed : 0;
+	XLogRecPtr restart;
 
 	if (kept <= static_cast<uint64>(realtime_max_lag_bytes) / 4 || unconfirmed * 2 >= kept ||
-	    now - last_ms < kSnapshotEveryMs || RecoveryInProgress())
+	    now - last_ms < interval_ms || RecoveryInProgress())
 		return;
+
+	/*
+	 * A transaction open for long holds the restart point whatever we log:
+	 * then back off (doubling up to 10 s) instead of logging and flushing
+	 * ten records a second for nothing.
+	 */
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	restart = MyReplicationSlot->data.restart_lsn;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	if (restart_then != InvalidXLogRecPtr && restart <= restart_then)
+		interval_ms = Min(interval_ms * 2, kSnapshotBackoffMaxMs);
+	else
+		interval_ms = kSnapshotEveryMs;
+	restart_then = restart;
 	last_ms = now;
 	XLogFlush(LogStandbySnapshot());
 	SetLatch(MyLatch);
