@@ -255,8 +255,9 @@ COMMENT ON FUNCTION realtime.ring_stats() IS
     'Ring header (positions, counters, reader slots) and decoder worker counters';
 
 -- Everything an operator watches: ring positions, readers (slot, pid, read_pos,
--- heartbeat age), records written and dropped, and how far slot "realtime" lags behind
--- the current WAL (bytes of WAL the server keeps for it).
+-- heartbeat age), records written and dropped, how far slot "realtime" has confirmed
+-- (slot_lag_bytes: WAL not yet in the ring) and how much WAL the server keeps for it
+-- (slot_kept_bytes, from its restart point: what realtime.max_lag_bytes bounds).
 CREATE FUNCTION realtime.stats(
     OUT ring_path text, OUT capacity bigint, OUT write_pos bigint, OUT tail_pos bigint,
     OUT next_seq bigint, OUT records_written bigint, OUT records_dropped bigint,
@@ -264,7 +265,8 @@ CREATE FUNCTION realtime.stats(
     OUT writer_heartbeat_age_ms bigint, OUT readers jsonb, OUT live_readers integer,
     OUT worker_pid integer, OUT decoder_turns bigint, OUT decoder_records bigint,
     OUT decoder_stalls bigint, OUT decoder_forced bigint, OUT slot_active boolean,
-    OUT slot_confirmed_flush_lsn pg_lsn, OUT slot_lag_bytes numeric)
+    OUT slot_confirmed_flush_lsn pg_lsn, OUT slot_lag_bytes numeric,
+    OUT slot_kept_bytes numeric)
 RETURNS record
 LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -277,14 +279,17 @@ AS $fn$
            nullif(r.worker_pid, 0), r.decoder_turns, r.decoder_records, r.decoder_stalls,
            r.decoder_forced, s.active, s.confirmed_flush_lsn,
            CASE WHEN s.confirmed_flush_lsn IS NOT NULL AND NOT pg_is_in_recovery()
-                THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn) END
+                THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn) END,
+           CASE WHEN s.restart_lsn IS NOT NULL AND NOT pg_is_in_recovery()
+                THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn) END
     FROM realtime.ring_stats() r
     LEFT JOIN pg_replication_slots s ON s.slot_name = 'realtime'
 $fn$;
 
 COMMENT ON FUNCTION realtime.stats() IS
-    'Ring positions and readers, records written and dropped, decoder counters and the lag '
-    'of slot "realtime" (pg_current_wal_lsn() - confirmed_flush_lsn)';
+    'Ring positions and readers, records written and dropped, decoder counters, the lag '
+    'of slot "realtime" (pg_current_wal_lsn() - confirmed_flush_lsn) and the WAL it keeps '
+    '(pg_current_wal_lsn() - restart_lsn)';
 
 REVOKE ALL ON FUNCTION realtime.ring_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION realtime.stats() FROM PUBLIC;

@@ -38,7 +38,7 @@ CREATE FUNCTION pg_temp.written(name text) RETURNS bigint LANGUAGE sql AS $$
     SELECT written FROM marks WHERE marks.name = written.name
 $$;
 
-SELECT plan(20);
+SELECT plan(21);
 
 -- The worker runs, owns the slot, and publishes itself.
 SELECT is((SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'realtime decoder'),
@@ -108,6 +108,9 @@ SELECT results_eq($$SELECT records_dropped, decoder_stalls, decoder_forced FROM 
                   $$VALUES (0::bigint, 0::bigint, 0::bigint)$$,
                   'no record dropped, no stall, nothing forced');
 
+-- The WAL kept for the slot is shown, and small once the worker has caught up.
+SELECT cmp_ok((SELECT slot_kept_bytes FROM realtime.stats()), '<', 64 * 1024 * 1024::numeric,
+              'slot_kept_bytes: the WAL kept from the slot''s restart point');
 -- Operators only.
 SET ROLE anon;
 SELECT throws_ok($$SELECT * FROM realtime.stats()$$, '42501',
