@@ -246,7 +246,7 @@ CREATE FUNCTION realtime.ring_stats(
     OUT records_skipped bigint, OUT records_too_large bigint, OUT writer_pid integer,
     OUT writer_heartbeat_age_ms bigint, OUT readers jsonb, OUT worker_pid integer,
     OUT decoder_turns bigint, OUT decoder_records bigint, OUT decoder_stalls bigint,
-    OUT decoder_forced bigint)
+    OUT decoder_forced bigint, OUT decoded_lsn pg_lsn)
 RETURNS record
 LANGUAGE C VOLATILE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'realtime_ring_stats';
@@ -266,7 +266,7 @@ CREATE FUNCTION realtime.stats(
     OUT worker_pid integer, OUT decoder_turns bigint, OUT decoder_records bigint,
     OUT decoder_stalls bigint, OUT decoder_forced bigint, OUT slot_active boolean,
     OUT slot_confirmed_flush_lsn pg_lsn, OUT slot_lag_bytes numeric,
-    OUT slot_kept_bytes numeric)
+    OUT slot_kept_bytes numeric, OUT ring_decoded_lsn pg_lsn)
 RETURNS record
 LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -281,7 +281,8 @@ AS $fn$
            CASE WHEN s.confirmed_flush_lsn IS NOT NULL AND NOT pg_is_in_recovery()
                 THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn) END,
            CASE WHEN s.restart_lsn IS NOT NULL AND NOT pg_is_in_recovery()
-                THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn) END
+                THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn) END,
+           r.decoded_lsn
     FROM realtime.ring_stats() r
     LEFT JOIN pg_replication_slots s ON s.slot_name = 'realtime'
 $fn$;

@@ -104,7 +104,7 @@
 
 #define RT_RING_MAGIC 0x47525452u /* "RTRG" in memory on little-endian hosts */
 #define RT_RING_VERSION_MAJOR 1   /* readers refuse any other major */
-#define RT_RING_VERSION_MINOR 0   /* additions that 1.0 readers may ignore */
+#define RT_RING_VERSION_MINOR 1   /* additions that 1.0 readers may ignore (1.1: decoded_lsn) */
 #define RT_RING_HEADER_SIZE 4096  /* 1.x header; data starts at header_size */
 #define RT_RING_MAX_HEADER_SIZE (1u << 20)
 #define RT_RING_SLOTS 16 /* reader slots in a 1.x header */
@@ -213,7 +213,9 @@ typedef struct RtRingHeader
 	uint64_t corrupt_resets;      /* times the writer found its own data corrupt */
 	uint32_t writer_pid;
 	uint32_t reserved2;
-	uint8_t reserved3[32];
+	uint64_t decoded_lsn; /* 1.1: every transaction that committed before this WAL position
+	                       * is in the ring (stored after its records are published) */
+	uint8_t reserved3[24];
 
 	/* 192: wake-ups. The writer bumps futex after publishing (FUTEX_WAKE without
 	 * FUTEX_PRIVATE_FLAG: other processes wait on it); waiting readers count
@@ -338,7 +340,8 @@ RT_STATIC_ASSERT(offsetof(RtRingHeader, writer_heartbeat_ms) == 136,
 RT_STATIC_ASSERT(offsetof(RtRingHeader, corrupt_resets) == 144, "RtRingHeader.corrupt_resets");
 RT_STATIC_ASSERT(offsetof(RtRingHeader, writer_pid) == 152, "RtRingHeader.writer_pid");
 RT_STATIC_ASSERT(offsetof(RtRingHeader, reserved2) == 156, "RtRingHeader.reserved2");
-RT_STATIC_ASSERT(offsetof(RtRingHeader, reserved3) == 160, "RtRingHeader.reserved3");
+RT_STATIC_ASSERT(offsetof(RtRingHeader, decoded_lsn) == 160, "RtRingHeader.decoded_lsn");
+RT_STATIC_ASSERT(offsetof(RtRingHeader, reserved3) == 168, "RtRingHeader.reserved3");
 RT_STATIC_ASSERT(offsetof(RtRingHeader, futex) == 192, "RtRingHeader.futex");
 RT_STATIC_ASSERT(offsetof(RtRingHeader, sleepers) == 196, "RtRingHeader.sleepers");
 RT_STATIC_ASSERT(offsetof(RtRingHeader, reserved4) == 200, "RtRingHeader.reserved4");
@@ -913,6 +916,28 @@ RT_INLINE void
 RtRingWriterHeartbeat(RtRingWriter *w, uint64_t now_ms)
 {
 	RT_STORE_RELAXED(&w->hdr->writer_heartbeat_ms, now_ms);
+}
+
+/*
+ * Everything committed before lsn (a WAL position) is now in the ring: call
+ * after publishing its records. Never moves back.
+ */
+RT_INLINE void
+RtRingWriterSetDecodedLsn(RtRingWriter *w, uint64_t lsn)
+{
+	if (lsn > RT_LOAD_RELAXED(&w->hdr->decoded_lsn))
+		RT_STORE_RELEASE(&w->hdr->decoded_lsn, lsn);
+}
+
+/*
+ * The writer's decoded_lsn (0 before a 1.1 writer set one). Load it before
+ * RtRingReadNext: when that then returns RT_RING_EMPTY, the reader has read
+ * every record of the transactions that committed before it.
+ */
+RT_INLINE uint64_t
+RtRingDecodedLsn(const RtRingHeader *hdr)
+{
+	return RT_LOAD_ACQUIRE(&hdr->decoded_lsn);
 }
 
 /*

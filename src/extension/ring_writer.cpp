@@ -256,6 +256,12 @@ RingNotify(void)
 		FutexWakeAll(RtRingFutexWord(writer.hdr));
 }
 
+void
+RingSetDecoded(uint64 lsn)
+{
+	RtRingWriterSetDecodedLsn(&writer, lsn);
+}
+
 uint32
 RingMaintain(void)
 {

@@ -37,6 +37,12 @@ RtRingWriter *Ring(void);
 /* After a batch of appends: bump the futex word, FUTEX_WAKE if a reader sleeps */
 void RingNotify(void);
 
+/*
+ * Everything that committed before lsn is in the ring (after its records are
+ * published): readers use it to know when a subscription's changes flow
+ */
+void RingSetDecoded(uint64 lsn);
+
 /* Heartbeat and reclaim of dead reader slots; returns the number of live readers */
 uint32 RingMaintain(void);
 

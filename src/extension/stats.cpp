@@ -21,6 +21,7 @@ extern "C"
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/pg_lsn.h"
 }
 
 #include <fcntl.h>
@@ -40,7 +41,7 @@ extern "C"
 namespace
 {
 
-constexpr int kColumns = 17;
+constexpr int kColumns = 18;
 
 /* Map the header of the ring at path read-only; nullptr if absent or not a ring */
 const RtRingHeader *
@@ -168,6 +169,9 @@ realtime_ring_stats(PG_FUNCTION_ARGS)
 		values[11] = ReadersJson(h, now);
 		for (int i = 1; i <= 11; i++)
 			nulls[i] = false;
+		/* 0 in a ring of a 1.0 writer, or before the first batch */
+		values[17] = LSNGetDatum(RtRingDecodedLsn(h));
+		nulls[17] = RtRingDecodedLsn(h) == 0;
 		munmap(const_cast<RtRingHeader *>(h), RT_RING_HEADER_SIZE);
 	}
 	values[12] = Int32GetDatum(worker_pid);
@@ -175,7 +179,7 @@ realtime_ring_stats(PG_FUNCTION_ARGS)
 	values[14] = U64(counters.records_appended);
 	values[15] = U64(counters.stalls);
 	values[16] = U64(counters.forced);
-	for (int i = 12; i < kColumns; i++)
+	for (int i = 12; i < 17; i++)
 		nulls[i] = false;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

@@ -326,12 +326,13 @@ DecodeAvailable(void)
 		CHECK_FOR_INTERRUPTS();
 		if ((++n & 255) == 0 && rt::ext::MonotonicMs() - last_confirm >= kConfirmEveryMs)
 		{
-			(void)Confirm(decoder->reader->EndRecPtr);
+			rt::ext::RingSetDecoded(Confirm(decoder->reader->EndRecPtr));
 			(void)rt::ext::RingMaintain();
 			last_confirm = rt::ext::MonotonicMs();
 		}
 	}
 	confirmed = Confirm(decoder->reader->EndRecPtr);
+	rt::ext::RingSetDecoded(confirmed);
 	PublishCounters(true, confirmed);
 	MaybeLogSnapshot(flush, confirmed);
 }

@@ -90,6 +90,14 @@ DecodeRingMessage(const void *payload, uint32_t len, RingMessage &out)
 
 RingReader::~RingReader() { Stop(); }
 
+/* Commits before lsn are all delivered (records come in commit order) */
+void
+RingReader::AdvanceConsumed(uint64_t lsn)
+{
+	if (lsn > consumed_lsn_.load(std::memory_order_relaxed))
+		consumed_lsn_.store(lsn, std::memory_order_release);
+}
+
 void
 RingReader::Start()
 {
@@ -209,6 +217,8 @@ RingReader::Run()
 			last_beat = now;
 		}
 		RtRingRecordInfo info{};
+		/* before the read: an EMPTY result then means all of it was read */
+		uint64_t decoded = RtRingDecodedLsn(r.hdr);
 		int rc = RtRingReadNext(&r, state_->buf.data(), static_cast<uint32_t>(state_->buf.size()),
 		                        &info);
 		if (rc == RT_RING_OK)
@@ -226,6 +236,7 @@ RingReader::Run()
 				if (DecodeRingMessage(state_->buf.data(), info.length, m))
 				{
 					messages_.fetch_add(1, std::memory_order_relaxed);
+					AdvanceConsumed(m.commit_lsn);
 					sink_(m);
 				}
 				else
@@ -237,6 +248,7 @@ RingReader::Run()
 				if (DecodeRingChange(state_->buf.data(), info.length, state_->change))
 				{
 					changes_.fetch_add(1, std::memory_order_relaxed);
+					AdvanceConsumed(state_->change.commit_lsn);
 					if (change_sink_)
 						change_sink_(state_->change);
 				}
@@ -252,6 +264,7 @@ RingReader::Run()
 		case RT_RING_EMPTY:
 		{
 			uint32_t val = 0;
+			AdvanceConsumed(decoded);
 			if (RtRingReaderPrepareWait(&r, &val))
 			{
 				FutexWait(RtRingFutexWord(r.hdr), val, kWaitMs);

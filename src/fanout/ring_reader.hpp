@@ -74,6 +74,17 @@ public:
 	{
 		return lost_.load(std::memory_order_relaxed);
 	}
+	/*
+	 * Every transaction that committed before this WAL position has been
+	 * handed to the sinks (0: none known yet). A subscription registered
+	 * before the database's current WAL position was L sees all later
+	 * changes once consumed_lsn() >= L.
+	 */
+	uint64_t
+	consumed_lsn() const
+	{
+		return consumed_lsn_.load(std::memory_order_acquire);
+	}
 	bool
 	attached() const
 	{
@@ -82,6 +93,7 @@ public:
 
 private:
 	void Run();
+	void AdvanceConsumed(uint64_t lsn);
 	bool OpenAndAttach();
 	void Close();
 	bool Sleep(int ms); /* false when asked to stop */
@@ -95,6 +107,7 @@ private:
 	std::atomic<bool> stop_{false};
 	std::atomic<uint64_t> messages_{0};
 	std::atomic<uint64_t> changes_{0};
+	std::atomic<uint64_t> consumed_lsn_{0};
 	std::atomic<uint64_t> lost_{0};
 	std::atomic<bool> attached_{false};
 

@@ -231,6 +231,36 @@ TestOrderGapsAndMalformed(void **)
 	assert_false(reader.attached());
 }
 
+/* consumed_lsn: what the reader has handed on, from record commit LSNs and the writer's decoded_lsn
+ */
+void
+TestConsumedLsn(void **)
+{
+	TestRing ring;
+	Seen seen;
+	RingReader reader(ring.path, [&seen](const RingMessage &m) { seen.Add(m); });
+	reader.Start();
+	assert_true(WaitFor([&] { return reader.attached(); }));
+	assert_int_equal(reader.consumed_lsn(), 0);
+
+	/* a record committed at 0x1234 (AppendMessage's commit LSN): commits before it are done */
+	assert_int_equal(ring.AppendMessage("room", "ev", "id", "{}", 0), RT_RING_OK);
+	ring.Wake();
+	assert_true(WaitFor([&] { return reader.consumed_lsn() == 0x1234; }));
+
+	/* the writer decoded up to 0x5000 with nothing more for the ring: once caught up, so is the
+	 * reader */
+	RtRingWriterSetDecodedLsn(&ring.w, 0x5000);
+	ring.Wake();
+	assert_true(WaitFor([&] { return reader.consumed_lsn() == 0x5000; }));
+	/* never back */
+	RtRingWriterSetDecodedLsn(&ring.w, 0x100);
+	assert_int_equal(RtRingDecodedLsn(ring.w.hdr), 0x5000);
+	std::this_thread::sleep_for(std::chrono::milliseconds(300));
+	assert_int_equal(reader.consumed_lsn(), 0x5000);
+	reader.Stop();
+}
+
 } // namespace
 
 int
@@ -240,6 +270,7 @@ main(void)
 	    cmocka_unit_test(TestDecodeRejectsTruncated),
 	    cmocka_unit_test(TestWaitsForTheFileThenDelivers),
 	    cmocka_unit_test(TestOrderGapsAndMalformed),
+	    cmocka_unit_test(TestConsumedLsn),
 	};
 	return cmocka_run_group_tests_name("ring_reader", tests, nullptr, nullptr);
 }

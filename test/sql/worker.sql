@@ -24,6 +24,19 @@ BEGIN
     RETURN false;
 END
 $$;
+-- Wait (up to 10 s) until the ring's decoded_lsn has reached lsn; true if it did.
+CREATE FUNCTION pg_temp.wait_decoded(lsn pg_lsn) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        IF (SELECT ring_decoded_lsn >= lsn FROM realtime.stats()) THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN false;
+END
+$$;
+
 CREATE TEMP TABLE marks (name text PRIMARY KEY, written bigint);
 -- Wait until the worker decoded everything up to now, then remember the ring's record count.
 CREATE FUNCTION pg_temp.settle(name text) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -38,7 +51,7 @@ CREATE FUNCTION pg_temp.written(name text) RETURNS bigint LANGUAGE sql AS $$
     SELECT written FROM marks WHERE marks.name = written.name
 $$;
 
-SELECT plan(21);
+SELECT plan(22);
 
 -- The worker runs, owns the slot, and publishes itself.
 SELECT is((SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'realtime decoder'),
@@ -111,6 +124,9 @@ SELECT results_eq($$SELECT records_dropped, decoder_stalls, decoder_forced FROM 
 -- The WAL kept for the slot is shown, and small once the worker has caught up.
 SELECT cmp_ok((SELECT slot_kept_bytes FROM realtime.stats()), '<', 64 * 1024 * 1024::numeric,
               'slot_kept_bytes: the WAL kept from the slot''s restart point');
+-- The ring says up to where every commit is in it (readers wait on it for readiness).
+SELECT ok(pg_temp.wait_decoded(pg_current_wal_lsn()),
+          'ring_decoded_lsn reaches the current WAL position: every commit before it is in the ring');
 -- Operators only.
 SET ROLE anon;
 SELECT throws_ok($$SELECT * FROM realtime.stats()$$, '42501',
