@@ -102,6 +102,7 @@ struct WriterState
 	uint64 forced;         /* of which over unread records */
 	uint64 too_large;      /* replaced by a GAP record */
 	uint64 stalls;         /* times a live reader made it wait */
+	bool skip_logged;      /* the current run of forced appends was logged */
 };
 
 WriterState writer;
@@ -424,9 +425,28 @@ RingWrite(LogicalDecodingContext *ctx, XLogRecPtr, TransactionId, bool)
 			break;
 		force = WaitForReader(first);
 	}
+	if (force && !writer.skip_logged)
+	{
+		/* once per episode: the operator must hear that a reader is losing records */
+		writer.skip_logged = true;
+		ereport(WARNING,
+		        (errmsg("realtime decoder is overwriting records a ring reader has not read"),
+		         errdetail("The slot keeps %llu bytes of WAL, more than realtime.max_lag_bytes "
+		                   "(%d); the reader sees the gap.",
+		                   static_cast<unsigned long long>(SlotLagBytes()), realtime_max_lag_bytes),
+		         errhint("A sidecar is attached but not keeping up: check its log and load.")));
+	}
+	else if (!force)
+		writer.skip_logged = false;
 	if (rc == RT_RING_TOO_LARGE)
 	{
 		/* readers see one record lost; counted in the header by the append */
+		ereport(WARNING,
+		        (errmsg("realtime decoder skipped a record of %u bytes, larger than the ring's "
+		                "largest record",
+		                len - 1),
+		         errhint("Raise realtime.ring_size (a record may take a quarter of the ring) or "
+		                 "send smaller payloads.")));
 		for (bool first = true;; first = false)
 		{
 			rc = RtRingAppendGap(w, 1, RT_GAP_TOO_LARGE, rt::ext::MonotonicMs(), force);
