@@ -14,7 +14,8 @@
  *      least one table (no match is reported first upstream); column
  *      existence, value casts and operator/type fit stay with the database.
  * Error texts embed the parameters the way upstream renders Elixir terms
- * (inspect/2, including its 80 column pretty layout where upstream asks for it).
+ * (elixir_inspect.hpp: inspect/2, with its 80 column pretty layout where
+ * upstream asks for it).
  */
 #pragma once
 
@@ -129,14 +130,5 @@ std::string RenderPgChangesParams(const PgChangesParams &p);
 
 std::string_view PgEventName(PgEvent event); /* "*", "INSERT", "UPDATE", "DELETE" */
 std::string_view FilterOpName(FilterOp op);  /* "eq" ... "isdistinct" */
-
-/*
- * A decoded JSON value as Elixir's inspect/2 prints it with default options:
- * nil/true/false, integers, shortest floats (1.0e3), strings quoted and
- * escaped (or <<bytes>> when not printable; 4096 characters at most, then
- * `<> ...`), [lists] and %{"maps" => ...} with keys sorted, 50 items per
- * container then `...`. Exposed for the tests and for error texts.
- */
-std::string InspectJson(const rapidjson::Value &v);
 
 } // namespace rt::fanout

@@ -6,7 +6,7 @@
  * run, bounded:
  *   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
  *     -Isrc/fanout test/c/fuzz_pg_changes_params.cpp src/fanout/pg_changes_params.cpp \
- *     -o build/fuzz_pg_changes_params
+ *     src/fanout/elixir_inspect.cpp -o build/fuzz_pg_changes_params
  *   build/fuzz_pg_changes_params -max_total_time=60 -max_len=4096 CORPUS_DIR
  * UBSan reports "applying non-zero offset to null pointer" inside RapidJSON's
  * internal/stack.h (the JSON parser, not this module); they are not crashes.
