@@ -512,7 +512,7 @@ ParsePgChangesParams(const rapidjson::Value &entry)
 }
 
 std::optional<Error>
-CheckPgChangesParams(const PgChangesParams &p)
+CheckPgChangesText(const PgChangesParams &p)
 {
 	/* text parameters: Postgres refuses a NUL byte before the row exists */
 	bool nul = HasNul(p.schema) || HasNul(p.table);
@@ -524,7 +524,12 @@ CheckPgChangesParams(const PgChangesParams &p)
 	if (nul)
 		return CheckError(p, "ERROR 22021 (character_not_in_repertoire) invalid byte sequence "
 		                     "for encoding \"UTF8\": 0x00");
+	return std::nullopt;
+}
 
+std::optional<Error>
+CheckPgChangesParams(const PgChangesParams &p)
+{
 	/* the trigger, per filter in the order given */
 	for (const PgFilter &f : p.filters)
 	{

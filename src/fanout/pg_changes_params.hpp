@@ -2,17 +2,19 @@
  * pg_changes_params.hpp: one config.postgres_changes[] entry of a join,
  * parsed into a subscription (PROTOCOL.md 3.2, 6.1, 6.6).
  *
- * Any thread; pure functions, no SQL, no I/O. Two stages, in the order
- * upstream Supabase Realtime reports them:
+ * Any thread; pure functions, no SQL, no I/O. Three steps, in the order
+ * upstream Supabase Realtime reports their errors (none is retried):
  *   1. ParsePgChangesParams: what upstream's parse_subscription_params
- *      refuses (key combinations, filter syntax, select shape), with its
- *      exact texts; nothing is retried.
- *   2. CheckPgChangesParams: the checks upstream's insert (text parameters)
- *      and its subscription_check_filters trigger make that need no catalog:
- *      NUL bytes, impossible column names, `in` array syntax and the 100
- *      value limit, the `is` keyword. Run it after the publication matched at
- *      least one table (no match is reported first upstream); column
- *      existence, value casts and operator/type fit stay with the database.
+ *      refuses (key combinations, filter syntax, select shape).
+ *   2. CheckPgChangesText: NUL bytes, which Postgres refuses in the text
+ *      parameters of upstream's insert, before any table is matched.
+ *   3. CheckPgChangesParams: what upstream's subscription_check_filters
+ *      trigger refuses without needing the catalog: impossible column names,
+ *      `in` array syntax and the 100 value limit, the `is` keyword. The
+ *      trigger runs only for matched tables, so call this after the
+ *      publication matched at least one (else upstream's "Please check
+ *      Realtime is enabled" text comes first); column existence, value casts
+ *      and operator/type fit stay with the database.
  * Error texts embed the parameters the way upstream renders Elixir terms
  * (elixir_inspect.hpp: inspect/2, with its 80 column pretty layout where
  * upstream asks for it).
@@ -112,12 +114,12 @@ struct PgChangesParams
 Result<PgChangesParams> ParsePgChangesParams(const rapidjson::Value &entry);
 
 /*
- * The DB-independent checks of stage 2, in upstream's order (NUL bytes first,
- * then per filter, then select columns). nullopt when all pass; else the
- * exact client text ("Unable to subscribe to changes with given parameters.
- * An exception happened ... Exception: ERROR <code> (<name>) <message>").
- * May fill nothing: the parsed in-list already sits in PgFilter::values.
+ * Steps 2 and 3: nullopt when all pass; else the exact client text ("Unable
+ * to subscribe to changes with given parameters. An exception happened ...
+ * Exception: ERROR <code> (<name>) <message>"), ErrorCode kInvalidArgument.
+ * Step 3 goes per filter in the order given, then select columns.
  */
+std::optional<Error> CheckPgChangesText(const PgChangesParams &p);
 std::optional<Error> CheckPgChangesParams(const PgChangesParams &p);
 
 /*

@@ -57,7 +57,9 @@ Exercise(const rapidjson::Value &entry)
 	const PgChangesParams &p = r.value();
 	std::string rendered = RenderPgChangesParams(p);
 	Check(rendered.starts_with("event: "));
-	std::optional<Error> e = CheckPgChangesParams(p);
+	std::optional<Error> e = CheckPgChangesText(p);
+	if (!e)
+		e = CheckPgChangesParams(p);
 	if (e)
 	{
 		Check(e->message.starts_with("Unable to subscribe to changes with given parameters. An "

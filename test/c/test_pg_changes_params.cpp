@@ -30,6 +30,7 @@ extern "C"
 }
 
 using rt::fanout::CheckPgChangesParams;
+using rt::fanout::CheckPgChangesText;
 using rt::fanout::Error;
 using rt::fanout::FilterOp;
 using rt::fanout::FilterOpName;
@@ -145,11 +146,13 @@ FilterError(std::string_view filter)
 	return r.error().message;
 }
 
-/* The check-stage error text of a filter string ("" when it passes). */
+/* The error text of steps 2 and 3, in that order ("" when both pass). */
 std::string
 CheckText(const PgChangesParams &p)
 {
-	std::optional<Error> e = CheckPgChangesParams(p);
+	std::optional<Error> e = CheckPgChangesText(p);
+	if (!e)
+		e = CheckPgChangesParams(p);
 	return e ? e->message : std::string();
 }
 
@@ -692,6 +695,9 @@ TestCheckOther(void **)
 	p = WithFilter("a=is.maybe");
 	p.select = std::vector<std::string>{"x\0"s};
 	assert_true(CheckText(p).ends_with(nul_error));
+	/* NUL is step 2 only: step 3 reports what it checks */
+	assert_true(CheckPgChangesParams(p)->message.ends_with("or unknown"));
+	assert_false(CheckPgChangesText(WithFilter("a=is.maybe")).has_value());
 	/* a hand-built in filter without braces does not crash */
 	PgChangesParams hand;
 	hand.schema = "s";
