@@ -11,6 +11,7 @@
 #include "hub.hpp"
 #include "json.hpp"
 #include "log.hpp"
+#include "pg_changes_params.hpp"
 #include "shard.hpp"
 
 #include <algorithm>
@@ -66,6 +67,25 @@ SystemPayload(std::string_view extension, std::string_view status, std::string_v
 	json::AppendQuoted(out, sub_topic);
 	out += "}";
 	return out;
+}
+
+/*
+ * What the system message of a join with postgres_changes says: the first
+ * entry's parameter error, exactly as upstream words it (PROTOCOL.md 6.6;
+ * parse errors are never retried), else that the feature is not here yet.
+ */
+std::string
+PgChangesJoinError(const rapidjson::Value &entries)
+{
+	for (const rapidjson::Value &entry : entries.GetArray())
+	{
+		Result<PgChangesParams> parsed = ParsePgChangesParams(entry);
+		if (!parsed.ok())
+			return parsed.error().message;
+		if (std::optional<Error> bad = CheckPgChangesText(parsed.value()))
+			return bad->message;
+	}
+	return "Postgres Changes are not available on this server yet";
 }
 
 /*
@@ -518,8 +538,7 @@ Session::HandleJoin(Inbound &m)
 		Push(*c, "presence_state", "{}");
 	if (any_changes)
 		Push(*c, "system",
-		     SystemPayload("postgres_changes", "error",
-		                   "Postgres Changes are not available on this server yet", sub_topic));
+		     SystemPayload("postgres_changes", "error", PgChangesJoinError(*pc), sub_topic));
 }
 
 void
