@@ -1,5 +1,6 @@
 -- realtime 0.1.0: roles, the realtime schema's grants, realtime.messages with its daily
--- partitions, and realtime.topic() (PROTOCOL.md section 7).
+-- partitions, realtime.topic(), the functions of the extension and the Postgres Changes
+-- registry realtime.subscription (PROTOCOL.md section 7).
 --
 -- Run once by the backend executing CREATE EXTENSION realtime, as a superuser (the control
 -- file says superuser = true), in the schema realtime that CREATE EXTENSION creates. The
@@ -294,6 +295,239 @@ COMMENT ON FUNCTION realtime.stats() IS
 
 REVOKE ALL ON FUNCTION realtime.ring_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION realtime.stats() FROM PUBLIC;
+
+-- Postgres Changes registry (PROTOCOL.md 6.2, 7.1, 7.3). The sidecar inserts one row per
+-- postgres_changes entry of a join and per matching table of the publication; the trigger
+-- below refuses what upstream's trigger refuses, with upstream's texts, which clients read
+-- inside "Unable to subscribe to changes ... Exception: ERROR P0001 (raise_exception) ...".
+-- Types, table and functions keep upstream's names and are owned by the admin role.
+
+CREATE TYPE realtime.action AS ENUM ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'ERROR');
+ALTER TYPE realtime.action OWNER TO supabase_realtime_admin;
+COMMENT ON TYPE realtime.action IS
+    'Kind of a captured change (ERROR: a change delivered with errors only)';
+
+-- Declaration order is the sort order of op in normalized filters: append, never reorder.
+CREATE TYPE realtime.equality_op AS ENUM (
+    'eq', 'neq', 'lt', 'lte', 'gt', 'gte', 'in',
+    'like', 'ilike', 'is', 'match', 'imatch', 'isdistinct');
+ALTER TYPE realtime.equality_op OWNER TO supabase_realtime_admin;
+COMMENT ON TYPE realtime.equality_op IS
+    'Operator of a postgres_changes filter (column=[not.]op.value)';
+
+CREATE TYPE realtime.user_defined_filter AS (
+    column_name text,
+    op realtime.equality_op,
+    value text,
+    negate boolean);
+ALTER TYPE realtime.user_defined_filter OWNER TO supabase_realtime_admin;
+COMMENT ON TYPE realtime.user_defined_filter IS
+    'One filter condition: column_name op value, inverted when negate (the not. prefix); '
+    'for in, value is an array literal';
+
+-- The role named by a JWT's role claim. IMMUTABLE is not quite true (roles come and go) but
+-- a generated column needs it, and the role of a stored row never changes.
+CREATE FUNCTION realtime.to_regrole(role_name text)
+RETURNS regrole
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $fn$ SELECT role_name::pg_catalog.regrole $fn$;
+
+ALTER FUNCTION realtime.to_regrole(text) OWNER TO supabase_realtime_admin;
+GRANT EXECUTE ON FUNCTION realtime.to_regrole(text) TO anon, authenticated, service_role;
+COMMENT ON FUNCTION realtime.to_regrole(text) IS
+    'role_name::regrole (an identifier: quote mixed case); an error for an unknown role';
+
+-- A text value as the JSON its column type gives it: val::type_ through to_jsonb, so the
+-- input function of type_ validates it. bytea stays the text it came as (its escape form).
+-- Only two strings reach the dynamic statement: val as a quoted literal, and the output
+-- of regtype, which quotes and schema-qualifies the type's name as needed; nothing else
+-- is spliced in. The fixed search_path makes that output and its parsing agree.
+CREATE FUNCTION realtime.cast(val text, type_ regtype)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    result jsonb;
+BEGIN
+    IF type_ = 'pg_catalog.bytea'::regtype THEN
+        RETURN to_jsonb(val);
+    END IF;
+    EXECUTE format('SELECT pg_catalog.to_jsonb(%L::%s)', val, type_) INTO result;
+    RETURN result;
+END
+$fn$;
+
+ALTER FUNCTION realtime.cast(text, regtype) OWNER TO supabase_realtime_admin;
+GRANT EXECUTE ON FUNCTION realtime.cast(text, regtype) TO anon, authenticated, service_role;
+COMMENT ON FUNCTION realtime.cast(text, regtype) IS
+    'to_jsonb(val::type_), or val as a JSON string for bytea; the cast''s error when val is '
+    'not a valid type_';
+
+-- Validate and normalize a subscription row (PROTOCOL.md 6.1, 7.3), before it is stored.
+-- Errors are P0001 with upstream's exact texts, except a value that does not cast to the
+-- column type, which keeps the cast's own error. A role that does not exist fails first,
+-- in has_column_privilege, even without filters. Runs as the inserting user.
+CREATE FUNCTION realtime.subscription_check_filters()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    readable text[];
+    filter realtime.user_defined_filter;
+    col_type regtype;
+    list_type regtype;
+    regex_op text;
+    selected text;
+BEGIN
+    -- What the subscriber's role may SELECT of the table: the only columns a filter or a
+    -- column selection may name (a dropped or system column is never one of them).
+    SELECT coalesce(array_agg(a.attname::text), '{}') INTO readable
+    FROM pg_attribute a
+    WHERE a.attrelid = NEW.entity AND a.attnum > 0 AND NOT a.attisdropped
+      AND has_column_privilege(NEW.claims ->> 'role', a.attrelid, a.attnum, 'SELECT');
+
+    FOREACH filter IN ARRAY coalesce(NEW.filters, '{}') LOOP
+        IF NOT filter.column_name = ANY (readable) THEN
+            RAISE EXCEPTION 'invalid column for filter %', filter.column_name;
+        END IF;
+        -- Reached without a row only for a NULL column name, which matched nothing above.
+        SELECT a.atttypid INTO col_type
+        FROM pg_attribute a
+        WHERE a.attrelid = NEW.entity AND a.attname = filter.column_name;
+        IF col_type IS NULL THEN
+            RAISE EXCEPTION 'failed to lookup type for column %', filter.column_name;
+        END IF;
+
+        CASE filter.op
+        WHEN 'in' THEN
+            -- The value is an array literal of the column type; an array column gets its
+            -- own type back (one array type covers every dimension).
+            SELECT CASE WHEN t.typarray <> 0 THEN t.typarray ELSE t.oid END INTO list_type
+            FROM pg_type t WHERE t.oid = col_type;
+            IF coalesce(jsonb_array_length(realtime.cast(filter.value, list_type)), 0) > 100
+            THEN
+                RAISE EXCEPTION 'too many values for `in` filter. Maximum 100';
+            END IF;
+        WHEN 'is' THEN
+            IF filter.value NOT IN ('null', 'true', 'false', 'unknown') THEN
+                RAISE EXCEPTION
+                    'invalid value for is filter: must be null, true, false, or unknown';
+            END IF;
+            -- IS NULL suits any column; IS TRUE/FALSE/UNKNOWN need a boolean operand.
+            IF filter.value <> 'null' AND col_type <> 'pg_catalog.bool'::regtype THEN
+                RAISE EXCEPTION 'is % filter requires a boolean column, got %',
+                    filter.value, col_type;
+            END IF;
+        WHEN 'like', 'ilike' THEN
+            -- LIKE and ILIKE both need the pattern operator ~~ on the column's type.
+            PERFORM FROM pg_operator o WHERE o.oprname = '~~' AND o.oprleft = col_type;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'operator % requires a text-compatible column type, got %',
+                    filter.op, col_type;
+            END IF;
+        WHEN 'match', 'imatch' THEN
+            regex_op := CASE filter.op WHEN 'match' THEN '~' ELSE '~*' END;
+            PERFORM FROM pg_operator o
+            WHERE o.oprname = regex_op AND o.oprleft = col_type AND o.oprright = col_type
+              AND o.oprresult = 'pg_catalog.bool'::regtype;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'operator % requires a text-compatible column type, got %',
+                    filter.op, col_type;
+            END IF;
+            -- Compile the pattern now: a bad one must fail the subscription, not every
+            -- later match against it.
+            BEGIN
+                PERFORM '' ~ filter.value;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE EXCEPTION 'invalid regular expression for % filter: %',
+                    filter.op, SQLERRM;
+            END;
+        ELSE
+            -- eq, neq, lt, lte, gt, gte, isdistinct (and a NULL op): the value must be a
+            -- valid literal of the column type; the cast raises its own error if not.
+            PERFORM realtime.cast(filter.value, col_type);
+        END CASE;
+    END LOOP;
+
+    FOREACH selected IN ARRAY coalesce(NEW.selected_columns, '{}') LOOP
+        IF NOT selected = ANY (readable) THEN
+            RAISE EXCEPTION 'invalid column for select %', selected;
+        END IF;
+    END LOOP;
+
+    -- One order for equivalent rows, so that the unique index sees them as duplicates
+    -- whatever order the client wrote. An empty column selection becomes NULL (all).
+    NEW.filters := coalesce((SELECT array_agg(f ORDER BY f.column_name, f.op, f.value,
+                                                        f.negate)
+                             FROM unnest(NEW.filters) AS f), '{}');
+    NEW.selected_columns := (SELECT array_agg(c ORDER BY c)
+                             FROM unnest(NEW.selected_columns) AS c);
+    RETURN NEW;
+END
+$fn$;
+
+ALTER FUNCTION realtime.subscription_check_filters() OWNER TO supabase_realtime_admin;
+GRANT EXECUTE ON FUNCTION realtime.subscription_check_filters()
+    TO anon, authenticated, service_role;
+COMMENT ON FUNCTION realtime.subscription_check_filters() IS
+    'Trigger of realtime.subscription: filter and selected columns must be readable by the '
+    'claims'' role, values must fit the column type and operator; sorts filters and columns';
+
+CREATE TABLE realtime.subscription (
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    subscription_id uuid NOT NULL,
+    entity regclass NOT NULL,
+    filters realtime.user_defined_filter[] NOT NULL DEFAULT '{}',
+    claims jsonb NOT NULL,
+    claims_role regrole NOT NULL
+        GENERATED ALWAYS AS (realtime.to_regrole(claims ->> 'role')) STORED,
+    created_at timestamp without time zone NOT NULL DEFAULT timezone('utc', now()),
+    action_filter text DEFAULT '*',
+    selected_columns text[],
+    CONSTRAINT pk_subscription PRIMARY KEY (id),
+    CONSTRAINT subscription_action_filter_check
+        CHECK (action_filter IN ('*', 'INSERT', 'UPDATE', 'DELETE'))
+);
+
+CREATE INDEX ix_realtime_subscription_entity ON realtime.subscription (entity);
+-- Upstream's (truncated) name; the sidecar's ON CONFLICT names the columns, not the index.
+CREATE UNIQUE INDEX subscription_subscription_id_entity_filters_action_filter_selec
+    ON realtime.subscription (subscription_id, entity, filters, action_filter,
+                              coalesce(selected_columns, '{}'));
+
+CREATE TRIGGER tr_check_filters
+    BEFORE INSERT OR UPDATE ON realtime.subscription
+    FOR EACH ROW EXECUTE FUNCTION realtime.subscription_check_filters();
+
+ALTER TABLE realtime.subscription OWNER TO supabase_realtime_admin;
+GRANT SELECT ON realtime.subscription TO anon, authenticated, service_role;
+
+COMMENT ON TABLE realtime.subscription IS
+    'Postgres Changes subscriptions: one row per postgres_changes entry of a join and '
+    'subscribed table, validated and normalized by trigger tr_check_filters';
+COMMENT ON COLUMN realtime.subscription.id IS 'Row id';
+COMMENT ON COLUMN realtime.subscription.subscription_id IS
+    'One UUID per postgres_changes entry of a join (shared by its tables)';
+COMMENT ON COLUMN realtime.subscription.entity IS 'The subscribed table';
+COMMENT ON COLUMN realtime.subscription.filters IS
+    'Conditions a change must meet (all of them), sorted; empty: every change';
+COMMENT ON COLUMN realtime.subscription.claims IS 'JWT claims of the subscriber';
+COMMENT ON COLUMN realtime.subscription.claims_role IS
+    'The role claim as a role: visibility is checked as this role';
+COMMENT ON COLUMN realtime.subscription.created_at IS 'Insert time, UTC';
+COMMENT ON COLUMN realtime.subscription.action_filter IS
+    '''*'' or the one action wanted: INSERT, UPDATE or DELETE';
+COMMENT ON COLUMN realtime.subscription.selected_columns IS
+    'Columns to deliver besides the primary key, sorted; NULL: all columns';
+COMMENT ON SEQUENCE realtime.subscription_id_seq IS 'Identity of realtime.subscription.id';
+COMMENT ON INDEX realtime.ix_realtime_subscription_entity IS
+    'Subscriptions of a table, for each captured change';
+COMMENT ON INDEX realtime.subscription_subscription_id_entity_filters_action_filter_selec IS
+    'One row per entry, table, filters, action and column selection (the upsert target)';
+COMMENT ON TRIGGER tr_check_filters ON realtime.subscription IS
+    'Validates and normalizes filters and selected_columns';
 
 -- realtime.send() writes its logical message from C after checking the caller's
 -- right to INSERT into realtime.messages under RLS. PostgreSQL lets every role call
