@@ -38,7 +38,7 @@ else
 FANOUT_OPT      = -O2 -g
 FANOUT_LDOPT    =
 endif
-FANOUT_CXXFLAGS = -std=c++20 $(FANOUT_OPT) $(FANOUT_WARN) -Isrc/common -Isrc/fanout -I$(shell $(PG_CONFIG) --includedir) -MMD -MP
+FANOUT_CXXFLAGS = -std=c++20 $(FANOUT_OPT) $(FANOUT_WARN) -Isrc/common -Isrc/fanout -I$(BUILD)/gen -I$(shell $(PG_CONFIG) --includedir) -MMD -MP
 FANOUT_LIBS     = -lwebsockets -lssl -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
 
 FANOUT_SRCS     = $(wildcard src/fanout/*.cpp)
@@ -51,6 +51,14 @@ UNIT_BINS       = $(patsubst test/c/%.cpp,$(BUILD)/test/%,$(UNIT_SRCS))
 TOOL_BINS       = $(BUILD)/test/ring_hold $(BUILD)/test/ring_dump
 
 all: $(BUILD)/realtime-fanout $(TOOL_BINS)
+
+# SQLSTATE -> condition name (raise_exception, ...), from the server's own list: error
+# texts clients see name the condition as upstream's Postgrex does
+$(BUILD)/gen/pg_errcodes.inc: $(shell $(PG_CONFIG) --sharedir)/errcodes.txt
+	@mkdir -p $(dir $@)
+	awk 'NF >= 4 && $$1 ~ /^[0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z]$$/ && $$3 ~ /^ERRCODE_/ { printf "{\"%s\", \"%s\"},\n", $$1, $$4 }' $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/fanout/pg_sqlstate.o: $(BUILD)/gen/pg_errcodes.inc
 
 $(BUILD)/fanout/%.o: src/fanout/%.cpp
 	@mkdir -p $(dir $@)

@@ -68,4 +68,11 @@ Hub::Publish(const std::shared_ptr<const Delivery> &d, int from_shard)
 		shards_[static_cast<size_t>(from_shard)]->Deliver(*d);
 }
 
+void
+Hub::PostTo(int shard, std::shared_ptr<const Delivery> d)
+{
+	if (shard >= 0 && shard < static_cast<int>(shards_.size()))
+		shards_[static_cast<size_t>(shard)]->Post(std::move(d));
+}
+
 } // namespace rt::fanout

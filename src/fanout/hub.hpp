@@ -21,14 +21,34 @@ namespace rt::fanout
 {
 
 class Shard;
+class PgChangesEngine;
 
-/* One message for every subscriber of a routing key. */
+/*
+ * A push to one channel of one session (postgres_changes, system): its
+ * shard finds the channel again by session id, topic and join generation
+ * (gone or re-joined: dropped). The payload is head + shared[shared] + tail,
+ * so channels that differ only in `ids` share the bytes of `data`.
+ */
+struct ChannelPush
+{
+	uint64_t session_id = 0;
+	uint64_t gen = 0;
+	std::string topic;
+	const char *event = "";      /* static string */
+	std::string head;            /* the payload's start, or all of it */
+	int32_t shared = -1;         /* index into Delivery::shared; -1: none */
+	std::string_view tail;       /* static string */
+};
+
+/* One message for every subscriber of a routing key, or pushes to named channels. */
 struct Delivery
 {
 	std::string routing_key;         /* RoutingKey(sub_topic, private) */
 	uint64_t exclude_session = 0;    /* the sender, when self is false; 0: nobody */
 	std::shared_ptr<const Frame> v1; /* for vsn 1.0.0 sockets; null: not deliverable to them */
 	std::shared_ptr<const Frame> v2; /* for vsn 2.0.0 sockets */
+	std::vector<ChannelPush> pushes; /* when routing_key is empty */
+	std::vector<std::string> shared;
 };
 
 /* Public and private channels of one name are different rooms (PROTOCOL.md 3.1). */
@@ -50,6 +70,11 @@ public:
 	 * delivers inline, without a queue hop) or -1 from other threads.
 	 */
 	void Publish(const std::shared_ptr<const Delivery> &d, int from_shard);
+	/* Queue d for one shard (any thread). */
+	void PostTo(int shard, std::shared_ptr<const Delivery> d);
+
+	/* Postgres Changes, when a database and a ring are configured; set before Start. */
+	PgChangesEngine *changes = nullptr;
 
 	bool
 	Ready() const

@@ -12,6 +12,7 @@
 #include "hub.hpp"
 #include "json.hpp"
 #include "log.hpp"
+#include "pg_changes_engine.hpp"
 #include "protocol.hpp"
 #include "ring_reader.hpp"
 
@@ -68,6 +69,13 @@ Serve(const rf::Config &config)
 		health = std::make_unique<rf::DbHealth>(config.db_conninfo, hub.db_ok);
 		health->Start();
 	}
+	/* Postgres Changes need both: subscriptions are checked in the database, changes come by ring */
+	std::unique_ptr<rf::PgChangesEngine> changes;
+	if (!config.db_conninfo.empty() && !config.ring_path.empty())
+	{
+		changes = std::make_unique<rf::PgChangesEngine>(config.db_conninfo, hub);
+		hub.changes = changes.get();
+	}
 	if (!hub.Start())
 	{
 		rf::Log(rf::LogLevel::kError, "main", "could not start: is port %d free?", config.port);
@@ -88,12 +96,23 @@ Serve(const rf::Config &config)
 			        rf::RoutingKey(m.topic, m.is_private), "realtime:" + std::string(m.topic),
 			        m.event, m.binary ? rf::kEncodingBinary : rf::kEncodingJson, m.payload, meta);
 			    hub.Publish(d, -1);
-		    });
+		    },
+		    changes ? rf::RingReader::ChangeSink(
+		                  [&changes](const rf::RingChange &, std::string_view raw)
+		                  { changes->OnChange(raw.data(), static_cast<uint32_t>(raw.size())); })
+		            : nullptr);
+		if (changes)
+		{
+			changes->SetReader(ring.get());
+			changes->Start();
+		}
 		ring->Start();
 	}
 	int sig = 0;
 	sigwait(&set, &sig);
 	rf::Log(rf::LogLevel::kInfo, "main", "signal %d: stopping", sig);
+	if (changes)
+		changes->Stop(); /* first: the ring reader may be waiting for it */
 	if (ring)
 		ring->Stop();
 	hub.Stop();

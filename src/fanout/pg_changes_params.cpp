@@ -394,15 +394,10 @@ FilterDoc(const PgFilter &f, int limit)
 	                        }));
 }
 
-/* The check-stage text: upstream's Postgrex exception after the rendered params. */
 Error
 CheckError(const PgChangesParams &p, std::string_view pg_error)
 {
-	std::string msg(kException);
-	msg += RenderPgChangesParams(p);
-	msg += "]. Exception: ";
-	msg += pg_error;
-	return InvalidArgument(std::move(msg));
+	return InvalidArgument(PgChangesExceptionText(p, pg_error));
 }
 
 bool
@@ -560,6 +555,26 @@ CheckPgChangesParams(const PgChangesParams &p)
 				return CheckError(p,
 				                  "ERROR P0001 (raise_exception) invalid column for select " + c);
 	return std::nullopt;
+}
+
+std::string
+PgChangesExceptionText(const PgChangesParams &p, std::string_view pg_error)
+{
+	std::string msg(kException);
+	msg += RenderPgChangesParams(p);
+	msg += "]. Exception: ";
+	msg += pg_error;
+	return msg;
+}
+
+std::string
+PgChangesNoTableText(const PgChangesParams &p)
+{
+	std::string msg = "Unable to subscribe to changes with given parameters. Please check Realtime "
+	                  "is enabled for the given connect parameters: [";
+	msg += RenderPgChangesParams(p);
+	msg += ']';
+	return msg;
 }
 
 std::string

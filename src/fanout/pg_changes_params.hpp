@@ -130,6 +130,15 @@ std::optional<Error> CheckPgChangesParams(const PgChangesParams &p);
  */
 std::string RenderPgChangesParams(const PgChangesParams &p);
 
+/*
+ * The client texts of a subscription the database refused (PROTOCOL.md 6.6):
+ * "... An exception happened ... [<params>]. Exception: <pg_error>" (pg_error
+ * in Postgrex form, pg_sqlstate.hpp) and "... Please check Realtime is enabled
+ * for the given connect parameters: [<params>]" when no table matched.
+ */
+std::string PgChangesExceptionText(const PgChangesParams &p, std::string_view pg_error);
+std::string PgChangesNoTableText(const PgChangesParams &p);
+
 std::string_view PgEventName(PgEvent event); /* "*", "INSERT", "UPDATE", "DELETE" */
 std::string_view FilterOpName(FilterOp op);  /* "eq" ... "isdistinct" */
 

@@ -44,7 +44,8 @@ class RingReader
 {
 public:
 	using Sink = std::function<void(const RingMessage &)>;
-	using ChangeSink = std::function<void(const RingChange &)>;
+	/* the decoded record and its payload bytes (valid during the call) */
+	using ChangeSink = std::function<void(const RingChange &, std::string_view)>;
 
 	/* Row changes go to change_sink; without one they are counted and dropped. */
 	RingReader(std::string path, Sink sink, ChangeSink change_sink = nullptr)

@@ -11,10 +11,12 @@
 #include "hub.hpp"
 #include "json.hpp"
 #include "log.hpp"
+#include "pg_changes_engine.hpp"
 #include "pg_changes_params.hpp"
 #include "shard.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <vector>
 
@@ -69,24 +71,7 @@ SystemPayload(std::string_view extension, std::string_view status, std::string_v
 	return out;
 }
 
-/*
- * What the system message of a join with postgres_changes says: the first
- * entry's parameter error, exactly as upstream words it (PROTOCOL.md 6.6;
- * parse errors are never retried), else that the feature is not here yet.
- */
-std::string
-PgChangesJoinError(const rapidjson::Value &entries)
-{
-	for (const rapidjson::Value &entry : entries.GetArray())
-	{
-		Result<PgChangesParams> parsed = ParsePgChangesParams(entry);
-		if (!parsed.ok())
-			return parsed.error().message;
-		if (std::optional<Error> bad = CheckPgChangesText(parsed.value()))
-			return bad->message;
-	}
-	return "Postgres Changes are not available on this server yet";
-}
+std::atomic<uint64_t> g_channel_gen{1};
 
 /*
  * A stable id for a postgres_changes entry: identical parameter objects get
@@ -123,8 +108,21 @@ Session::Session(Shard &shard, struct lws *wsi, uint64_t id, Vsn vsn, JwtClaims 
 
 Session::~Session()
 {
+	bool pg_changes = false;
 	for (auto &[topic, ch] : channels_)
+	{
 		shard_.registry().Remove(ch->routing_key, this);
+		pg_changes = pg_changes || ch->pg_changes != nullptr;
+	}
+	if (pg_changes && shard_.hub().changes != nullptr)
+		shard_.hub().changes->Leave(id_, 0);
+}
+
+const Channel *
+Session::FindChannel(const std::string &topic, uint64_t gen) const
+{
+	auto it = channels_.find(topic);
+	return it != channels_.end() && it->second->gen == gen ? it->second.get() : nullptr;
 }
 
 void
@@ -505,18 +503,36 @@ Session::HandleJoin(Inbound &m)
 	std::string response = R"({"status":"ok","response":{"postgres_changes":[)";
 	bool any_changes = false;
 	const rapidjson::Value *pc = config ? json::Member(*config, "postgres_changes") : nullptr;
+	std::optional<std::string> pc_error; /* the first entry's parameter error */
+	std::vector<PgJoinEntry> pc_entries;
 	if (pc && pc->IsArray())
 	{
 		for (const rapidjson::Value &entry : pc->GetArray())
 		{
+			if (entry.IsNull())
+				continue; /* null entries are dropped (PROTOCOL.md 3.2) */
+			if (!pc_error)
+			{
+				/* upstream's words, never retried (PROTOCOL.md 6.6) */
+				Result<PgChangesParams> parsed = ParsePgChangesParams(entry);
+				if (!parsed.ok())
+					pc_error = parsed.error().message;
+				else if (std::optional<Error> bad = CheckPgChangesText(parsed.value()))
+					pc_error = bad->message;
+				else
+					pc_entries.push_back(PgJoinEntry{0, std::move(parsed.value())});
+			}
 			if (!entry.IsObject())
 				continue;
 			std::string compact = json::Stringify(entry);
 			if (any_changes)
 				response += ',';
 			any_changes = true;
+			uint32_t id = ParamsId(compact);
+			if (!pc_error)
+				pc_entries.back().id = id;
 			response += R"({"id":)";
-			response += std::to_string(ParamsId(compact));
+			response += std::to_string(id);
 			if (compact.size() > 2)
 			{
 				response += ',';
@@ -531,14 +547,37 @@ Session::HandleJoin(Inbound &m)
 	Channel *c = ch.get();
 	c->token = std::move(token);
 	c->claims = std::move(claims.value());
+	c->gen = g_channel_gen.fetch_add(1, std::memory_order_relaxed);
 	channels_.emplace(m.topic, std::move(ch));
 	shard_.registry().Add(c->routing_key, this, c);
 	Reply(c->join_ref, m.ref, m.topic, response);
 	if (c->presence)
 		Push(*c, "presence_state", "{}");
-	if (any_changes)
-		Push(*c, "system",
-		     SystemPayload("postgres_changes", "error", PgChangesJoinError(*pc), sub_topic));
+	if (!any_changes)
+		return;
+	PgChangesEngine *engine = shard_.hub().changes;
+	if (!pc_error && engine == nullptr)
+		pc_error = "Postgres Changes are not available: this server runs without a database "
+		           "and ring (--db, --ring-path)";
+	if (pc_error)
+	{
+		Push(*c, "system", SystemPayload("postgres_changes", "error", *pc_error, sub_topic));
+		return;
+	}
+	auto ref = std::make_shared<ChannelRef>();
+	ref->shard = shard_.index();
+	ref->session_id = id_;
+	ref->gen = c->gen;
+	ref->topic = c->topic;
+	c->pg_changes = ref;
+	PgJoinRequest req;
+	req.channel = std::move(ref);
+	req.sub_topic = sub_topic;
+	req.role = c->claims.role;
+	req.claims_json = c->claims.claims_json;
+	req.sub = c->claims.sub;
+	req.entries = std::move(pc_entries);
+	engine->Join(std::move(req));
 }
 
 void
@@ -548,6 +587,8 @@ Session::CloseChannel(Channel &ch)
 	SendControl(MakeFrame(Opcode::kText,
 	                      EncodeText(vsn_, ch.join_ref, ch.join_ref, ch.topic, "phx_close", "{}")));
 	shard_.registry().Remove(ch.routing_key, this);
+	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
+		shard_.hub().changes->Leave(id_, ch.gen);
 	channels_.erase(ch.topic); /* ch is gone after this line */
 }
 
@@ -601,6 +642,10 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	}
 	ch.token = std::string(*tok);
 	ch.claims = std::move(claims.value());
+	/* postgres_changes follow the new claims: RLS may now show other rows */
+	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
+		shard_.hub().changes->Regroup(ch.pg_changes, ch.claims.role, ch.claims.claims_json,
+		                              ch.claims.sub);
 }
 
 void

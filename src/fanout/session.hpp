@@ -8,6 +8,7 @@
 #pragma once
 
 #include "auth_jwt.hpp"
+#include "pg_changes_registry.hpp"
 #include "frame.hpp"
 #include "protocol.hpp"
 #include "send_queue.hpp"
@@ -38,6 +39,8 @@ struct Channel
 	bool presence = false;
 	std::string token; /* this channel's JWT (join payload, else the socket's) */
 	JwtClaims claims;  /* its verified claims; exp ends the channel (PROTOCOL.md 3.6) */
+	uint64_t gen = 0;  /* join generation, unique per process: pushes find this join */
+	std::shared_ptr<const ChannelRef> pg_changes; /* set when it has postgres_changes */
 };
 
 /* Longest topic and ref we accept: what a binary frame can carry (PROTOCOL.md 2.3). */
@@ -89,6 +92,8 @@ public:
 	void RequestClose(uint16_t code, const char *reason);
 	/* End every channel whose token expired (shard timer, once a second). */
 	void ExpireChannels(int64_t now_s);
+	/* The channel joined as topic with this generation, if it is still there. */
+	const Channel *FindChannel(const std::string &topic, uint64_t gen) const;
 	/* A delayed reply (ReplyLater) was handed back by the shard timer. */
 	void
 	DelayedReplyDue()

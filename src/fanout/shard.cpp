@@ -222,8 +222,63 @@ Shard::DrainInbox()
 }
 
 void
+Shard::DeliverPushes(const Delivery &d)
+{
+	/*
+	 * Channels that get the same bytes (same topic, ids and variant, e.g. the
+	 * tabs of one user) share one frame; the rest differ in their head only.
+	 */
+	std::unordered_map<std::string, QueuedFrame *> frames;
+	std::string key, payload;
+	int64_t now = NowMs();
+	for (const ChannelPush &p : d.pushes)
+	{
+		auto it = sessions_.find(p.session_id);
+		if (it == sessions_.end())
+			continue;
+		Session *s = it->second;
+		const Channel *ch = s->FindChannel(p.topic, p.gen);
+		if (ch == nullptr)
+			continue; /* left or joined again since */
+		bool system = std::string_view(p.event) == "system";
+		if (system)
+		{
+			/* control traffic: never dropped for a slow reader, carries the join_ref */
+			s->SendControl(MakeFrame(Opcode::kText, EncodeText(s->vsn(), ch->join_ref, std::nullopt,
+			                                                   p.topic, p.event, p.head)));
+			continue;
+		}
+		key.assign(1, s->vsn() == Vsn::k1 ? '1' : '2');
+		key += p.topic;
+		key += '\0';
+		key += p.head;
+		key += '\0';
+		key += std::to_string(p.shared);
+		QueuedFrame *&q = frames[key];
+		if (q == nullptr)
+		{
+			payload = p.head;
+			if (p.shared >= 0 && static_cast<size_t>(p.shared) < d.shared.size())
+				payload += d.shared[static_cast<size_t>(p.shared)];
+			payload += p.tail;
+			q = NewQueuedFrame(MakeFrame(Opcode::kText, EncodeText(s->vsn(), std::nullopt,
+			                                                        std::nullopt, p.topic,
+			                                                        p.event, payload)));
+		}
+		s->EnqueueFanout(q, now);
+	}
+	for (auto &[k, q] : frames)
+		DropIfUnused(q);
+}
+
+void
 Shard::Deliver(const Delivery &d)
 {
+	if (d.routing_key.empty())
+	{
+		DeliverPushes(d);
+		return;
+	}
 	const std::vector<Subscriber> *subs = registry_.Find(d.routing_key);
 	if (subs == nullptr)
 		return;

@@ -57,6 +57,7 @@ public:
 
 	/* --- shard thread only --- */
 	void Deliver(const Delivery &d);
+	void DeliverPushes(const Delivery &d);
 	/* Send frame to the session with this id at due_ms (monotonic), if it still exists. */
 	void SendLater(uint64_t session_id, std::shared_ptr<const Frame> frame, int64_t due_ms);
 

@@ -174,7 +174,8 @@ main(int argc, char **argv)
 	long count = atol(argv[2]);
 	long timeout_ms = atol(argv[3]);
 	rf::SetLogLevel(rf::LogLevel::kWarning);
-	rf::RingReader reader(argv[1], PrintMessage, PrintChange);
+	rf::RingReader reader(argv[1], PrintMessage,
+	                      [](const rf::RingChange &c, std::string_view) { PrintChange(c); });
 	reader.Start();
 
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -1,8 +1,9 @@
 // 20 postgres_changes parameters at join (PROTOCOL.md 6.1, 6.6): the join reply echoes every
 // entry with its id, then one `system` message (extension "postgres_changes", status "error")
 // gives the first entry's parameter error in upstream's exact words, never retried. Valid
-// parameters get the "not available yet" message until Postgres Changes are delivered. Hostile
-// filters are refused the same way and the socket keeps serving.
+// parameters naming a table outside the publication get upstream's "Please check Realtime is
+// enabled" text (21 covers subscriptions that work). Hostile filters are refused the same way
+// and the socket keeps serving.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,15 +58,19 @@ test('the first failing entry of several is the one reported', { timeout: 8000 }
 	assert.equal(p.message, `${pre}["nope", "1"]`);
 });
 
-test('valid parameters: not available yet (no row change is delivered)', { timeout: 8000 }, async () => {
-	const p = await systemFor([{ event: 'UPDATE', schema: 'public', table: 'todos', filter: 'id=in.(1,2,3)' }]);
-	assert.equal(p.message, 'Postgres Changes are not available on this server yet');
+const noTable = 'Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: ';
+
+test('valid parameters, no such table in the publication: upstream\'s text', { timeout: 8000 }, async () => {
+	const table = uniq('nosuch').replace('-', '_');
+	const p = await systemFor([{ event: 'UPDATE', schema: 'public', table, filter: 'id=in.(1,2,3)' }]);
+	assert.equal(p.status, 'error');
+	assert.equal(p.message, `${noTable}[event: UPDATE, schema: public, table: ${table}, filters: [{"id", "in", "{1,2,3}", false}], select: nil]`);
 });
 
 test('hostile filters: an error or plain data, never SQL; the socket keeps serving', { timeout: 15000 }, async () => {
 	// SQL in a value is a value: it parses (and is only ever a bound parameter)
 	const sql = await systemFor([{ event: '*', schema: 'public', table: 't', filter: `id=eq.1'); drop table todos; --` }]);
-	assert.equal(sql.message, 'Postgres Changes are not available on this server yet');
+	assert.ok(sql.message.startsWith(`${noTable}[event: *, schema: public, table: t, filters: [`), sql.message);
 	const hostile = [
 		[`id=eq.1,${','.repeat(10000)}`, `${pre}filter must not contain empty segments (check for extra commas)`],
 		[`${'x'.repeat(100000)}`, null],

@@ -1,0 +1,646 @@
+/*
+ * pg_changes_db.cpp: see pg_changes_db.hpp.
+ *
+ * Pipeline discipline: every group of statements that must fail together
+ * ends with a sync, so an error (a refused subscription, a dropped table)
+ * aborts only its own group; a join's group starts with ROLLBACK to leave
+ * any transaction an earlier failed group left open.
+ */
+#include "pg_changes_db.hpp"
+
+#include "json.hpp"
+#include "log.hpp"
+#include "pg_sqlstate.hpp"
+
+#include <cstdlib>
+#include <functional>
+
+namespace rt::fanout
+{
+
+namespace
+{
+
+constexpr const char *kPublication = "supabase_realtime";
+
+/*
+ * One entry: the tables it matches in the publication (schema and table as
+ * SQL LIKE patterns, '*' for any), inserted into realtime.subscription so
+ * that its trigger validates filters and selected columns as upstream does
+ * (the caller rolls back), then what the fan-out needs of each table.
+ */
+constexpr const char *kCheckEntrySql = R"SQL(
+WITH sub_tables AS (
+  SELECT format('%I.%I', p.schemaname, p.tablename)::regclass AS entity
+  FROM pg_catalog.pg_publication_tables p
+  WHERE p.pubname = 'supabase_realtime'
+    AND p.schemaname LIKE (CASE $1 WHEN '*' THEN '%' ELSE $1 END) ESCAPE ''
+    AND p.tablename LIKE (CASE $2 WHEN '*' THEN '%' ELSE $2 END) ESCAPE ''
+), ins AS (
+  INSERT INTO realtime.subscription
+    (subscription_id, entity, filters, claims, action_filter, selected_columns)
+  SELECT gen_random_uuid(), s.entity,
+    (SELECT coalesce(array_agg(ROW(f.c, f.o::realtime.equality_op, f.v, f.n)
+                               ::realtime.user_defined_filter ORDER BY f.i), '{}')
+     FROM unnest($4::text[], $5::text[], $6::text[], $7::boolean[]) WITH ORDINALITY
+          AS f(c, o, v, n, i)),
+    $3::jsonb, $8, $9::text[]
+  FROM sub_tables s
+  RETURNING entity, filters, selected_columns
+)
+SELECT c.oid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
+  c.relrowsecurity, c.relreplident::text,
+  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+  (SELECT coalesce(json_agg(json_build_array(f.column_name, f.op, f.negate, t.typname,
+      CASE WHEN f.op = 'in'
+             THEN realtime.cast(f.value, (format_type(a.atttypid, NULL) || '[]')::regtype)::text
+           WHEN f.op IN ('eq', 'neq', 'lt', 'lte', 'gt', 'gte', 'isdistinct')
+             THEN realtime.cast(f.value, a.atttypid::regtype)::text
+           ELSE to_jsonb(f.value)::text END,
+      coalesce(CASE WHEN a.attcollation = 100
+                      THEN (SELECT d.datcollate FROM pg_catalog.pg_database d
+                            WHERE d.datname = current_database())
+                    ELSE co.collcollate END IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8'), false)
+    ) ORDER BY f.column_name), '[]')::text
+   FROM unnest(ins.filters) f
+   JOIN pg_catalog.pg_attribute a ON a.attrelid = ins.entity AND a.attname = f.column_name
+   JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+   LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation),
+  ins.selected_columns::text
+FROM ins
+JOIN pg_catalog.pg_class c ON c.oid = ins.entity
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+)SQL";
+
+/* Why an explicitly named table matched nothing: exists? publication? */
+constexpr const char *kDiagnoseSql = R"SQL(
+SELECT format('%I.%I', n.nspname, c.relname),
+  EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'supabase_realtime'),
+  EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables p
+          WHERE p.pubname = 'supabase_realtime' AND p.schemaname = n.nspname
+            AND p.tablename = c.relname)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+)SQL";
+
+constexpr const char *kRoleSql =
+    "SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname = $1";
+
+constexpr const char *kPrivilegeSql = R"SQL(
+SELECT coalesce(array_agg(a.attnum ORDER BY a.attnum), '{}')::text
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = $2::oid AND a.attnum > 0 AND NOT a.attisdropped
+  AND pg_catalog.has_column_privilege($1, a.attrelid, a.attnum, 'SELECT')
+)SQL";
+
+/* Claims for the visibility statements: local to the implicit transaction */
+constexpr const char *kClaimsSql =
+    "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
+    "set_config('request.jwt.claim.sub', $3, true), set_config('request.jwt.claim.role', $1, "
+    "true)";
+
+void
+QuietNotices(void *, const PGresult *)
+{
+}
+
+/* A Postgres array literal of text elements: {"a","b\"c"} */
+std::string
+TextArray(const std::vector<std::string> &items)
+{
+	std::string out = "{";
+	for (size_t i = 0; i < items.size(); i++)
+	{
+		if (i > 0)
+			out += ',';
+		out += '"';
+		for (char c : items[i])
+		{
+			if (c == '"' || c == '\\')
+				out += '\\';
+			out += c;
+		}
+		out += '"';
+	}
+	out += '}';
+	return out;
+}
+
+/* {1,2,3} -> numbers */
+std::vector<uint32_t>
+ParseIntArray(std::string_view s)
+{
+	std::vector<uint32_t> out;
+	uint32_t v = 0;
+	bool have = false;
+	for (char c : s)
+	{
+		if (c >= '0' && c <= '9')
+		{
+			v = v * 10 + static_cast<uint32_t>(c - '0');
+			have = true;
+		}
+		else
+		{
+			if (have)
+				out.push_back(v);
+			v = 0;
+			have = false;
+		}
+	}
+	return out;
+}
+
+/* {a,"b c"} -> strings (the text form of text[]) */
+std::vector<std::string>
+ParseTextArray(std::string_view s)
+{
+	std::vector<std::string> out;
+	if (s.size() < 2)
+		return out;
+	s = s.substr(1, s.size() - 2);
+	size_t i = 0;
+	while (i < s.size())
+	{
+		std::string item;
+		if (s[i] == '"')
+		{
+			for (i++; i < s.size() && s[i] != '"'; i++)
+			{
+				if (s[i] == '\\' && i + 1 < s.size())
+					i++;
+				item += s[i];
+			}
+			i++; /* closing quote */
+		}
+		else
+			for (; i < s.size() && s[i] != ','; i++)
+				item += s[i];
+		out.push_back(std::move(item));
+		i++; /* comma */
+	}
+	return out;
+}
+
+uint64_t
+ParseLsn(const char *text)
+{
+	char *end = nullptr;
+	uint64_t hi = strtoull(text, &end, 16);
+	if (end == nullptr || *end != '/')
+		return 0;
+	uint64_t lo = strtoull(end + 1, nullptr, 16);
+	return (hi << 32) | lo;
+}
+
+bool
+IsOk(const PGresult *r)
+{
+	return r != nullptr &&
+	       (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK);
+}
+
+/* Reads a pipeline's results back in the order the statements were sent. */
+class Results
+{
+public:
+	explicit Results(PGconn *conn) : conn_(conn) {}
+	~Results() { PQclear(cur_); }
+	/* The next statement's result (owned here until the next call); null when the link broke. */
+	PGresult *
+	Next()
+	{
+		PQclear(cur_);
+		cur_ = PQgetResult(conn_);
+		if (cur_ == nullptr)
+			return nullptr;
+		/* a statement's results end with a null; a sync's does not */
+		if (PQresultStatus(cur_) != PGRES_PIPELINE_SYNC)
+			while (PGresult *extra = PQgetResult(conn_))
+				PQclear(extra);
+		return cur_;
+	}
+	bool
+	Sync()
+	{
+		PGresult *r = Next();
+		return r != nullptr && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+	}
+
+private:
+	PGconn *conn_;
+	PGresult *cur_ = nullptr;
+};
+
+std::string
+Quoted(PGconn *conn, const std::string &name)
+{
+	char *q = PQescapeIdentifier(conn, name.data(), name.size());
+	if (q == nullptr)
+		return std::string();
+	std::string out(q);
+	PQfreemem(q);
+	return out;
+}
+
+} // namespace
+
+PgChangesDb::~PgChangesDb() { Disconnect(); }
+
+void
+PgChangesDb::Disconnect()
+{
+	if (conn_ != nullptr)
+		PQfinish(conn_);
+	conn_ = nullptr;
+	vis_names_.clear();
+}
+
+bool
+PgChangesDb::Connect(std::string &err)
+{
+	if (conn_ != nullptr)
+	{
+		if (PQstatus(conn_) == CONNECTION_OK)
+			return true;
+		Disconnect();
+	}
+	const char *keys[] = {"dbname", "fallback_application_name", nullptr};
+	const char *vals[] = {conninfo_.c_str(), "realtime_rls", nullptr};
+	conn_ = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(conn_) != CONNECTION_OK)
+	{
+		err = PQerrorMessage(conn_);
+		while (!err.empty() && (err.back() == '\n' || err.back() == ' '))
+			err.pop_back();
+		Disconnect();
+		return false;
+	}
+	PQsetNoticeReceiver(conn_, QuietNotices, nullptr);
+	/* values are compared as the ring renders them: timestamps in UTC */
+	const char *setup[] = {"SET TimeZone = 'UTC'", "SET statement_timeout = '10s'"};
+	for (const char *sql : setup)
+	{
+		PGresult *r = PQexec(conn_, sql);
+		bool ok = IsOk(r);
+		PQclear(r);
+		if (!ok)
+		{
+			err = std::string(sql) + ": " + PQerrorMessage(conn_);
+			Disconnect();
+			return false;
+		}
+	}
+	struct
+	{
+		const char *name, *sql;
+		int nparams;
+	} stmts[] = {{"rt_sub_check", kCheckEntrySql, 9},
+	             {"rt_sub_diag", kDiagnoseSql, 2},
+	             {"rt_role", kRoleSql, 1},
+	             {"rt_privs", kPrivilegeSql, 2},
+	             {"rt_claims", kClaimsSql, 3}};
+	for (const auto &s : stmts)
+	{
+		PGresult *r = PQprepare(conn_, s.name, s.sql, s.nparams, nullptr);
+		bool ok = IsOk(r);
+		if (!ok)
+			err = std::string("preparing ") + s.name + ": " + PQerrorMessage(conn_);
+		PQclear(r);
+		if (!ok)
+		{
+			Disconnect();
+			return false;
+		}
+	}
+	if (PQenterPipelineMode(conn_) != 1)
+	{
+		err = "cannot enter pipeline mode";
+		Disconnect();
+		return false;
+	}
+	return true;
+}
+
+bool
+PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std::string &err)
+{
+	if (!Connect(err))
+		return false;
+	auto fail = [&]()
+	{
+		err = PQerrorMessage(conn_);
+		Disconnect();
+		return false;
+	};
+	auto send = [&](const char *stmt, int n, const char *const *vals)
+	{ return PQsendQueryPrepared(conn_, stmt, n, vals, nullptr, nullptr, 0) == 1; };
+	auto plain = [&](const char *sql)
+	{ return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1; };
+
+	if (!plain("SELECT pg_catalog.pg_current_wal_flush_lsn()::text") || PQpipelineSync(conn_) != 1)
+		return fail();
+	for (JoinCheck *j : joins)
+	{
+		const char *role[] = {j->role.c_str()};
+		if (!plain("ROLLBACK") || !plain("BEGIN") || !send("rt_role", 1, role))
+			return fail();
+		for (const PgChangesParams &p : j->entries)
+		{
+			if (p.schema == "*" || p.table == "*")
+				continue;
+			const char *v[] = {p.schema.c_str(), p.table.c_str()};
+			if (!send("rt_sub_diag", 2, v))
+				return fail();
+		}
+		for (const PgChangesParams &p : j->entries)
+		{
+			std::vector<std::string> cols, ops, values, negs;
+			for (const PgFilter &f : p.filters)
+			{
+				cols.push_back(f.column);
+				ops.emplace_back(FilterOpName(f.op));
+				values.push_back(f.value);
+				negs.emplace_back(f.negated ? "t" : "f");
+			}
+			std::string a_cols = TextArray(cols), a_ops = TextArray(ops),
+			            a_vals = TextArray(values);
+			std::string a_negs = "{";
+			for (size_t i = 0; i < negs.size(); i++)
+				a_negs += (i ? "," : "") + negs[i];
+			a_negs += '}';
+			std::string a_sel = p.select ? TextArray(*p.select) : std::string();
+			std::string action(PgEventName(p.event));
+			const char *v[] = {p.schema.c_str(), p.table.c_str(),  j->claims_json.c_str(),
+			                   a_cols.c_str(),   a_ops.c_str(),    a_vals.c_str(),
+			                   a_negs.c_str(),   action.c_str(),   p.select ? a_sel.c_str() : nullptr};
+			if (!send("rt_sub_check", 9, v))
+				return fail();
+		}
+		if (!plain("ROLLBACK") || PQpipelineSync(conn_) != 1)
+			return fail();
+	}
+	if (PQflush(conn_) != 0)
+		return fail();
+
+	Results res(conn_);
+	PGresult *r = res.Next();
+	if (r == nullptr)
+		return fail();
+	wal_lsn = IsOk(r) && PQntuples(r) == 1 ? ParseLsn(PQgetvalue(r, 0, 0)) : 0;
+	if (!res.Sync())
+		return fail();
+	for (JoinCheck *j : joins)
+	{
+		j->outcomes.assign(j->entries.size(), EntryOutcome{});
+		if (res.Next() == nullptr || res.Next() == nullptr) /* ROLLBACK, BEGIN */
+			return fail();
+		r = res.Next();
+		if (r == nullptr)
+			return fail();
+		j->bypass_rls = IsOk(r) && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+		/* why explicit names matched nothing, kept for the entries that did */
+		std::vector<std::optional<std::string>> diagnosis(j->entries.size());
+		for (size_t e = 0; e < j->entries.size(); e++)
+		{
+			const PgChangesParams &p = j->entries[e];
+			if (p.schema == "*" || p.table == "*")
+				continue;
+			r = res.Next();
+			if (r == nullptr)
+				return fail();
+			if (!IsOk(r) || PQntuples(r) != 1)
+				continue; /* no such table: upstream's text says enough */
+			std::string qualified = PQgetvalue(r, 0, 0);
+			bool has_pub = PQgetvalue(r, 0, 1)[0] == 't';
+			bool in_pub = PQgetvalue(r, 0, 2)[0] == 't';
+			if (!has_pub)
+				diagnosis[e] = "Publication " + std::string(kPublication) +
+				               " does not exist, so no changes are captured. Run: CREATE "
+				               "PUBLICATION " +
+				               kPublication + " FOR TABLE " + qualified + ";";
+			else if (!in_pub)
+				diagnosis[e] = "Table " + qualified + " is not in publication " + kPublication +
+				               ", so its changes are not captured. Run: ALTER PUBLICATION " +
+				               kPublication + " ADD TABLE " + qualified + ";";
+		}
+		bool failed = false;
+		for (size_t e = 0; e < j->entries.size(); e++)
+		{
+			const PgChangesParams &p = j->entries[e];
+			EntryOutcome &out = j->outcomes[e];
+			r = res.Next();
+			if (r == nullptr)
+				return fail();
+			ExecStatusType st = PQresultStatus(r);
+			if (failed || st == PGRES_PIPELINE_ABORTED)
+			{
+				out.error = std::string(); /* an earlier entry's error stands for the join */
+				continue;
+			}
+			if (st == PGRES_FATAL_ERROR)
+			{
+				out.error = PgChangesExceptionText(p, PostgrexErrorText(r));
+				failed = true;
+				continue;
+			}
+			if (PQntuples(r) == 0)
+			{
+				out.error = PgChangesNoTableText(p);
+				if (diagnosis[e])
+					out.warnings.push_back(*diagnosis[e]);
+				failed = true;
+				continue;
+			}
+			for (int row = 0; row < PQntuples(r); row++)
+			{
+				MatchedTable t;
+				t.relid = static_cast<uint32_t>(strtoul(PQgetvalue(r, row, 0), nullptr, 10));
+				t.schema = PQgetvalue(r, row, 1);
+				t.table = PQgetvalue(r, row, 2);
+				t.qualified = PQgetvalue(r, row, 3);
+				t.rls = PQgetvalue(r, row, 4)[0] == 't';
+				t.replident = PQgetvalue(r, row, 5)[0];
+				t.has_pk = PQgetvalue(r, row, 6)[0] == 't';
+				rapidjson::Document doc;
+				if (json::Parse(doc, PQgetvalue(r, row, 7)) && doc.IsArray())
+				{
+					for (const rapidjson::Value &f : doc.GetArray())
+					{
+						if (!f.IsArray() || f.Size() != 6 || !f[0].IsString() ||
+						    !f[1].IsString() || !f[2].IsBool() || !f[3].IsString() ||
+						    !f[4].IsString() || !f[5].IsBool())
+							continue;
+						t.filters.push_back(CheckedFilter{f[0].GetString(), f[1].GetString(),
+						                                  f[2].GetBool(), f[3].GetString(),
+						                                  f[4].GetString(), f[5].GetBool()});
+					}
+				}
+				if (!PQgetisnull(r, row, 8))
+					t.select = ParseTextArray(PQgetvalue(r, row, 8));
+				if (t.replident == 'n')
+					out.warnings.push_back(
+					    "Table " + t.qualified +
+					    " has REPLICA IDENTITY NOTHING: its UPDATE and DELETE cannot be "
+					    "published or carry old_record. Run: ALTER TABLE " +
+					    t.qualified + " REPLICA IDENTITY FULL;");
+				else if (t.replident == 'd' && !t.has_pk)
+					out.warnings.push_back(
+					    "Table " + t.qualified +
+					    " has no primary key: its changes arrive as \"Error 400: Bad Request, "
+					    "no primary key\" and UPDATE/DELETE cannot be published. Add a primary "
+					    "key, or run: ALTER TABLE " +
+					    t.qualified + " REPLICA IDENTITY FULL;");
+				out.tables.push_back(std::move(t));
+			}
+		}
+		if (res.Next() == nullptr) /* ROLLBACK (or aborted) */
+			return fail();
+		if (!res.Sync())
+			return fail();
+	}
+	return true;
+}
+
+const std::string &
+PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql)
+{
+	std::string key = std::to_string(v.relid) + '\n' + v.schema + '\n' + v.table;
+	for (const std::string &c : v.pk_columns)
+		key += '\n' + c;
+	auto it = vis_names_.find(key);
+	fresh = it == vis_names_.end();
+	if (!fresh)
+		return it->second;
+	/*
+	 * The keys arrive as JSON objects; jsonb_populate_record turns each into
+	 * a row of the table's type, so every key column is compared with its
+	 * own type (and its index) without naming types here.
+	 */
+	std::string rel = Quoted(conn_, v.schema) + "." + Quoted(conn_, v.table);
+	sql = "SELECT e.n FROM pg_catalog.jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(j, n), "
+	      "LATERAL pg_catalog.jsonb_populate_record(NULL::" +
+	      rel + ", e.j) AS r WHERE EXISTS (SELECT 1 FROM " + rel + " AS t WHERE ";
+	for (size_t i = 0; i < v.pk_columns.size(); i++)
+	{
+		std::string c = Quoted(conn_, v.pk_columns[i]);
+		sql += (i ? " AND t." : "t.") + c + " = r." + c;
+	}
+	sql += ")";
+	auto ins = vis_names_.emplace(key, "rt_vis_" + std::to_string(next_stmt_++));
+	return ins.first->second;
+}
+
+bool
+PgChangesDb::RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCheck> &privs,
+                      std::string &err)
+{
+	if (!Connect(err))
+		return false;
+	auto fail = [&]()
+	{
+		err = PQerrorMessage(conn_);
+		Disconnect();
+		return false;
+	};
+	std::vector<uint8_t> prepared(vis.size(), 0);
+	std::vector<std::string> names(vis.size());
+	for (size_t i = 0; i < vis.size(); i++)
+	{
+		VisibilityCheck &v = vis[i];
+		bool fresh = false;
+		std::string sql;
+		names[i] = VisibilityStatement(v, fresh, sql);
+		if (fresh)
+		{
+			/* alone before its sync: a table that cannot be prepared fails only here */
+			if (PQsendPrepare(conn_, names[i].c_str(), sql.c_str(), 1, nullptr) != 1 ||
+			    PQpipelineSync(conn_) != 1)
+				return fail();
+			prepared[i] = 1;
+		}
+		const char *claims[] = {v.role->c_str(), v.claims_json->c_str(), v.sub->c_str()};
+		const char *keys[] = {v.keys_json.c_str()};
+		if (PQsendQueryPrepared(conn_, "rt_claims", 3, claims, nullptr, nullptr, 0) != 1 ||
+		    PQsendQueryPrepared(conn_, names[i].c_str(), 1, keys, nullptr, nullptr, 0) != 1 ||
+		    PQpipelineSync(conn_) != 1)
+			return fail();
+	}
+	std::vector<std::string> relids(privs.size());
+	for (size_t i = 0; i < privs.size(); i++)
+	{
+		relids[i] = std::to_string(privs[i].relid);
+		const char *v[] = {privs[i].role->c_str(), relids[i].c_str()};
+		if (PQsendQueryPrepared(conn_, "rt_privs", 2, v, nullptr, nullptr, 0) != 1 ||
+		    PQpipelineSync(conn_) != 1)
+			return fail();
+	}
+	if (PQflush(conn_) != 0)
+		return fail();
+
+	Results res(conn_);
+	for (size_t i = 0; i < vis.size(); i++)
+	{
+		VisibilityCheck &v = vis[i];
+		v.visible.assign(v.count, 0);
+		bool broken = false;
+		if (prepared[i])
+		{
+			PGresult *p = res.Next();
+			if (p == nullptr)
+				return fail();
+			broken = !IsOk(p);
+			if (broken)
+				Log(LogLevel::kWarning, "changes", "visibility check of %s.%s not prepared: %s",
+				    v.schema.c_str(), v.table.c_str(), PQresultErrorMessage(p));
+			if (!res.Sync())
+				return fail();
+		}
+		if (res.Next() == nullptr) /* claims */
+			return fail();
+		PGresult *r = res.Next();
+		if (r == nullptr)
+			return fail();
+		if (IsOk(r))
+		{
+			for (int row = 0; row < PQntuples(r); row++)
+			{
+				long n = strtol(PQgetvalue(r, row, 0), nullptr, 10);
+				if (n >= 1 && static_cast<size_t>(n) <= v.count)
+					v.visible[static_cast<size_t>(n - 1)] = 1;
+			}
+		}
+		else
+		{
+			/* not visible; a statement that broke (DDL) is made again next time */
+			if (PQresultStatus(r) == PGRES_FATAL_ERROR)
+				Log(LogLevel::kDebug, "changes", "visibility check of %s.%s failed: %s",
+				    v.schema.c_str(), v.table.c_str(), PQresultErrorMessage(r));
+			broken = true;
+		}
+		if (!res.Sync())
+			return fail();
+		if (broken)
+		{
+			for (auto it = vis_names_.begin(); it != vis_names_.end(); ++it)
+				if (it->second == names[i])
+				{
+					vis_names_.erase(it);
+					break;
+				}
+		}
+	}
+	for (PrivilegeCheck &p : privs)
+	{
+		PGresult *r = res.Next();
+		if (r == nullptr)
+			return fail();
+		p.ok = IsOk(r) && PQntuples(r) == 1;
+		p.attnums = p.ok ? ParseIntArray(PQgetvalue(r, 0, 0)) : std::vector<uint32_t>{};
+		if (!res.Sync())
+			return fail();
+	}
+	return true;
+}
+
+} // namespace rt::fanout

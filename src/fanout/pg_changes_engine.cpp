@@ -1,0 +1,652 @@
+/*
+ * pg_changes_engine.cpp: see pg_changes_engine.hpp.
+ */
+#include "pg_changes_engine.hpp"
+
+#include "changes_payload.hpp"
+#include "hub.hpp"
+#include "json.hpp"
+#include "log.hpp"
+#include "pg_changes_db.hpp"
+#include "ring_reader.hpp"
+#include "shard.hpp"
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+namespace rt::fanout
+{
+
+namespace
+{
+
+constexpr size_t kMaxQueuedChanges = 65536; /* the reader waits beyond this */
+constexpr size_t kBatchChanges = 2048;      /* changes per RLS round trip */
+constexpr int64_t kPrivilegeTtlMs = 1000;   /* a REVOKE takes effect within this */
+constexpr int64_t kReadyWarnMs = 10000;     /* log a subscription not confirmed by then */
+constexpr int64_t kRetryMs = 2000;          /* database unavailable: retry joins after */
+
+std::string
+SystemPayload(std::string_view status, std::string_view message, std::string_view sub_topic)
+{
+	std::string out = R"({"extension":"postgres_changes","status":)";
+	json::AppendQuoted(out, status);
+	out += R"(,"message":)";
+	json::AppendQuoted(out, message);
+	out += R"(,"channel":)";
+	json::AppendQuoted(out, sub_topic);
+	out += "}";
+	return out;
+}
+
+FilterOp
+OpFromName(std::string_view name)
+{
+	for (FilterOp op : {FilterOp::kEq, FilterOp::kNeq, FilterOp::kLt, FilterOp::kLte, FilterOp::kGt,
+	                    FilterOp::kGte, FilterOp::kIn, FilterOp::kLike, FilterOp::kIlike,
+	                    FilterOp::kIs, FilterOp::kMatch, FilterOp::kImatch, FilterOp::kIsDistinct})
+		if (FilterOpName(op) == name)
+			return op;
+	return FilterOp::kEq;
+}
+
+IsKeyword
+KeywordFromJson(std::string_view rhs)
+{
+	if (rhs == "\"null\"")
+		return IsKeyword::kNull;
+	if (rhs == "\"true\"")
+		return IsKeyword::kTrue;
+	if (rhs == "\"false\"")
+		return IsKeyword::kFalse;
+	if (rhs == "\"unknown\"")
+		return IsKeyword::kUnknown;
+	return IsKeyword::kNone;
+}
+
+} // namespace
+
+/* Engine-thread state. */
+struct PgChangesEngine::Impl
+{
+	explicit Impl(std::string conninfo) : db(std::move(conninfo)) {}
+
+	PgChangesDb db;
+	PgChangesRegistry registry;
+	std::vector<Pending> pending;
+	std::deque<Op> retry; /* joins the database could not check yet */
+	int64_t retry_at_ms = 0;
+	struct Privileges
+	{
+		int64_t checked_ms = 0;
+		bool ok = false;
+		std::vector<uint32_t> attnums;
+	};
+	std::map<std::pair<std::string, uint32_t>, Privileges> privileges;
+	bool db_down_logged = false;
+	uint64_t popped = 0; /* changes taken from the queue */
+	/* confirmation point: once popped >= enq, every commit before lsn was processed */
+	bool snap_have = false;
+	uint64_t snap_lsn = 0;
+	uint64_t snap_enq = 0;
+};
+
+PgChangesEngine::PgChangesEngine(std::string conninfo, Hub &hub)
+    : hub_(hub), impl_(std::make_unique<Impl>(std::move(conninfo)))
+{
+}
+
+PgChangesEngine::~PgChangesEngine() { Stop(); }
+
+void
+PgChangesEngine::Start()
+{
+	thread_ = std::thread([this] { Run(); });
+}
+
+void
+PgChangesEngine::Stop()
+{
+	{
+		std::lock_guard<std::mutex> lock(mu_);
+		stop_ = true;
+	}
+	cv_.notify_all();
+	room_cv_.notify_all();
+	if (thread_.joinable())
+		thread_.join();
+}
+
+void
+PgChangesEngine::Join(PgJoinRequest req)
+{
+	std::lock_guard<std::mutex> lock(mu_);
+	ops_.push_back(Op{Op::Kind::kJoin, std::move(req), 0, 0});
+	cv_.notify_one();
+}
+
+void
+PgChangesEngine::Leave(uint64_t session_id, uint64_t gen)
+{
+	std::lock_guard<std::mutex> lock(mu_);
+	ops_.push_back(Op{Op::Kind::kLeave, {}, session_id, gen});
+	cv_.notify_one();
+}
+
+void
+PgChangesEngine::Regroup(std::shared_ptr<const ChannelRef> channel, std::string role,
+                         std::string claims_json, std::string sub)
+{
+	PgJoinRequest r;
+	r.channel = std::move(channel);
+	r.role = std::move(role);
+	r.claims_json = std::move(claims_json);
+	r.sub = std::move(sub);
+	std::lock_guard<std::mutex> lock(mu_);
+	ops_.push_back(Op{Op::Kind::kRegroup, std::move(r), 0, 0});
+	cv_.notify_one();
+}
+
+void
+PgChangesEngine::OnChange(const void *payload, uint32_t len)
+{
+	std::unique_lock<std::mutex> lock(mu_);
+	room_cv_.wait(lock, [this] { return stop_ || changes_.size() < kMaxQueuedChanges; });
+	if (stop_)
+		return;
+	changes_.emplace_back(static_cast<const char *>(payload), len);
+	enqueued_++;
+	if (changes_.size() == 1)
+		cv_.notify_one();
+}
+
+/* Pushes of one engine round, gathered per shard and posted together. */
+class PgOutbox
+{
+public:
+	explicit PgOutbox(Hub &hub) : hub_(hub) {}
+	~PgOutbox() { Flush(); }
+
+	Delivery &
+	For(int shard)
+	{
+		auto &d = per_shard_[shard];
+		if (!d)
+			d = std::make_shared<Delivery>();
+		return *d;
+	}
+	void
+	System(const ChannelRef &ch, std::string payload)
+	{
+		ChannelPush p;
+		p.session_id = ch.session_id;
+		p.gen = ch.gen;
+		p.topic = ch.topic;
+		p.event = "system";
+		p.head = std::move(payload);
+		For(ch.shard).pushes.push_back(std::move(p));
+	}
+	void
+	Flush()
+	{
+		for (auto &[shard, d] : per_shard_)
+			if (d && !d->pushes.empty())
+				hub_.PostTo(shard, std::move(d));
+		per_shard_.clear();
+	}
+
+private:
+	Hub &hub_;
+	std::map<int, std::shared_ptr<Delivery>> per_shard_;
+};
+
+void
+PgChangesEngine::Run()
+{
+	Impl &st = *impl_;
+	std::deque<Op> ops;
+	std::deque<std::string> raw;
+	for (;;)
+	{
+		{
+			std::unique_lock<std::mutex> lock(mu_);
+			auto ready = [this, &st]
+			{ return stop_ || !ops_.empty() || !changes_.empty(); };
+			if (st.pending.empty() && st.retry.empty())
+				cv_.wait(lock, ready);
+			else
+				cv_.wait_for(lock, std::chrono::milliseconds(5), ready);
+			if (stop_)
+				return;
+			ops.swap(ops_);
+			if (!st.snap_have && reader_ != nullptr)
+			{
+				/* the reader publishes consumed_lsn before queueing that record */
+				st.snap_lsn = reader_->consumed_lsn();
+				st.snap_enq = enqueued_;
+				st.snap_have = true;
+			}
+			size_t n = std::min(changes_.size(), kBatchChanges);
+			for (size_t i = 0; i < n; i++)
+			{
+				raw.push_back(std::move(changes_.front()));
+				changes_.pop_front();
+			}
+		}
+		room_cv_.notify_all();
+		PgOutbox out(hub_);
+		if (!st.retry.empty() && NowMs() >= st.retry_at_ms)
+		{
+			/* joins waiting for the database go first, in their order */
+			while (!st.retry.empty())
+			{
+				ops.push_front(std::move(st.retry.back()));
+				st.retry.pop_back();
+			}
+		}
+		if (!ops.empty())
+			ApplyOps(ops, out);
+		ops.clear();
+		if (!raw.empty())
+			ProcessChanges(raw, out);
+		st.popped += raw.size();
+		raw.clear();
+		CheckReady(out);
+		out.Flush();
+	}
+}
+
+void
+PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
+{
+	Impl &st = *impl_;
+	/* one round trip checks every join and token change of this round */
+	std::vector<JoinCheck> checks(ops.size());
+	std::vector<JoinCheck *> asked;
+	for (size_t i = 0; i < ops.size(); i++)
+	{
+		if (ops[i].kind == Op::Kind::kLeave)
+			continue;
+		checks[i].role = ops[i].join.role;
+		checks[i].claims_json = ops[i].join.claims_json;
+		for (const PgJoinEntry &e : ops[i].join.entries)
+			checks[i].entries.push_back(e.params);
+		asked.push_back(&checks[i]);
+	}
+	uint64_t lsn = 0;
+	std::string err;
+	if (!asked.empty() && !st.db.CheckJoins(asked, lsn, err))
+	{
+		if (!st.db_down_logged)
+			Log(LogLevel::kWarning, "changes",
+			    "database unavailable, postgres_changes joins wait for it: %s", err.c_str());
+		st.db_down_logged = true;
+		for (Op &op : ops)
+		{
+			if (op.kind != Op::Kind::kLeave)
+			{
+				st.retry.push_back(std::move(op));
+				continue;
+			}
+			/* a channel that left before its join was checked is forgotten */
+			std::erase_if(st.retry,
+			              [&](const Op &r)
+			              {
+				              return r.join.channel->session_id == op.session_id &&
+				                     (op.gen == 0 || r.join.channel->gen == op.gen);
+			              });
+			st.registry.RemoveChannel(op.session_id, op.gen);
+		}
+		st.retry_at_ms = NowMs() + kRetryMs;
+		return;
+	}
+	st.db_down_logged = false;
+	for (size_t i = 0; i < ops.size(); i++)
+	{
+		Op &op = ops[i];
+		switch (op.kind)
+		{
+		case Op::Kind::kLeave:
+			st.registry.RemoveChannel(op.session_id, op.gen);
+			std::erase_if(st.pending,
+			              [&](const Pending &p)
+			              {
+				              return p.channel->session_id == op.session_id &&
+				                     (op.gen == 0 || p.channel->gen == op.gen);
+			              });
+			break;
+		case Op::Kind::kRegroup:
+		{
+			ClaimsGroup *g = st.registry.Group(op.join.role, op.join.claims_json, op.join.sub,
+			                                   checks[i].bypass_rls);
+			st.registry.Regroup(op.join.channel->session_id, op.join.channel->gen, g);
+			st.registry.DropIfUnused(g);
+			break;
+		}
+		case Op::Kind::kJoin:
+			Register(op.join, checks[i], lsn, out);
+			break;
+		}
+	}
+}
+
+void
+PgChangesEngine::Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn,
+                          PgOutbox &out)
+{
+	Impl &st = *impl_;
+	const ChannelRef &ch = *req.channel;
+	std::optional<std::string> error;
+	std::vector<std::string> warnings;
+	for (const EntryOutcome &o : check.outcomes)
+	{
+		if (!error && o.error && !o.error->empty())
+			error = *o.error;
+		warnings.insert(warnings.end(), o.warnings.begin(), o.warnings.end());
+	}
+	/* the database said yes: now what matching needs, compiled once */
+	std::vector<std::unique_ptr<PgSubscription>> subs;
+	for (size_t e = 0; !error && e < req.entries.size(); e++)
+	{
+		const PgJoinEntry &entry = req.entries[e];
+		for (const MatchedTable &t : check.outcomes[e].tables)
+		{
+			auto sub = std::make_unique<PgSubscription>();
+			sub->channel = req.channel;
+			sub->id = entry.id;
+			sub->event = entry.params.event;
+			sub->relid = t.relid;
+			sub->select = t.select;
+			for (const CheckedFilter &cf : t.filters)
+			{
+				PgFilter f;
+				f.column = cf.column;
+				f.op = OpFromName(cf.op);
+				f.negated = cf.negated;
+				if (f.op == FilterOp::kIs)
+					f.keyword = KeywordFromJson(cf.rhs_json);
+				Result<CompiledFilter> c =
+				    CompileFilter(f, cf.typname, cf.rhs_json, cf.text_bytewise);
+				if (!c.ok())
+				{
+					error = PgChangesExceptionText(entry.params, c.error().message);
+					break;
+				}
+				sub->filters.push_back(SubFilter{cf.column, std::move(c.value())});
+			}
+			if (error)
+				break;
+			subs.push_back(std::move(sub));
+		}
+	}
+	if (error)
+	{
+		out.System(ch, SystemPayload("error", *error, req.sub_topic));
+		for (const std::string &w : warnings)
+			out.System(ch, SystemPayload("error", w, req.sub_topic));
+		return;
+	}
+	ClaimsGroup *g = st.registry.Group(req.role, req.claims_json, req.sub, check.bypass_rls);
+	for (auto &sub : subs)
+	{
+		sub->group = g;
+		st.registry.Add(std::move(sub));
+	}
+	st.registry.DropIfUnused(g);
+	for (const std::string &w : warnings)
+		out.System(ch, SystemPayload("warning", w, req.sub_topic));
+	st.pending.push_back(Pending{req.channel, req.sub_topic, lsn, NowMs(), false});
+}
+
+void
+PgChangesEngine::CheckReady(PgOutbox &out)
+{
+	Impl &st = *impl_;
+	if (!st.snap_have || st.popped < st.snap_enq)
+		return;
+	/* every commit before snap_lsn has been matched against the registry */
+	uint64_t reached = st.snap_lsn;
+	st.snap_have = false;
+	int64_t now = NowMs();
+	std::erase_if(st.pending,
+	              [&](Pending &p)
+	              {
+		              if (p.lsn != 0 && p.lsn <= reached)
+		              {
+			              out.System(*p.channel, SystemPayload("ok", "Subscribed to PostgreSQL",
+			                                                   p.sub_topic));
+			              return true;
+		              }
+		              if (!p.warned && now - p.since_ms > kReadyWarnMs)
+		              {
+			              p.warned = true;
+			              Log(LogLevel::kWarning, "changes",
+			                  "subscription on %s not confirmed after %lld ms: the ring is at "
+			                  "%llX, the subscription at %llX (is the decoder running? see "
+			                  "realtime.stats())",
+			                  p.channel->topic.c_str(), static_cast<long long>(now - p.since_ms),
+			                  static_cast<unsigned long long>(reached),
+			                  static_cast<unsigned long long>(p.lsn));
+		              }
+		              return false;
+	              });
+}
+
+void
+PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
+{
+	Impl &st = *impl_;
+	size_t n = raw.size();
+	std::vector<RingChange> changes(n);
+	std::vector<std::vector<const PgSubscription *>> cands(n);
+	std::vector<uint8_t> needs_check(n, 0);
+	bool any = false;
+	for (size_t i = 0; i < n; i++)
+	{
+		RingChange &c = changes[i];
+		if (!DecodeRingChange(raw[i].data(), static_cast<uint32_t>(raw[i].size()), c))
+			continue;
+		st.registry.Match(c, cands[i]);
+		if (cands[i].empty())
+			continue;
+		any = true;
+		bool has_pk = std::any_of(c.columns.begin(), c.columns.end(),
+		                          [](const RingColumn &col) { return col.pk; });
+		needs_check[i] = c.rls() && c.action != RingChange::Action::kDelete && has_pk;
+	}
+	if (!any)
+		return;
+
+	/* one round trip: visibility per (group, table), privileges per (role, table) */
+	std::vector<std::vector<int32_t>> set_of;
+	std::vector<VisibilitySet> sets = PlanVisibility(cands, needs_check, set_of);
+	std::vector<VisibilityCheck> vis(sets.size());
+	for (size_t s = 0; s < sets.size(); s++)
+	{
+		VisibilityCheck &v = vis[s];
+		const ClaimsGroup *g = sets[s].group;
+		const RingChange &first = changes[sets[s].changes[0]];
+		v.role = &g->role;
+		v.claims_json = &g->claims_json;
+		v.sub = &g->sub;
+		v.relid = sets[s].relid;
+		v.schema = first.schema;
+		v.table = first.table;
+		for (const RingColumn &col : first.columns)
+			if (col.pk)
+				v.pk_columns.emplace_back(col.name);
+		v.keys_json = "[";
+		for (uint32_t ci : sets[s].changes)
+		{
+			const RingChange &c = changes[ci];
+			v.keys_json += v.count++ ? ",{" : "{";
+			bool first_key = true;
+			for (const RingColumn &col : c.columns)
+			{
+				if (!col.pk || col.new_value.empty())
+					continue;
+				if (!first_key)
+					v.keys_json += ',';
+				first_key = false;
+				json::AppendQuoted(v.keys_json, col.name);
+				v.keys_json += ':';
+				v.keys_json += col.new_value;
+			}
+			v.keys_json += '}';
+		}
+		v.keys_json += ']';
+	}
+	int64_t now = NowMs();
+	std::vector<PrivilegeCheck> privs;
+	{
+		std::map<std::pair<std::string, uint32_t>, bool> asked;
+		for (size_t i = 0; i < n; i++)
+			for (const PgSubscription *s : cands[i])
+			{
+				auto key = std::make_pair(s->group->role, s->relid);
+				auto it = st.privileges.find(key);
+				if (it != st.privileges.end() && now - it->second.checked_ms < kPrivilegeTtlMs)
+					continue;
+				if (asked.emplace(key, true).second)
+					privs.push_back(PrivilegeCheck{&s->group->role, s->relid, false, {}});
+			}
+	}
+	if (!vis.empty() || !privs.empty())
+	{
+		std::string err;
+		if (!st.db.RunBatch(vis, privs, err))
+		{
+			/* nothing is known: deliver nothing that needed an answer */
+			Log(LogLevel::kWarning, "changes", "RLS checks failed, changes withheld: %s",
+			    err.c_str());
+			for (VisibilityCheck &v : vis)
+				v.visible.assign(v.count, 0);
+			for (PrivilegeCheck &p : privs)
+				p.ok = false;
+		}
+		for (PrivilegeCheck &p : privs)
+		{
+			Impl::Privileges &cached = st.privileges[std::make_pair(*p.role, p.relid)];
+			cached.checked_ms = now;
+			cached.ok = p.ok;
+			cached.attnums = std::move(p.attnums);
+		}
+	}
+
+	/* per change, in commit order: one push per channel and output variant */
+	uint64_t pushes = 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		if (cands[i].empty())
+			continue;
+		const RingChange &c = changes[i];
+		bool is_delete = c.action == RingChange::Action::kDelete;
+		bool has_pk = std::any_of(c.columns.begin(), c.columns.end(),
+		                          [](const RingColumn &col) { return col.pk; });
+		struct Variant
+		{
+			std::string key;
+			ColumnMask mask;
+			ChangeError error;
+			std::string data;
+			std::map<int, int32_t> shared_index; /* per shard */
+		};
+		std::vector<Variant> variants;
+		struct ChannelOut
+		{
+			const ChannelRef *channel;
+			std::vector<std::pair<size_t, std::vector<uint32_t>>> ids; /* per variant */
+		};
+		std::vector<ChannelOut> channels;
+		for (size_t k = 0; k < cands[i].size(); k++)
+		{
+			const PgSubscription *s = cands[i][k];
+			auto pit = st.privileges.find(std::make_pair(s->group->role, s->relid));
+			if (pit == st.privileges.end() || !pit->second.ok)
+				continue; /* unknown role or privileges: nothing */
+			const std::vector<uint32_t> &sel = pit->second.attnums;
+			auto selectable = [&](uint32_t attnum)
+			{ return std::binary_search(sel.begin(), sel.end(), attnum); };
+			ChangeError error = ChangeError::kNone;
+			if (!is_delete && !has_pk)
+				error = ChangeError::kNoPrimaryKey;
+			else if (!is_delete && std::any_of(c.columns.begin(), c.columns.end(),
+			                                   [&](const RingColumn &col)
+			                                   { return col.pk && !selectable(col.attnum); }))
+				error = ChangeError::kUnauthorized;
+			if (error == ChangeError::kNone && set_of[i][k] >= 0)
+			{
+				const VisibilitySet &set = sets[static_cast<size_t>(set_of[i][k])];
+				const VisibilityCheck &v = vis[static_cast<size_t>(set_of[i][k])];
+				auto pos = std::lower_bound(set.changes.begin(), set.changes.end(),
+				                            static_cast<uint32_t>(i)) -
+				           set.changes.begin();
+				if (static_cast<size_t>(pos) >= v.visible.size() ||
+				    !v.visible[static_cast<size_t>(pos)])
+					continue;
+			}
+			ColumnMask mask(c.columns.size(), 0);
+			for (size_t j = 0; j < c.columns.size(); j++)
+			{
+				const RingColumn &col = c.columns[j];
+				bool chosen = !s->select || col.pk ||
+				              std::binary_search(s->select->begin(), s->select->end(), col.name);
+				mask[j] = selectable(col.attnum) && chosen;
+			}
+			std::string key(mask.begin(), mask.end());
+			key += static_cast<char>(error);
+			size_t vi = 0;
+			while (vi < variants.size() && variants[vi].key != key)
+				vi++;
+			if (vi == variants.size())
+				variants.push_back(Variant{std::move(key), std::move(mask), error, {}, {}});
+			size_t ci = 0;
+			while (ci < channels.size() && channels[ci].channel != s->channel.get())
+				ci++;
+			if (ci == channels.size())
+				channels.push_back(ChannelOut{s->channel.get(), {}});
+			auto &per = channels[ci].ids;
+			size_t pi = 0;
+			while (pi < per.size() && per[pi].first != vi)
+				pi++;
+			if (pi == per.size())
+				per.emplace_back(vi, std::vector<uint32_t>{});
+			if (std::find(per[pi].second.begin(), per[pi].second.end(), s->id) ==
+			    per[pi].second.end())
+				per[pi].second.push_back(s->id);
+		}
+		bool pk_only_old = is_delete && c.rls();
+		for (const ChannelOut &co : channels)
+		{
+			Delivery &d = out.For(co.channel->shard);
+			for (const auto &[vi, ids] : co.ids)
+			{
+				Variant &v = variants[vi];
+				if (v.data.empty())
+					AppendChangeData(v.data, c, v.mask, pk_only_old, v.error);
+				auto sit = v.shared_index.find(co.channel->shard);
+				if (sit == v.shared_index.end())
+				{
+					d.shared.push_back(v.data);
+					sit = v.shared_index
+					          .emplace(co.channel->shard, static_cast<int32_t>(d.shared.size() - 1))
+					          .first;
+				}
+				ChannelPush p;
+				p.session_id = co.channel->session_id;
+				p.gen = co.channel->gen;
+				p.topic = co.channel->topic;
+				p.event = "postgres_changes";
+				p.head = ChangesPayloadHead(ids);
+				p.shared = sit->second;
+				p.tail = kChangesPayloadTail;
+				d.pushes.push_back(std::move(p));
+				pushes++;
+			}
+		}
+	}
+	delivered_.fetch_add(pushes, std::memory_order_relaxed);
+}
+
+} // namespace rt::fanout

@@ -1,0 +1,180 @@
+/*
+ * pg_changes_registry.cpp: see pg_changes_registry.hpp.
+ */
+#include "pg_changes_registry.hpp"
+
+#include <algorithm>
+
+namespace rt::fanout
+{
+
+PgChangesRegistry::~PgChangesRegistry() = default;
+
+ClaimsGroup *
+PgChangesRegistry::Group(const std::string &role, const std::string &claims_json,
+                         const std::string &sub, bool bypass_rls)
+{
+	std::string key = role;
+	key += '\0';
+	key += claims_json;
+	auto it = groups_.find(key);
+	if (it == groups_.end())
+	{
+		auto g = std::make_unique<ClaimsGroup>();
+		g->role = role;
+		g->claims_json = claims_json;
+		g->sub = sub;
+		it = groups_.emplace(std::move(key), std::move(g)).first;
+	}
+	/* the latest answer counts: a role's attributes can change */
+	it->second->bypass_rls = bypass_rls;
+	return it->second.get();
+}
+
+void
+PgChangesRegistry::Release(ClaimsGroup *g)
+{
+	if (--g->refs > 0)
+		return;
+	std::string key = g->role;
+	key += '\0';
+	key += g->claims_json;
+	groups_.erase(key);
+}
+
+void
+PgChangesRegistry::DropIfUnused(ClaimsGroup *g)
+{
+	if (g->refs > 0)
+		return;
+	std::string key = g->role;
+	key += '\0';
+	key += g->claims_json;
+	groups_.erase(key);
+}
+
+void
+PgChangesRegistry::Add(std::unique_ptr<PgSubscription> sub)
+{
+	sub->group->refs++;
+	count_++;
+	by_rel_[sub->relid].push_back(std::move(sub));
+}
+
+size_t
+PgChangesRegistry::RemoveChannel(uint64_t session_id, uint64_t gen)
+{
+	size_t removed = 0;
+	for (auto it = by_rel_.begin(); it != by_rel_.end();)
+	{
+		auto &subs = it->second;
+		auto keep = std::stable_partition(
+		    subs.begin(), subs.end(),
+		    [&](const std::unique_ptr<PgSubscription> &s)
+		    {
+			    return !(s->channel->session_id == session_id &&
+			             (gen == 0 || s->channel->gen == gen));
+		    });
+		for (auto d = keep; d != subs.end(); ++d)
+		{
+			Release((*d)->group);
+			removed++;
+		}
+		subs.erase(keep, subs.end());
+		it = subs.empty() ? by_rel_.erase(it) : std::next(it);
+	}
+	count_ -= removed;
+	return removed;
+}
+
+void
+PgChangesRegistry::Regroup(uint64_t session_id, uint64_t gen, ClaimsGroup *group)
+{
+	for (auto &[relid, subs] : by_rel_)
+		for (auto &s : subs)
+			if (s->channel->session_id == session_id && s->channel->gen == gen &&
+			    s->group != group)
+			{
+				group->refs++;
+				Release(s->group);
+				s->group = group;
+			}
+}
+
+bool
+FiltersPass(const std::vector<SubFilter> &filters, const RingChange &c, bool use_old)
+{
+	for (const SubFilter &f : filters)
+	{
+		std::optional<std::string_view> value;
+		for (const RingColumn &col : c.columns)
+		{
+			if (col.name != f.column)
+				continue;
+			std::string_view v = use_old ? col.old_value : col.new_value;
+			if (!v.empty())
+				value = v;
+			break;
+		}
+		if (!FilterMatches(f.filter, value))
+			return false;
+	}
+	return true;
+}
+
+void
+PgChangesRegistry::Match(const RingChange &c, std::vector<const PgSubscription *> &out) const
+{
+	auto it = by_rel_.find(c.relid);
+	if (it == by_rel_.end())
+		return;
+	PgEvent ev = c.action == RingChange::Action::kInsert   ? PgEvent::kInsert
+	             : c.action == RingChange::Action::kUpdate ? PgEvent::kUpdate
+	                                                       : PgEvent::kDelete;
+	bool is_delete = ev == PgEvent::kDelete;
+	for (const auto &s : it->second)
+	{
+		if (s->event != PgEvent::kAll && s->event != ev)
+			continue;
+		/* a DELETE has only old values: its filters look at those (PROTOCOL.md 6.4) */
+		if (!s->filters.empty() && !FiltersPass(s->filters, c, is_delete))
+			continue;
+		out.push_back(s.get());
+	}
+}
+
+std::vector<VisibilitySet>
+PlanVisibility(const std::vector<std::vector<const PgSubscription *>> &candidates,
+               const std::vector<uint8_t> &change_needs_check,
+               std::vector<std::vector<int32_t>> &set_of)
+{
+	std::vector<VisibilitySet> sets;
+	std::map<std::pair<const ClaimsGroup *, uint32_t>, int32_t> index;
+	set_of.assign(candidates.size(), {});
+	for (size_t i = 0; i < candidates.size(); i++)
+	{
+		set_of[i].assign(candidates[i].size(), -1);
+		if (!change_needs_check[i])
+			continue;
+		for (size_t k = 0; k < candidates[i].size(); k++)
+		{
+			const PgSubscription *s = candidates[i][k];
+			if (s->group->bypass_rls)
+				continue;
+			auto key = std::make_pair(static_cast<const ClaimsGroup *>(s->group), s->relid);
+			auto it = index.find(key);
+			if (it == index.end())
+			{
+				it = index.emplace(key, static_cast<int32_t>(sets.size())).first;
+				sets.push_back(VisibilitySet{s->group, s->relid, {}});
+			}
+			VisibilitySet &set = sets[static_cast<size_t>(it->second)];
+			if (set.changes.empty() || set.changes.back() != i)
+				set.changes.push_back(static_cast<uint32_t>(i));
+			set_of[i][k] = it->second;
+		}
+	}
+	return sets;
+}
+
+} // namespace rt::fanout

@@ -1,0 +1,131 @@
+/*
+ * pg_changes_registry.hpp: who subscribed to which table's changes, and the
+ * matching and grouping of one batch of ring changes (PROTOCOL.md 6.4).
+ *
+ * Owned by the Postgres Changes engine's thread (no locks). Subscribers are
+ * grouped by role + claims: RLS visibility is asked once per group and
+ * table for a whole batch of changes (PlanVisibility), never per
+ * subscriber.
+ */
+#pragma once
+
+#include "pg_changes_params.hpp"
+#include "pg_filter_eval.hpp"
+#include "ring_change.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace rt::fanout
+{
+
+/* The channel a subscription delivers to: found again by its shard. */
+struct ChannelRef
+{
+	int shard = 0;
+	uint64_t session_id = 0;
+	uint64_t gen = 0;  /* the channel's join generation (unique per process) */
+	std::string topic; /* "realtime:<sub_topic>" */
+};
+
+/* Subscribers that share a role and claims: RLS gives them the same answers. */
+struct ClaimsGroup
+{
+	std::string role;
+	std::string claims_json;
+	std::string sub;
+	bool bypass_rls = false; /* superuser or BYPASSRLS: no visibility checks */
+	uint32_t refs = 0;
+};
+
+struct SubFilter
+{
+	std::string column;
+	CompiledFilter filter;
+};
+
+/* One postgres_changes entry of a channel, on one table. */
+struct PgSubscription
+{
+	std::shared_ptr<const ChannelRef> channel;
+	uint32_t id = 0; /* the join reply's id */
+	PgEvent event = PgEvent::kAll;
+	uint32_t relid = 0;
+	std::vector<SubFilter> filters;
+	std::optional<std::vector<std::string>> select; /* sorted; nullopt: all columns */
+	ClaimsGroup *group = nullptr;
+};
+
+class PgChangesRegistry
+{
+public:
+	~PgChangesRegistry();
+	/* The group for role + claims, made on first use; released with its subscriptions. */
+	ClaimsGroup *Group(const std::string &role, const std::string &claims_json,
+	                   const std::string &sub, bool bypass_rls);
+	/* Forget a group Group() made that nothing took. */
+	void DropIfUnused(ClaimsGroup *g);
+	/* Takes a reference on sub->group. */
+	void Add(std::unique_ptr<PgSubscription> sub);
+	/* Remove a channel's subscriptions (gen 0: every channel of the session). */
+	size_t RemoveChannel(uint64_t session_id, uint64_t gen);
+	/* Move a channel's subscriptions to another group (a new access_token). */
+	void Regroup(uint64_t session_id, uint64_t gen, ClaimsGroup *group);
+
+	/*
+	 * The subscriptions change c reaches by table, event and filters (on the
+	 * new values; DELETE on the old ones), appended to out in registration
+	 * order.
+	 */
+	void Match(const RingChange &c, std::vector<const PgSubscription *> &out) const;
+
+	size_t
+	size() const
+	{
+		return count_;
+	}
+	size_t
+	groups() const
+	{
+		return groups_.size();
+	}
+
+private:
+	void Release(ClaimsGroup *g);
+
+	std::unordered_map<uint32_t, std::vector<std::unique_ptr<PgSubscription>>> by_rel_;
+	std::map<std::string, std::unique_ptr<ClaimsGroup>> groups_;
+	size_t count_ = 0;
+};
+
+/* True when a filter passes on change c (values by column name; absent fails). */
+bool FiltersPass(const std::vector<SubFilter> &filters, const RingChange &c, bool use_old);
+
+/*
+ * One visibility question of a batch: may `group` see these changes (indices
+ * into the batch) of table relid?
+ */
+struct VisibilitySet
+{
+	const ClaimsGroup *group = nullptr;
+	uint32_t relid = 0;
+	std::vector<uint32_t> changes; /* ascending, unique */
+};
+
+/*
+ * Group the (change, subscription) candidates of a batch that need an RLS
+ * check into one set per (group, table). needs_check says which do: the
+ * table has RLS, the action is not DELETE, the group does not bypass RLS.
+ * Returns the sets; set_of[i][k] is the set index of candidates[i][k], or -1.
+ */
+std::vector<VisibilitySet>
+PlanVisibility(const std::vector<std::vector<const PgSubscription *>> &candidates,
+               const std::vector<uint8_t> &change_needs_check,
+               std::vector<std::vector<int32_t>> &set_of);
+
+} // namespace rt::fanout
