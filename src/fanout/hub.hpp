@@ -34,10 +34,10 @@ struct ChannelPush
 	uint64_t session_id = 0;
 	uint64_t gen = 0;
 	std::string topic;
-	const char *event = "";      /* static string */
-	std::string head;            /* the payload's start, or all of it */
-	int32_t shared = -1;         /* index into Delivery::shared; -1: none */
-	std::string_view tail;       /* static string */
+	const char *event = ""; /* static string */
+	std::string head;       /* the payload's start, or all of it */
+	int32_t shared = -1;    /* index into Delivery::shared; -1: none */
+	std::string_view tail;  /* static string */
 };
 
 /* One message for every subscriber of a routing key, or pushes to named channels. */

@@ -69,7 +69,8 @@ Serve(const rf::Config &config)
 		health = std::make_unique<rf::DbHealth>(config.db_conninfo, hub.db_ok);
 		health->Start();
 	}
-	/* Postgres Changes need both: subscriptions are checked in the database, changes come by ring */
+	/* Postgres Changes need both: subscriptions are checked in the database, changes come by ring
+	 */
 	std::unique_ptr<rf::PgChangesEngine> changes;
 	if (!config.db_conninfo.empty() && !config.ring_path.empty())
 	{

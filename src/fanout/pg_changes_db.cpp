@@ -338,7 +338,9 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 	auto plain = [&](const char *sql)
 	{ return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1; };
 
-	if (!plain("SELECT pg_catalog.pg_current_wal_flush_lsn()::text") || PQpipelineSync(conn_) != 1)
+	/* ROLLBACK first: a refused join of the last round leaves its transaction aborted */
+	if (!plain("ROLLBACK") || !plain("SELECT pg_catalog.pg_current_wal_flush_lsn()::text") ||
+	    PQpipelineSync(conn_) != 1)
 		return fail();
 	for (JoinCheck *j : joins)
 	{
@@ -371,9 +373,10 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 			a_negs += '}';
 			std::string a_sel = p.select ? TextArray(*p.select) : std::string();
 			std::string action(PgEventName(p.event));
-			const char *v[] = {p.schema.c_str(), p.table.c_str(),  j->claims_json.c_str(),
-			                   a_cols.c_str(),   a_ops.c_str(),    a_vals.c_str(),
-			                   a_negs.c_str(),   action.c_str(),   p.select ? a_sel.c_str() : nullptr};
+			const char *v[] = {
+			    p.schema.c_str(), p.table.c_str(), j->claims_json.c_str(),
+			    a_cols.c_str(),   a_ops.c_str(),   a_vals.c_str(),
+			    a_negs.c_str(),   action.c_str(),  p.select ? a_sel.c_str() : nullptr};
 			if (!send("rt_sub_check", 9, v))
 				return fail();
 		}
@@ -384,12 +387,18 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 		return fail();
 
 	Results res(conn_);
-	PGresult *r = res.Next();
-	if (r == nullptr)
+	PGresult *r = res.Next(); /* ROLLBACK */
+	if (r == nullptr || (r = res.Next()) == nullptr)
 		return fail();
 	wal_lsn = IsOk(r) && PQntuples(r) == 1 ? ParseLsn(PQgetvalue(r, 0, 0)) : 0;
 	if (!res.Sync())
 		return fail();
+	if (wal_lsn == 0)
+	{
+		err = "pg_current_wal_flush_lsn() failed";
+		Disconnect();
+		return false;
+	}
 	for (JoinCheck *j : joins)
 	{
 		j->outcomes.assign(j->entries.size(), EntryOutcome{});
@@ -467,9 +476,9 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 				{
 					for (const rapidjson::Value &f : doc.GetArray())
 					{
-						if (!f.IsArray() || f.Size() != 6 || !f[0].IsString() ||
-						    !f[1].IsString() || !f[2].IsBool() || !f[3].IsString() ||
-						    !f[4].IsString() || !f[5].IsBool())
+						if (!f.IsArray() || f.Size() != 6 || !f[0].IsString() || !f[1].IsString() ||
+						    !f[2].IsBool() || !f[3].IsString() || !f[4].IsString() ||
+						    !f[5].IsBool())
 							continue;
 						t.filters.push_back(CheckedFilter{f[0].GetString(), f[1].GetString(),
 						                                  f[2].GetBool(), f[3].GetString(),

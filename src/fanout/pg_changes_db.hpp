@@ -123,8 +123,7 @@ public:
 
 private:
 	void Disconnect();
-	const std::string &VisibilityStatement(const VisibilityCheck &v, bool &fresh,
-	                                       std::string &sql);
+	const std::string &VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql);
 
 	std::string conninfo_;
 	PGconn *conn_ = nullptr;

@@ -135,11 +135,12 @@ PgChangesEngine::Leave(uint64_t session_id, uint64_t gen)
 }
 
 void
-PgChangesEngine::Regroup(std::shared_ptr<const ChannelRef> channel, std::string role,
-                         std::string claims_json, std::string sub)
+PgChangesEngine::Regroup(std::shared_ptr<const ChannelRef> channel, std::string sub_topic,
+                         std::string role, std::string claims_json, std::string sub)
 {
 	PgJoinRequest r;
 	r.channel = std::move(channel);
+	r.sub_topic = std::move(sub_topic);
 	r.role = std::move(role);
 	r.claims_json = std::move(claims_json);
 	r.sub = std::move(sub);
@@ -211,8 +212,7 @@ PgChangesEngine::Run()
 	{
 		{
 			std::unique_lock<std::mutex> lock(mu_);
-			auto ready = [this, &st]
-			{ return stop_ || !ops_.empty() || !changes_.empty(); };
+			auto ready = [this, &st] { return stop_ || !ops_.empty() || !changes_.empty(); };
 			if (st.pending.empty() && st.retry.empty())
 				cv_.wait(lock, ready);
 			else
@@ -310,8 +310,7 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 		case Op::Kind::kLeave:
 			st.registry.RemoveChannel(op.session_id, op.gen);
 			std::erase_if(st.pending,
-			              [&](const Pending &p)
-			              {
+			              [&](const Pending &p) {
 				              return p.channel->session_id == op.session_id &&
 				                     (op.gen == 0 || p.channel->gen == op.gen);
 			              });
@@ -320,8 +319,12 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 		{
 			ClaimsGroup *g = st.registry.Group(op.join.role, op.join.claims_json, op.join.sub,
 			                                   checks[i].bypass_rls);
-			st.registry.Regroup(op.join.channel->session_id, op.join.channel->gen, g);
+			size_t n = st.registry.Regroup(op.join.channel->session_id, op.join.channel->gen, g);
 			st.registry.DropIfUnused(g);
+			/* as upstream, the channel hears again once the new claims are in force */
+			if (n > 0)
+				st.pending.push_back(
+				    Pending{op.join.channel, op.join.sub_topic, lsn, NowMs(), false});
 			break;
 		}
 		case Op::Kind::kJoin:
@@ -332,8 +335,7 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 }
 
 void
-PgChangesEngine::Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn,
-                          PgOutbox &out)
+PgChangesEngine::Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn, PgOutbox &out)
 {
 	Impl &st = *impl_;
 	const ChannelRef &ch = *req.channel;
@@ -414,8 +416,8 @@ PgChangesEngine::CheckReady(PgOutbox &out)
 	              {
 		              if (p.lsn != 0 && p.lsn <= reached)
 		              {
-			              out.System(*p.channel, SystemPayload("ok", "Subscribed to PostgreSQL",
-			                                                   p.sub_topic));
+			              out.System(*p.channel,
+			                         SystemPayload("ok", "Subscribed to PostgreSQL", p.sub_topic));
 			              return true;
 		              }
 		              if (!p.warned && now - p.since_ms > kReadyWarnMs)

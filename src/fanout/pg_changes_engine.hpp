@@ -75,7 +75,7 @@ public:
 	/* Any thread. */
 	void Join(PgJoinRequest req);
 	void Leave(uint64_t session_id, uint64_t gen); /* gen 0: the whole session */
-	void Regroup(std::shared_ptr<const ChannelRef> channel, std::string role,
+	void Regroup(std::shared_ptr<const ChannelRef> channel, std::string sub_topic, std::string role,
 	             std::string claims_json, std::string sub);
 
 	/* Ring reader thread: one CHANGE record's payload. */

@@ -68,13 +68,11 @@ PgChangesRegistry::RemoveChannel(uint64_t session_id, uint64_t gen)
 	for (auto it = by_rel_.begin(); it != by_rel_.end();)
 	{
 		auto &subs = it->second;
-		auto keep = std::stable_partition(
-		    subs.begin(), subs.end(),
-		    [&](const std::unique_ptr<PgSubscription> &s)
-		    {
-			    return !(s->channel->session_id == session_id &&
-			             (gen == 0 || s->channel->gen == gen));
-		    });
+		auto keep = std::stable_partition(subs.begin(), subs.end(),
+		                                  [&](const std::unique_ptr<PgSubscription> &s) {
+			                                  return !(s->channel->session_id == session_id &&
+			                                           (gen == 0 || s->channel->gen == gen));
+		                                  });
 		for (auto d = keep; d != subs.end(); ++d)
 		{
 			Release((*d)->group);
@@ -87,18 +85,23 @@ PgChangesRegistry::RemoveChannel(uint64_t session_id, uint64_t gen)
 	return removed;
 }
 
-void
+size_t
 PgChangesRegistry::Regroup(uint64_t session_id, uint64_t gen, ClaimsGroup *group)
 {
+	size_t n = 0;
 	for (auto &[relid, subs] : by_rel_)
 		for (auto &s : subs)
-			if (s->channel->session_id == session_id && s->channel->gen == gen &&
-			    s->group != group)
-			{
-				group->refs++;
-				Release(s->group);
-				s->group = group;
-			}
+		{
+			if (s->channel->session_id != session_id || s->channel->gen != gen)
+				continue;
+			n++;
+			if (s->group == group)
+				continue;
+			group->refs++;
+			Release(s->group);
+			s->group = group;
+		}
+	return n;
 }
 
 bool

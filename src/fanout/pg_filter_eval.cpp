@@ -486,8 +486,8 @@ bool
 ReadTime(std::string_view s, size_t *i, int64_t *us)
 {
 	int64_t h, mi, se;
-	if (!Digits(s, i, 2, &h) || !Expect(s, i, ':') || !Digits(s, i, 2, &mi) ||
-	    !Expect(s, i, ':') || !Digits(s, i, 2, &se) || h > 24 || mi > 59 || se > 60)
+	if (!Digits(s, i, 2, &h) || !Expect(s, i, ':') || !Digits(s, i, 2, &mi) || !Expect(s, i, ':') ||
+	    !Digits(s, i, 2, &se) || h > 24 || mi > 59 || se > 60)
 		return false;
 	int64_t frac = 0;
 	if (*i < s.size() && s[*i] == '.')
@@ -788,7 +788,8 @@ TranslateRegex(std::string_view p)
 		char c = p[i];
 		if (bracket)
 		{
-			if (c == ']' && !(out.back() == '[' || (out.back() == '^' && out[out.size() - 2] == '[')))
+			if (c == ']' &&
+			    !(out.back() == '[' || (out.back() == '^' && out[out.size() - 2] == '[')))
 				bracket = false;
 			if (c == '\\' && i + 1 < p.size() && std::strchr("dsw", p[i + 1]) != nullptr)
 			{

@@ -58,12 +58,12 @@ ValueKind ValueKindOfType(std::string_view typname);
 struct FilterOperand
 {
 	bool null = false;
-	int8_t cls = 0;      /* kFloat/kNumeric: 0 finite, -1 -Infinity, 1 Infinity, 2 NaN */
-	bool neg = false;    /* kFloat/kNumeric: finite and below zero */
-	int64_t num = 0;     /* int, bool, date, timestamps, time; decimal exponent */
-	uint64_t hi = 0;     /* uuid, first 8 bytes */
-	uint64_t lo = 0;     /* uuid, last 8 bytes */
-	std::string text;    /* see above; kOther: the canonical JSON text */
+	int8_t cls = 0;   /* kFloat/kNumeric: 0 finite, -1 -Infinity, 1 Infinity, 2 NaN */
+	bool neg = false; /* kFloat/kNumeric: finite and below zero */
+	int64_t num = 0;  /* int, bool, date, timestamps, time; decimal exponent */
+	uint64_t hi = 0;  /* uuid, first 8 bytes */
+	uint64_t lo = 0;  /* uuid, last 8 bytes */
+	std::string text; /* see above; kOther: the canonical JSON text */
 };
 
 struct LikeToken

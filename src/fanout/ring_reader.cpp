@@ -250,8 +250,10 @@ RingReader::Run()
 					changes_.fetch_add(1, std::memory_order_relaxed);
 					AdvanceConsumed(state_->change.commit_lsn);
 					if (change_sink_)
-						change_sink_(state_->change,
-						             std::string_view(reinterpret_cast<const char *>(state_->buf.data()), info.length));
+						change_sink_(
+						    state_->change,
+						    std::string_view(reinterpret_cast<const char *>(state_->buf.data()),
+						                     info.length));
 				}
 				else
 					Log(LogLevel::kWarning, "ring", "malformed change record seq=%llu",

@@ -644,8 +644,8 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	ch.claims = std::move(claims.value());
 	/* postgres_changes follow the new claims: RLS may now show other rows */
 	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
-		shard_.hub().changes->Regroup(ch.pg_changes, ch.claims.role, ch.claims.claims_json,
-		                              ch.claims.sub);
+		shard_.hub().changes->Regroup(ch.pg_changes, ch.sub_topic, ch.claims.role,
+		                              ch.claims.claims_json, ch.claims.sub);
 }
 
 void

@@ -261,9 +261,9 @@ Shard::DeliverPushes(const Delivery &d)
 			if (p.shared >= 0 && static_cast<size_t>(p.shared) < d.shared.size())
 				payload += d.shared[static_cast<size_t>(p.shared)];
 			payload += p.tail;
-			q = NewQueuedFrame(MakeFrame(Opcode::kText, EncodeText(s->vsn(), std::nullopt,
-			                                                        std::nullopt, p.topic,
-			                                                        p.event, payload)));
+			q = NewQueuedFrame(
+			    MakeFrame(Opcode::kText, EncodeText(s->vsn(), std::nullopt, std::nullopt, p.topic,
+			                                        p.event, payload)));
 		}
 		s->EnqueueFanout(q, now);
 	}
