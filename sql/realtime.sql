@@ -364,13 +364,17 @@ COMMENT ON FUNCTION realtime.cast(text, regtype) IS
     'to_jsonb(val::type_), or val as a JSON string for bytea; the cast''s error when val is '
     'not a valid type_';
 
--- Validate and normalize a subscription row (PROTOCOL.md 6.1, 7.3), before it is stored.
--- Errors are P0001 with upstream's exact texts, except a value that does not cast to the
--- column type, which keeps the cast's own error. A role that does not exist fails first,
--- in has_column_privilege, even without filters. Runs as the inserting user.
-CREATE FUNCTION realtime.subscription_check_filters()
-RETURNS trigger
-LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+-- Validate and normalize a subscription's parameters (PROTOCOL.md 6.1, 7.3): what the
+-- trigger of realtime.subscription checks before a row is stored, and what the sidecar asks
+-- at each join without storing anything (a read-only call writes no WAL, so the decoder is
+-- not kept busy by joins). Errors are P0001 with upstream's exact texts, except a value that
+-- does not cast to the column type, which keeps the cast's own error. A role that does not
+-- exist fails first, in has_column_privilege, even without filters. Runs as the caller.
+CREATE FUNCTION realtime.subscription_check(
+    entity regclass, filters realtime.user_defined_filter[], claims jsonb,
+    selected_columns text[],
+    OUT norm_filters realtime.user_defined_filter[], OUT norm_columns text[])
+LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -385,17 +389,18 @@ BEGIN
     -- column selection may name (a dropped or system column is never one of them).
     SELECT coalesce(array_agg(a.attname::text), '{}') INTO readable
     FROM pg_attribute a
-    WHERE a.attrelid = NEW.entity AND a.attnum > 0 AND NOT a.attisdropped
-      AND has_column_privilege(NEW.claims ->> 'role', a.attrelid, a.attnum, 'SELECT');
+    WHERE a.attrelid = subscription_check.entity AND a.attnum > 0 AND NOT a.attisdropped
+      AND has_column_privilege(subscription_check.claims ->> 'role', a.attrelid, a.attnum,
+                               'SELECT');
 
-    FOREACH filter IN ARRAY coalesce(NEW.filters, '{}') LOOP
+    FOREACH filter IN ARRAY coalesce(subscription_check.filters, '{}') LOOP
         IF NOT filter.column_name = ANY (readable) THEN
             RAISE EXCEPTION 'invalid column for filter %', filter.column_name;
         END IF;
         -- Reached without a row only for a NULL column name, which matched nothing above.
         SELECT a.atttypid INTO col_type
         FROM pg_attribute a
-        WHERE a.attrelid = NEW.entity AND a.attname = filter.column_name;
+        WHERE a.attrelid = subscription_check.entity AND a.attname = filter.column_name;
         IF col_type IS NULL THEN
             RAISE EXCEPTION 'failed to lookup type for column %', filter.column_name;
         END IF;
@@ -451,7 +456,7 @@ BEGIN
         END CASE;
     END LOOP;
 
-    FOREACH selected IN ARRAY coalesce(NEW.selected_columns, '{}') LOOP
+    FOREACH selected IN ARRAY coalesce(subscription_check.selected_columns, '{}') LOOP
         IF NOT selected = ANY (readable) THEN
             RAISE EXCEPTION 'invalid column for select %', selected;
         END IF;
@@ -459,11 +464,34 @@ BEGIN
 
     -- One order for equivalent rows, so that the unique index sees them as duplicates
     -- whatever order the client wrote. An empty column selection becomes NULL (all).
-    NEW.filters := coalesce((SELECT array_agg(f ORDER BY f.column_name, f.op, f.value,
-                                                        f.negate)
-                             FROM unnest(NEW.filters) AS f), '{}');
-    NEW.selected_columns := (SELECT array_agg(c ORDER BY c)
-                             FROM unnest(NEW.selected_columns) AS c);
+    norm_filters := coalesce((SELECT array_agg(f ORDER BY f.column_name, f.op, f.value,
+                                                         f.negate)
+                              FROM unnest(subscription_check.filters) AS f), '{}');
+    norm_columns := (SELECT array_agg(c ORDER BY c)
+                     FROM unnest(subscription_check.selected_columns) AS c);
+END
+$fn$;
+
+ALTER FUNCTION realtime.subscription_check(regclass, realtime.user_defined_filter[], jsonb,
+                                           text[]) OWNER TO supabase_realtime_admin;
+GRANT EXECUTE ON FUNCTION realtime.subscription_check(regclass, realtime.user_defined_filter[],
+                                                      jsonb, text[])
+    TO anon, authenticated, service_role;
+COMMENT ON FUNCTION realtime.subscription_check(regclass, realtime.user_defined_filter[], jsonb,
+                                                text[]) IS
+    'Filters and selected columns of a subscription checked against the table and the claims'' '
+    'role (upstream''s errors) and sorted; what tr_check_filters applies to each row';
+
+-- The trigger of realtime.subscription: the checks above, applied to the row.
+CREATE FUNCTION realtime.subscription_check_filters()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    SELECT c.norm_filters, c.norm_columns INTO NEW.filters, NEW.selected_columns
+    FROM realtime.subscription_check(NEW.entity, NEW.filters, NEW.claims,
+                                     NEW.selected_columns) AS c;
     RETURN NEW;
 END
 $fn$;

@@ -2,9 +2,9 @@
  * pg_changes_db.cpp: see pg_changes_db.hpp.
  *
  * Pipeline discipline: every group of statements that must fail together
- * ends with a sync, so an error (a refused subscription, a dropped table)
- * aborts only its own group; a join's group starts with ROLLBACK to leave
- * any transaction an earlier failed group left open.
+ * ends with a sync (one implicit transaction), so an error (a refused
+ * subscription, a dropped table) aborts only its own group. No explicit
+ * transactions: nothing outlives a sync.
  */
 #include "pg_changes_db.hpp"
 
@@ -25,9 +25,10 @@ constexpr const char *kPublication = "supabase_realtime";
 
 /*
  * One entry: the tables it matches in the publication (schema and table as
- * SQL LIKE patterns, '*' for any), inserted into realtime.subscription so
- * that its trigger validates filters and selected columns as upstream does
- * (the caller rolls back), then what the fan-out needs of each table.
+ * SQL LIKE patterns, '*' for any), each checked by realtime.subscription_check
+ * (what upstream's trigger on realtime.subscription checks: filter columns
+ * readable by the role, values cast to the column type, operators that fit;
+ * nothing stored, no WAL), then what the fan-out needs of each table.
  */
 constexpr const char *kCheckEntrySql = R"SQL(
 WITH sub_tables AS (
@@ -37,16 +38,15 @@ WITH sub_tables AS (
     AND p.schemaname LIKE (CASE $1 WHEN '*' THEN '%' ELSE $1 END) ESCAPE ''
     AND p.tablename LIKE (CASE $2 WHEN '*' THEN '%' ELSE $2 END) ESCAPE ''
 ), ins AS (
-  INSERT INTO realtime.subscription
-    (subscription_id, entity, filters, claims, action_filter, selected_columns)
-  SELECT gen_random_uuid(), s.entity,
+  SELECT s.entity, chk.norm_filters AS filters, chk.norm_columns AS selected_columns
+  FROM sub_tables s,
+  LATERAL realtime.subscription_check(s.entity,
     (SELECT coalesce(array_agg(ROW(f.c, f.o::realtime.equality_op, f.v, f.n)
                                ::realtime.user_defined_filter ORDER BY f.i), '{}')
      FROM unnest($4::text[], $5::text[], $6::text[], $7::boolean[]) WITH ORDINALITY
           AS f(c, o, v, n, i)),
-    $3::jsonb, $8, $9::text[]
-  FROM sub_tables s
-  RETURNING entity, filters, selected_columns
+    $3::jsonb, $9::text[]) AS chk
+  WHERE $8 IN ('*', 'INSERT', 'UPDATE', 'DELETE')
 )
 SELECT c.oid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
   c.relrowsecurity, c.relreplident::text,
@@ -338,14 +338,12 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 	auto plain = [&](const char *sql)
 	{ return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1; };
 
-	/* ROLLBACK first: a refused join of the last round leaves its transaction aborted */
-	if (!plain("ROLLBACK") || !plain("SELECT pg_catalog.pg_current_wal_flush_lsn()::text") ||
-	    PQpipelineSync(conn_) != 1)
+	if (!plain("SELECT pg_catalog.pg_current_wal_flush_lsn()::text") || PQpipelineSync(conn_) != 1)
 		return fail();
 	for (JoinCheck *j : joins)
 	{
 		const char *role[] = {j->role.c_str()};
-		if (!plain("ROLLBACK") || !plain("BEGIN") || !send("rt_role", 1, role))
+		if (!send("rt_role", 1, role))
 			return fail();
 		for (const PgChangesParams &p : j->entries)
 		{
@@ -380,15 +378,15 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 			if (!send("rt_sub_check", 9, v))
 				return fail();
 		}
-		if (!plain("ROLLBACK") || PQpipelineSync(conn_) != 1)
+		if (PQpipelineSync(conn_) != 1)
 			return fail();
 	}
 	if (PQflush(conn_) != 0)
 		return fail();
 
 	Results res(conn_);
-	PGresult *r = res.Next(); /* ROLLBACK */
-	if (r == nullptr || (r = res.Next()) == nullptr)
+	PGresult *r = res.Next();
+	if (r == nullptr)
 		return fail();
 	wal_lsn = IsOk(r) && PQntuples(r) == 1 ? ParseLsn(PQgetvalue(r, 0, 0)) : 0;
 	if (!res.Sync())
@@ -402,8 +400,6 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 	for (JoinCheck *j : joins)
 	{
 		j->outcomes.assign(j->entries.size(), EntryOutcome{});
-		if (res.Next() == nullptr || res.Next() == nullptr) /* ROLLBACK, BEGIN */
-			return fail();
 		r = res.Next();
 		if (r == nullptr)
 			return fail();
@@ -503,8 +499,6 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 				out.tables.push_back(std::move(t));
 			}
 		}
-		if (res.Next() == nullptr) /* ROLLBACK (or aborted) */
-			return fail();
 		if (!res.Sync())
 			return fail();
 	}

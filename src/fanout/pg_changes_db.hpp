@@ -4,10 +4,10 @@
  * One libpq connection in pipeline mode, owned by the engine's thread (not
  * thread-safe). Two kinds of round trips, each one sync'd pipeline:
  *   - CheckJoins: for many joins at once, validate each postgres_changes
- *     entry the way upstream does (an INSERT into realtime.subscription,
- *     whose trigger checks columns, casts and privileges, then rolled back)
- *     and learn what matching needs: matched tables, RLS, replica identity,
- *     filter values cast to the column type as JSON.
+ *     entry the way upstream does (realtime.subscription_check: what the
+ *     trigger of upstream's realtime.subscription checks, without storing
+ *     a row) and learn what matching needs: matched tables, RLS, replica
+ *     identity, filter values cast to the column type as JSON.
  *   - RunBatch: the RLS visibility checks of a batch of changes, one
  *     statement per (role + claims, table) for all its changes, and the
  *     column privileges of roles.

@@ -7,7 +7,7 @@
 
 BEGIN;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(151);
+SELECT plan(154);
 
 -- A subscribed table: authenticated may read every column but secret, service_role all.
 CREATE TABLE public.sub_items (
@@ -439,6 +439,35 @@ SELECT throws_ok($$DELETE FROM realtime.subscription$$, '42501',
                  'permission denied for table subscription', 'anon cannot delete');
 SELECT lives_ok($$SELECT * FROM realtime.subscription$$, 'anon can read');
 RESET ROLE;
+
+-- The sidecar asks realtime.subscription_check at each join instead of storing a row: the
+-- same checks and order, and no WAL (a join must not give the decoder work to wait for).
+SELECT is((SELECT c.norm_filters::text FROM realtime.subscription_check(
+              'public.sub_items', ARRAY[pg_temp.flt('title', 'eq', 'b'), pg_temp.flt('id', 'gt', '1')],
+              '{"role":"authenticated"}', ARRAY['title', 'done']) c),
+          '{"(id,gt,1,f)","(title,eq,b,f)"}',
+          'subscription_check sorts filters as the trigger does');
+SELECT throws_ok($$SELECT realtime.subscription_check('public.sub_items',
+                     ARRAY[pg_temp.flt('secret', 'eq', 'x')], '{"role":"authenticated"}', NULL)$$,
+                 'P0001', 'invalid column for filter secret',
+                 'subscription_check refuses what the trigger refuses, in the same words');
+-- (background WAL, e.g. bgwriter's running-xacts record, may slip in: three tries)
+CREATE FUNCTION pg_temp.check_writes_wal() RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    before pg_lsn;
+BEGIN
+    FOR i IN 1..3 LOOP
+        before := pg_current_wal_insert_lsn();
+        PERFORM realtime.subscription_check('public.sub_items',
+            ARRAY[pg_temp.flt('qty', 'in', '{1,2}'), pg_temp.flt('title', 'match', '^a')],
+            '{"role":"authenticated"}', ARRAY['qty']);
+        IF pg_current_wal_insert_lsn() = before THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END $$;
+SELECT ok(NOT pg_temp.check_writes_wal(), 'subscription_check writes no WAL');
 
 SELECT * FROM finish();
 ROLLBACK;
