@@ -135,17 +135,10 @@ PgChangesEngine::Leave(uint64_t session_id, uint64_t gen)
 }
 
 void
-PgChangesEngine::Regroup(std::shared_ptr<const ChannelRef> channel, std::string sub_topic,
-                         std::string role, std::string claims_json, std::string sub)
+PgChangesEngine::Rejoin(PgJoinRequest req)
 {
-	PgJoinRequest r;
-	r.channel = std::move(channel);
-	r.sub_topic = std::move(sub_topic);
-	r.role = std::move(role);
-	r.claims_json = std::move(claims_json);
-	r.sub = std::move(sub);
 	std::lock_guard<std::mutex> lock(mu_);
-	ops_.push_back(Op{Op::Kind::kRegroup, std::move(r), 0, 0});
+	ops_.push_back(Op{Op::Kind::kRejoin, std::move(req), 0, 0});
 	cv_.notify_one();
 }
 
@@ -308,30 +301,32 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 		switch (op.kind)
 		{
 		case Op::Kind::kLeave:
-			st.registry.RemoveChannel(op.session_id, op.gen);
-			std::erase_if(st.pending,
-			              [&](const Pending &p) {
-				              return p.channel->session_id == op.session_id &&
-				                     (op.gen == 0 || p.channel->gen == op.gen);
-			              });
+			Forget(op.session_id, op.gen);
 			break;
-		case Op::Kind::kRegroup:
-		{
-			ClaimsGroup *g = st.registry.Group(op.join.role, op.join.claims_json, op.join.sub,
-			                                   checks[i].bypass_rls);
-			size_t n = st.registry.Regroup(op.join.channel->session_id, op.join.channel->gen, g);
-			st.registry.DropIfUnused(g);
-			/* as upstream, the channel hears again once the new claims are in force */
-			if (n > 0)
-				st.pending.push_back(
-				    Pending{op.join.channel, op.join.sub_topic, lsn, NowMs(), false});
+		case Op::Kind::kRejoin:
+			/*
+			 * A new token: checked again as a join (the new role may not read a
+			 * filter's column), swapped in the same round, so no change falls
+			 * between the old subscription and the new one.
+			 */
+			Forget(op.join.channel->session_id, op.join.channel->gen);
+			Register(op.join, checks[i], lsn, out);
 			break;
-		}
 		case Op::Kind::kJoin:
 			Register(op.join, checks[i], lsn, out);
 			break;
 		}
 	}
+}
+
+void
+PgChangesEngine::Forget(uint64_t session_id, uint64_t gen)
+{
+	Impl &st = *impl_;
+	st.registry.RemoveChannel(session_id, gen);
+	std::erase_if(
+	    st.pending, [&](const Pending &p)
+	    { return p.channel->session_id == session_id && (gen == 0 || p.channel->gen == gen); });
 }
 
 void

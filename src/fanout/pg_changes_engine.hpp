@@ -3,7 +3,7 @@
  * (PROTOCOL.md 6; ARCHITECTURE.md "Authorizer").
  *
  * One thread owns the subscription registry and a database connection.
- * Shards hand it joins, leaves and token changes (Join, Leave, Regroup: any
+ * Shards hand it joins, leaves and token changes (Join, Leave, Rejoin: any
  * thread, queued); the ring reader hands it row changes (OnChange: blocks
  * while the engine is far behind, which pauses the ring and so the decoder:
  * backpressure instead of loss). Per batch of changes it matches
@@ -75,8 +75,8 @@ public:
 	/* Any thread. */
 	void Join(PgJoinRequest req);
 	void Leave(uint64_t session_id, uint64_t gen); /* gen 0: the whole session */
-	void Regroup(std::shared_ptr<const ChannelRef> channel, std::string sub_topic, std::string role,
-	             std::string claims_json, std::string sub);
+	/* The channel's token changed: its entries checked and registered again with req's claims. */
+	void Rejoin(PgJoinRequest req);
 
 	/* Ring reader thread: one CHANGE record's payload. */
 	void OnChange(const void *payload, uint32_t len);
@@ -95,9 +95,9 @@ private:
 		{
 			kJoin,
 			kLeave,
-			kRegroup,
+			kRejoin,
 		} kind;
-		PgJoinRequest join; /* kJoin, kRegroup (channel, claims) */
+		PgJoinRequest join; /* kJoin, kRejoin */
 		uint64_t session_id = 0;
 		uint64_t gen = 0;
 	};
@@ -113,6 +113,7 @@ private:
 
 	void Run();
 	void ApplyOps(std::deque<Op> &ops, PgOutbox &out);
+	void Forget(uint64_t session_id, uint64_t gen);
 	void Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn, PgOutbox &out);
 	void ProcessChanges(std::deque<std::string> &raw, PgOutbox &out);
 	void CheckReady(PgOutbox &out);

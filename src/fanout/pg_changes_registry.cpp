@@ -85,25 +85,6 @@ PgChangesRegistry::RemoveChannel(uint64_t session_id, uint64_t gen)
 	return removed;
 }
 
-size_t
-PgChangesRegistry::Regroup(uint64_t session_id, uint64_t gen, ClaimsGroup *group)
-{
-	size_t n = 0;
-	for (auto &[relid, subs] : by_rel_)
-		for (auto &s : subs)
-		{
-			if (s->channel->session_id != session_id || s->channel->gen != gen)
-				continue;
-			n++;
-			if (s->group == group)
-				continue;
-			group->refs++;
-			Release(s->group);
-			s->group = group;
-		}
-	return n;
-}
-
 bool
 FiltersPass(const std::vector<SubFilter> &filters, const RingChange &c, bool use_old)
 {

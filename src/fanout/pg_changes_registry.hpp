@@ -74,8 +74,6 @@ public:
 	void Add(std::unique_ptr<PgSubscription> sub);
 	/* Remove a channel's subscriptions (gen 0: every channel of the session). */
 	size_t RemoveChannel(uint64_t session_id, uint64_t gen);
-	/* Move a channel's subscriptions to another group (a new access_token); how many it has. */
-	size_t Regroup(uint64_t session_id, uint64_t gen, ClaimsGroup *group);
 
 	/*
 	 * The subscriptions change c reaches by table, event and filters (on the

@@ -570,6 +570,7 @@ Session::HandleJoin(Inbound &m)
 	ref->gen = c->gen;
 	ref->topic = c->topic;
 	c->pg_changes = ref;
+	c->pg_entries = pc_entries;
 	PgJoinRequest req;
 	req.channel = std::move(ref);
 	req.sub_topic = sub_topic;
@@ -644,8 +645,16 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	ch.claims = std::move(claims.value());
 	/* postgres_changes follow the new claims: RLS may now show other rows */
 	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
-		shard_.hub().changes->Regroup(ch.pg_changes, ch.sub_topic, ch.claims.role,
-		                              ch.claims.claims_json, ch.claims.sub);
+	{
+		PgJoinRequest req;
+		req.channel = ch.pg_changes;
+		req.sub_topic = ch.sub_topic;
+		req.role = ch.claims.role;
+		req.claims_json = ch.claims.claims_json;
+		req.sub = ch.claims.sub;
+		req.entries = ch.pg_entries;
+		shard_.hub().changes->Rejoin(std::move(req));
+	}
 }
 
 void

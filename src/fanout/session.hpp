@@ -8,7 +8,7 @@
 #pragma once
 
 #include "auth_jwt.hpp"
-#include "pg_changes_registry.hpp"
+#include "pg_changes_engine.hpp"
 #include "frame.hpp"
 #include "protocol.hpp"
 #include "send_queue.hpp"
@@ -41,6 +41,7 @@ struct Channel
 	JwtClaims claims;  /* its verified claims; exp ends the channel (PROTOCOL.md 3.6) */
 	uint64_t gen = 0;  /* join generation, unique per process: pushes find this join */
 	std::shared_ptr<const ChannelRef> pg_changes; /* set when it has postgres_changes */
+	std::vector<PgJoinEntry> pg_entries;          /* ... and these are its entries */
 };
 
 /* Longest topic and ref we accept: what a binary frame can carry (PROTOCOL.md 2.3). */

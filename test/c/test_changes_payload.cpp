@@ -57,8 +57,9 @@ TestInsertUpdateDelete(void **)
 {
 	const std::string head = R"({"schema":"public","table":"to\"dos",)"
 	                         R"("commit_timestamp":"2026-01-05T09:14:02.118Z",)";
-	const std::string cols = R"("columns":[{"name":"id","type":"int8"},{"name":"task","type":"text"},)"
-	                         R"({"name":"body","type":"text"}])";
+	const std::string cols =
+	    R"("columns":[{"name":"id","type":"int8"},{"name":"task","type":"text"},)"
+	    R"({"name":"body","type":"text"}])";
 	/* INSERT: no old_record; an absent new value takes the old one (unchanged TOAST) */
 	assert_string_equal(Data(Change(A::kInsert), {1, 1, 1}).c_str(),
 	                    (head + R"("type":"INSERT",)" + cols +
@@ -70,10 +71,10 @@ TestInsertUpdateDelete(void **)
 	                     R"("old_record":{"id":45,"body":"toasted"},"errors":null})")
 	                        .c_str());
 	/* DELETE: no record; under RLS the old record keeps only the primary key */
-	assert_string_equal(Data(Change(A::kDelete, 0x1), {1, 1, 1}, true).c_str(),
-	                    (head + R"("type":"DELETE",)" + cols +
-	                     R"(,"old_record":{"id":45},"errors":null})")
-	                        .c_str());
+	assert_string_equal(
+	    Data(Change(A::kDelete, 0x1), {1, 1, 1}, true).c_str(),
+	    (head + R"("type":"DELETE",)" + cols + R"(,"old_record":{"id":45},"errors":null})")
+	        .c_str());
 }
 
 void

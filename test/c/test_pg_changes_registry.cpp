@@ -128,7 +128,7 @@ TestMatchesTableEventAndTypedFilters(void **)
 }
 
 void
-TestRemoveAndRegroup(void **)
+TestGroupsAndRemoval(void **)
 {
 	using A = rf::RingChange::Action;
 	rf::PgChangesRegistry reg;
@@ -141,18 +141,18 @@ TestRemoveAndRegroup(void **)
 	assert_int_equal(reg.size(), 3);
 	assert_int_equal(reg.groups(), 2);
 
-	/* a new token for channel (1, 2): it moves to b's group */
-	reg.Regroup(1, 2, b);
 	std::vector<const rf::PgSubscription *> out;
 	reg.Match(Change(100, A::kInsert, "1", "1"), out);
 	assert_int_equal(out.size(), 3);
-	assert_ptr_equal(out[1]->group, b);
-	assert_int_equal(a->refs, 1);
+	assert_ptr_equal(out[2]->group, b);
+	assert_int_equal(a->refs, 2);
 
+	/* one channel of session 1, then the rest of it; groups go with their last subscription */
 	assert_int_equal(reg.RemoveChannel(1, 1), 1);
-	assert_int_equal(reg.groups(), 1); /* a's last subscription went */
-	assert_int_equal(reg.RemoveChannel(2, 0), 1);
+	assert_int_equal(a->refs, 1);
 	assert_int_equal(reg.RemoveChannel(1, 0), 1);
+	assert_int_equal(reg.groups(), 1);
+	assert_int_equal(reg.RemoveChannel(2, 0), 1);
 	assert_int_equal(reg.size(), 0);
 	assert_int_equal(reg.groups(), 0);
 }
@@ -225,7 +225,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(TestMatchesTableEventAndTypedFilters),
-	    cmocka_unit_test(TestRemoveAndRegroup),
+	    cmocka_unit_test(TestGroupsAndRemoval),
 	    cmocka_unit_test(TestVisibilityIsBatchedPerGroupAndTable),
 	};
 	return cmocka_run_group_tests(tests, nullptr, nullptr);
