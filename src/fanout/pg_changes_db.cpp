@@ -323,6 +323,40 @@ PgChangesDb::Connect(std::string &err)
 }
 
 bool
+PgChangesDb::PublicationTables(std::string &fingerprint, std::string &err)
+{
+	if (!Connect(err))
+		return false;
+	const char *sql =
+	    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication "
+	    "WHERE pubname = 'supabase_realtime') THEN coalesce((SELECT string_agg(format('%I.%I', "
+	    "p.schemaname, p.tablename)::regclass::oid::text, ',' ORDER BY 1) "
+	    "FROM pg_catalog.pg_publication_tables p WHERE p.pubname = 'supabase_realtime'), '') "
+	    "ELSE '-' END";
+	if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 ||
+	    PQpipelineSync(conn_) != 1 || PQflush(conn_) != 0)
+	{
+		err = PQerrorMessage(conn_);
+		Disconnect();
+		return false;
+	}
+	Results res(conn_);
+	PGresult *r = res.Next();
+	bool ok = r != nullptr && IsOk(r) && PQntuples(r) == 1;
+	if (ok)
+		fingerprint = PQgetvalue(r, 0, 0);
+	if (r == nullptr || !res.Sync())
+	{
+		err = PQerrorMessage(conn_);
+		Disconnect();
+		return false;
+	}
+	if (!ok)
+		err = "publication lookup failed";
+	return ok;
+}
+
+bool
 PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std::string &err)
 {
 	if (!Connect(err))

@@ -117,6 +117,13 @@ public:
 	 */
 	bool CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std::string &err);
 
+	/*
+	 * The tables of publication supabase_realtime as one string (their OIDs;
+	 * "-" when it does not exist): a change means subscriptions must be
+	 * matched again. False when the connection failed.
+	 */
+	bool PublicationTables(std::string &fingerprint, std::string &err);
+
 	/* Run the checks; false when the connection failed. */
 	bool RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCheck> &privs,
 	              std::string &err);

@@ -21,11 +21,12 @@ namespace rt::fanout
 namespace
 {
 
-constexpr size_t kMaxQueuedChanges = 65536; /* the reader waits beyond this */
-constexpr size_t kBatchChanges = 2048;      /* changes per RLS round trip */
-constexpr int64_t kPrivilegeTtlMs = 1000;   /* a REVOKE takes effect within this */
-constexpr int64_t kReadyWarnMs = 10000;     /* log a subscription not confirmed by then */
-constexpr int64_t kRetryMs = 2000;          /* database unavailable: retry joins after */
+constexpr size_t kMaxQueuedChanges = 65536;    /* the reader waits beyond this */
+constexpr size_t kBatchChanges = 2048;         /* changes per RLS round trip */
+constexpr int64_t kPrivilegeTtlMs = 1000;      /* a REVOKE takes effect within this */
+constexpr int64_t kReadyWarnMs = 10000;        /* log a subscription not confirmed by then */
+constexpr int64_t kRetryMs = 2000;             /* database unavailable: retry joins after */
+constexpr int64_t kPublicationCheckMs = 10000; /* tables added to or dropped from it */
 
 std::string
 SystemPayload(std::string_view status, std::string_view message, std::string_view sub_topic)
@@ -90,6 +91,11 @@ struct PgChangesEngine::Impl
 	bool snap_have = false;
 	uint64_t snap_lsn = 0;
 	uint64_t snap_enq = 0;
+	/* registered joins by channel generation: matched again when the publication changes */
+	std::unordered_map<uint64_t, PgJoinRequest> joined;
+	std::string publication;
+	bool publication_known = false;
+	int64_t publication_checked_ms = 0;
 };
 
 PgChangesEngine::PgChangesEngine(std::string conninfo, Hub &hub)
@@ -206,10 +212,12 @@ PgChangesEngine::Run()
 		{
 			std::unique_lock<std::mutex> lock(mu_);
 			auto ready = [this, &st] { return stop_ || !ops_.empty() || !changes_.empty(); };
-			if (st.pending.empty() && st.retry.empty())
-				cv_.wait(lock, ready);
-			else
+			if (!st.pending.empty() || !st.retry.empty())
 				cv_.wait_for(lock, std::chrono::milliseconds(5), ready);
+			else if (!st.joined.empty())
+				cv_.wait_for(lock, std::chrono::milliseconds(kPublicationCheckMs), ready);
+			else
+				cv_.wait(lock, ready);
 			if (stop_)
 				return;
 			ops.swap(ops_);
@@ -238,6 +246,8 @@ PgChangesEngine::Run()
 				st.retry.pop_back();
 			}
 		}
+		if (!st.joined.empty() && NowMs() - st.publication_checked_ms >= kPublicationCheckMs)
+			CheckPublication(ops);
 		if (!ops.empty())
 			ApplyOps(ops, out);
 		ops.clear();
@@ -279,9 +289,14 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 		{
 			if (op.kind != Op::Kind::kLeave)
 			{
+				/* as upstream: reported, and tried again (PROTOCOL.md 6.6) */
+				if (!op.told && !op.quiet)
+					out.System(*op.join.channel, SystemPayload("error", err, op.join.sub_topic));
+				op.told = true;
 				st.retry.push_back(std::move(op));
 				continue;
 			}
+			Forget(op.session_id, op.gen);
 			/* a channel that left before its join was checked is forgotten */
 			std::erase_if(st.retry,
 			              [&](const Op &r)
@@ -304,14 +319,22 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 			Forget(op.session_id, op.gen);
 			break;
 		case Op::Kind::kRejoin:
+		{
 			/*
-			 * A new token: checked again as a join (the new role may not read a
-			 * filter's column), swapped in the same round, so no change falls
-			 * between the old subscription and the new one.
+			 * A new token (the new role may not read a filter's column) or a
+			 * changed publication: checked again as a join and swapped in the
+			 * same round, so no change falls between the old subscription and
+			 * the new one.
 			 */
-			Forget(op.join.channel->session_id, op.join.channel->gen);
-			Register(op.join, checks[i], lsn, out);
+			const ChannelRef &ch = *op.join.channel;
+			std::vector<std::pair<uint32_t, uint32_t>> before =
+			    st.registry.ChannelSubscriptions(ch.session_id, ch.gen);
+			Forget(ch.session_id, ch.gen);
+			if (Register(op.join, checks[i], lsn, out) && op.quiet &&
+			    st.registry.ChannelSubscriptions(ch.session_id, ch.gen) == before)
+				st.pending.pop_back(); /* the same tables: nothing to tell */
 			break;
+		}
 		case Op::Kind::kJoin:
 			Register(op.join, checks[i], lsn, out);
 			break;
@@ -320,16 +343,42 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 }
 
 void
+PgChangesEngine::CheckPublication(std::deque<Op> &ops)
+{
+	Impl &st = *impl_;
+	st.publication_checked_ms = NowMs();
+	std::string now, err;
+	if (!st.db.PublicationTables(now, err))
+		return; /* the next join or round notices the outage */
+	if (st.publication_known && now != st.publication)
+	{
+		Log(LogLevel::kInfo, "changes",
+		    "publication supabase_realtime changed: matching %zu channels again", st.joined.size());
+		for (const auto &[gen, req] : st.joined)
+		{
+			Op op{Op::Kind::kRejoin, req, 0, 0};
+			op.quiet = true;
+			ops.push_front(std::move(op));
+		}
+	}
+	st.publication = std::move(now);
+	st.publication_known = true;
+}
+
+void
 PgChangesEngine::Forget(uint64_t session_id, uint64_t gen)
 {
 	Impl &st = *impl_;
 	st.registry.RemoveChannel(session_id, gen);
 	std::erase_if(
+	    st.joined, [&](const auto &kv)
+	    { return kv.second.channel->session_id == session_id && (gen == 0 || kv.first == gen); });
+	std::erase_if(
 	    st.pending, [&](const Pending &p)
 	    { return p.channel->session_id == session_id && (gen == 0 || p.channel->gen == gen); });
 }
 
-void
+bool
 PgChangesEngine::Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn, PgOutbox &out)
 {
 	Impl &st = *impl_;
@@ -382,7 +431,7 @@ PgChangesEngine::Register(PgJoinRequest &req, const JoinCheck &check, uint64_t l
 		out.System(ch, SystemPayload("error", *error, req.sub_topic));
 		for (const std::string &w : warnings)
 			out.System(ch, SystemPayload("error", w, req.sub_topic));
-		return;
+		return false;
 	}
 	ClaimsGroup *g = st.registry.Group(req.role, req.claims_json, req.sub, check.bypass_rls);
 	for (auto &sub : subs)
@@ -394,6 +443,8 @@ PgChangesEngine::Register(PgJoinRequest &req, const JoinCheck &check, uint64_t l
 	for (const std::string &w : warnings)
 		out.System(ch, SystemPayload("warning", w, req.sub_topic));
 	st.pending.push_back(Pending{req.channel, req.sub_topic, lsn, NowMs(), false});
+	st.joined[ch.gen] = req;
+	return true;
 }
 
 void

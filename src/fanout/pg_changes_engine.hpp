@@ -100,6 +100,8 @@ private:
 		PgJoinRequest join; /* kJoin, kRejoin */
 		uint64_t session_id = 0;
 		uint64_t gen = 0;
+		bool told = false;  /* the client heard why its join waits (database down) */
+		bool quiet = false; /* publication re-check: no message if nothing changed */
 	};
 	struct Pending /* a registered join waiting for the ring to pass lsn */
 	{
@@ -114,7 +116,9 @@ private:
 	void Run();
 	void ApplyOps(std::deque<Op> &ops, PgOutbox &out);
 	void Forget(uint64_t session_id, uint64_t gen);
-	void Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn, PgOutbox &out);
+	/* False when the join was refused (the client was told why). */
+	bool Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn, PgOutbox &out);
+	void CheckPublication(std::deque<Op> &ops);
 	void ProcessChanges(std::deque<std::string> &raw, PgOutbox &out);
 	void CheckReady(PgOutbox &out);
 

@@ -85,6 +85,18 @@ PgChangesRegistry::RemoveChannel(uint64_t session_id, uint64_t gen)
 	return removed;
 }
 
+std::vector<std::pair<uint32_t, uint32_t>>
+PgChangesRegistry::ChannelSubscriptions(uint64_t session_id, uint64_t gen) const
+{
+	std::vector<std::pair<uint32_t, uint32_t>> out;
+	for (const auto &[relid, subs] : by_rel_)
+		for (const auto &s : subs)
+			if (s->channel->session_id == session_id && s->channel->gen == gen)
+				out.emplace_back(s->id, relid);
+	std::sort(out.begin(), out.end());
+	return out;
+}
+
 bool
 FiltersPass(const std::vector<SubFilter> &filters, const RingChange &c, bool use_old)
 {

@@ -72,6 +72,9 @@ public:
 	void DropIfUnused(ClaimsGroup *g);
 	/* Takes a reference on sub->group. */
 	void Add(std::unique_ptr<PgSubscription> sub);
+	/* (id, relid) of a channel's subscriptions, sorted. */
+	std::vector<std::pair<uint32_t, uint32_t>> ChannelSubscriptions(uint64_t session_id,
+	                                                                uint64_t gen) const;
 	/* Remove a channel's subscriptions (gen 0: every channel of the session). */
 	size_t RemoveChannel(uint64_t session_id, uint64_t gen);
 
