@@ -13,7 +13,7 @@
  * `is`: unused, PgFilter::keyword counts). SQL three-valued logic: a NULL
  * result is "not delivered", also under `not.`.
  *
- * Approximations (documented in pg_filter_eval.cpp): float equality sees the
+ * Approximations (pg_filter_eval.cpp, pg_filter_pattern.cpp): float equality sees the
  * shortest round-trip decimal to_jsonb prints; ilike folds ASCII only;
  * match/imatch use POSIX extended regexes (glibc, byte-wise in the C
  * locale), not Postgres's ARE flavour; other types compare their canonical
@@ -22,6 +22,7 @@
 #pragma once
 
 #include "pg_changes_params.hpp"
+#include "pg_filter_pattern.hpp"
 #include "result.hpp"
 
 #include <cstdint>
@@ -65,14 +66,6 @@ struct FilterOperand
 	uint64_t lo = 0;  /* uuid, last 8 bytes */
 	std::string text; /* see above; kOther: the canonical JSON text */
 };
-
-struct LikeToken
-{
-	uint8_t kind; /* 0 literal byte, 1 `_` (one character), 2 `%` */
-	char byte;
-};
-
-struct CompiledRegex; /* regex_t owner, in the .cpp */
 
 /* A filter ready for FilterMatches: copyable, cheap to share. */
 struct CompiledFilter
