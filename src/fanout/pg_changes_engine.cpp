@@ -584,6 +584,28 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 
 	/* per change, in commit order: one push per channel and output variant */
 	uint64_t pushes = 0;
+	struct RoleView /* what a group's role may see of this change's table */
+	{
+		const Impl::Privileges *priv;
+		ChangeError error;
+	};
+	struct Variant
+	{
+		const Impl::Privileges *priv;
+		const std::optional<std::vector<std::string>> *select;
+		ChangeError error;
+		std::string data;                            /* built on first use */
+		std::vector<std::pair<int, int32_t>> shared; /* (shard, index in its Delivery) */
+	};
+	struct ChannelOut
+	{
+		const ChannelRef *channel;
+		std::vector<std::pair<size_t, std::vector<uint32_t>>> ids; /* per variant */
+	};
+	std::unordered_map<const ClaimsGroup *, RoleView> roles;
+	std::unordered_map<const ChannelRef *, size_t> channel_index;
+	std::vector<Variant> variants;
+	std::vector<ChannelOut> channels;
 	for (size_t i = 0; i < n; i++)
 	{
 		if (cands[i].empty())
@@ -592,38 +614,39 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 		bool is_delete = c.action == RingChange::Action::kDelete;
 		bool has_pk = std::any_of(c.columns.begin(), c.columns.end(),
 		                          [](const RingColumn &col) { return col.pk; });
-		struct Variant
-		{
-			std::string key;
-			ColumnMask mask;
-			ChangeError error;
-			std::string data;
-			std::map<int, int32_t> shared_index; /* per shard */
-		};
-		std::vector<Variant> variants;
-		struct ChannelOut
-		{
-			const ChannelRef *channel;
-			std::vector<std::pair<size_t, std::vector<uint32_t>>> ids; /* per variant */
-		};
-		std::vector<ChannelOut> channels;
+		roles.clear();
+		channel_index.clear();
+		variants.clear();
+		channels.clear();
 		for (size_t k = 0; k < cands[i].size(); k++)
 		{
 			const PgSubscription *s = cands[i][k];
-			auto pit = st.privileges.find(std::make_pair(s->group->role, s->relid));
-			if (pit == st.privileges.end() || !pit->second.ok)
+			auto rit = roles.find(s->group);
+			if (rit == roles.end())
+			{
+				RoleView rv{nullptr, ChangeError::kNone};
+				auto pit = st.privileges.find(std::make_pair(s->group->role, s->relid));
+				if (pit != st.privileges.end() && pit->second.ok)
+				{
+					rv.priv = &pit->second;
+					const std::vector<uint32_t> &sel = rv.priv->attnums;
+					if (!is_delete && !has_pk)
+						rv.error = ChangeError::kNoPrimaryKey;
+					else if (!is_delete && std::any_of(c.columns.begin(), c.columns.end(),
+					                                   [&](const RingColumn &col) {
+						                                   return col.pk &&
+						                                          !std::binary_search(sel.begin(),
+						                                                              sel.end(),
+						                                                              col.attnum);
+					                                   }))
+						rv.error = ChangeError::kUnauthorized;
+				}
+				rit = roles.emplace(s->group, rv).first;
+			}
+			const RoleView &rv = rit->second;
+			if (rv.priv == nullptr)
 				continue; /* unknown role or privileges: nothing */
-			const std::vector<uint32_t> &sel = pit->second.attnums;
-			auto selectable = [&](uint32_t attnum)
-			{ return std::binary_search(sel.begin(), sel.end(), attnum); };
-			ChangeError error = ChangeError::kNone;
-			if (!is_delete && !has_pk)
-				error = ChangeError::kNoPrimaryKey;
-			else if (!is_delete && std::any_of(c.columns.begin(), c.columns.end(),
-			                                   [&](const RingColumn &col)
-			                                   { return col.pk && !selectable(col.attnum); }))
-				error = ChangeError::kUnauthorized;
-			if (error == ChangeError::kNone && set_of[i][k] >= 0)
+			if (rv.error == ChangeError::kNone && set_of[i][k] >= 0)
 			{
 				const VisibilitySet &set = sets[static_cast<size_t>(set_of[i][k])];
 				const VisibilityCheck &v = vis[static_cast<size_t>(set_of[i][k])];
@@ -634,27 +657,20 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 				    !v.visible[static_cast<size_t>(pos)])
 					continue;
 			}
-			ColumnMask mask(c.columns.size(), 0);
-			for (size_t j = 0; j < c.columns.size(); j++)
-			{
-				const RingColumn &col = c.columns[j];
-				bool chosen = !s->select || col.pk ||
-				              std::binary_search(s->select->begin(), s->select->end(), col.name);
-				mask[j] = selectable(col.attnum) && chosen;
-			}
-			std::string key(mask.begin(), mask.end());
-			key += static_cast<char>(error);
 			size_t vi = 0;
-			while (vi < variants.size() && variants[vi].key != key)
-				vi++;
+			for (; vi < variants.size(); vi++)
+			{
+				const Variant &v = variants[vi];
+				if (v.priv == rv.priv && v.error == rv.error &&
+				    (v.select == &s->select || *v.select == s->select))
+					break;
+			}
 			if (vi == variants.size())
-				variants.push_back(Variant{std::move(key), std::move(mask), error, {}, {}});
-			size_t ci = 0;
-			while (ci < channels.size() && channels[ci].channel != s->channel.get())
-				ci++;
-			if (ci == channels.size())
+				variants.push_back(Variant{rv.priv, &s->select, rv.error, {}, {}});
+			auto [cit, fresh] = channel_index.emplace(s->channel.get(), channels.size());
+			if (fresh)
 				channels.push_back(ChannelOut{s->channel.get(), {}});
-			auto &per = channels[ci].ids;
+			auto &per = channels[cit->second].ids;
 			size_t pi = 0;
 			while (pi < per.size() && per[pi].first != vi)
 				pi++;
@@ -667,19 +683,32 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 		bool pk_only_old = is_delete && c.rls();
 		for (const ChannelOut &co : channels)
 		{
-			Delivery &d = out.For(co.channel->shard);
+			int shard = co.channel->shard;
+			Delivery &d = out.For(shard);
 			for (const auto &[vi, ids] : co.ids)
 			{
 				Variant &v = variants[vi];
 				if (v.data.empty())
-					AppendChangeData(v.data, c, v.mask, pk_only_old, v.error);
-				auto sit = v.shared_index.find(co.channel->shard);
-				if (sit == v.shared_index.end())
+				{
+					ColumnMask mask(c.columns.size(), 0);
+					const std::vector<uint32_t> &sel = v.priv->attnums;
+					for (size_t j = 0; j < c.columns.size(); j++)
+					{
+						const RingColumn &col = c.columns[j];
+						bool chosen =
+						    !*v.select || col.pk ||
+						    std::binary_search((*v.select)->begin(), (*v.select)->end(), col.name);
+						mask[j] = chosen && std::binary_search(sel.begin(), sel.end(), col.attnum);
+					}
+					AppendChangeData(v.data, c, mask, pk_only_old, v.error);
+				}
+				auto sit = std::find_if(v.shared.begin(), v.shared.end(),
+				                        [shard](const auto &e) { return e.first == shard; });
+				if (sit == v.shared.end())
 				{
 					d.shared.push_back(v.data);
-					sit = v.shared_index
-					          .emplace(co.channel->shard, static_cast<int32_t>(d.shared.size() - 1))
-					          .first;
+					v.shared.emplace_back(shard, static_cast<int32_t>(d.shared.size() - 1));
+					sit = v.shared.end() - 1;
 				}
 				ChannelPush p;
 				p.session_id = co.channel->session_id;

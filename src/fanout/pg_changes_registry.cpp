@@ -145,7 +145,15 @@ PlanVisibility(const std::vector<std::vector<const PgSubscription *>> &candidate
                std::vector<std::vector<int32_t>> &set_of)
 {
 	std::vector<VisibilitySet> sets;
-	std::map<std::pair<const ClaimsGroup *, uint32_t>, int32_t> index;
+	struct KeyHash
+	{
+		size_t
+		operator()(const std::pair<const ClaimsGroup *, uint32_t> &k) const
+		{
+			return std::hash<const void *>()(k.first) ^ (std::hash<uint32_t>()(k.second) << 1);
+		}
+	};
+	std::unordered_map<std::pair<const ClaimsGroup *, uint32_t>, int32_t, KeyHash> index;
 	set_of.assign(candidates.size(), {});
 	for (size_t i = 0; i < candidates.size(); i++)
 	{
