@@ -469,6 +469,15 @@ PgChangesEngine::CheckReady(PgOutbox &out)
 		              if (!p.warned && now - p.since_ms > kReadyWarnMs)
 		              {
 			              p.warned = true;
+			              out.System(*p.channel,
+			                         SystemPayload("error",
+			                                       "Postgres Changes are not flowing yet: the "
+			                                       "ring has not reached this subscription "
+			                                       "(is the database's realtime decoder "
+			                                       "running? see realtime.stats()); "
+			                                       "\"Subscribed to PostgreSQL\" follows when "
+			                                       "it does",
+			                                       p.sub_topic));
 			              Log(LogLevel::kWarning, "changes",
 			                  "subscription on %s not confirmed after %lld ms: the ring is at "
 			                  "%llX, the subscription at %llX (is the decoder running? see "
