@@ -247,6 +247,14 @@ Quoted(PGconn *conn, const std::string &name)
 
 PgChangesDb::~PgChangesDb() { Disconnect(); }
 
+bool
+PgChangesDb::Fail(std::string &err)
+{
+	err = PQerrorMessage(conn_);
+	Disconnect();
+	return false;
+}
+
 void
 PgChangesDb::Disconnect()
 {
@@ -361,12 +369,7 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 {
 	if (!Connect(err))
 		return false;
-	auto fail = [&]()
-	{
-		err = PQerrorMessage(conn_);
-		Disconnect();
-		return false;
-	};
+	auto fail = [&]() { return Fail(err); };
 	auto send = [&](const char *stmt, int n, const char *const *vals)
 	{ return PQsendQueryPrepared(conn_, stmt, n, vals, nullptr, nullptr, 0) == 1; };
 	auto plain = [&](const char *sql)
@@ -574,12 +577,7 @@ PgChangesDb::RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCh
 {
 	if (!Connect(err))
 		return false;
-	auto fail = [&]()
-	{
-		err = PQerrorMessage(conn_);
-		Disconnect();
-		return false;
-	};
+	auto fail = [&]() { return Fail(err); };
 	std::vector<uint8_t> prepared(vis.size(), 0);
 	std::vector<std::string> names(vis.size());
 	for (size_t i = 0; i < vis.size(); i++)

@@ -130,6 +130,7 @@ public:
 
 private:
 	void Disconnect();
+	bool Fail(std::string &err); /* err = the connection's error; disconnects; false */
 	const std::string &VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql);
 
 	std::string conninfo_;

@@ -31,14 +31,7 @@ constexpr int64_t kPublicationCheckMs = 10000; /* tables added to or dropped fro
 std::string
 SystemPayload(std::string_view status, std::string_view message, std::string_view sub_topic)
 {
-	std::string out = R"({"extension":"postgres_changes","status":)";
-	json::AppendQuoted(out, status);
-	out += R"(,"message":)";
-	json::AppendQuoted(out, message);
-	out += R"(,"channel":)";
-	json::AppendQuoted(out, sub_topic);
-	out += "}";
-	return out;
+	return rt::fanout::SystemPayload("postgres_changes", status, message, sub_topic);
 }
 
 FilterOp
@@ -329,10 +322,13 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 			const ChannelRef &ch = *op.join.channel;
 			std::vector<std::pair<uint32_t, uint32_t>> before =
 			    st.registry.ChannelSubscriptions(ch.session_id, ch.gen);
+			bool confirmed =
+			    std::none_of(st.pending.begin(), st.pending.end(),
+			                 [&](const Pending &p) { return p.channel->gen == ch.gen; });
 			Forget(ch.session_id, ch.gen);
-			if (Register(op.join, checks[i], lsn, out) && op.quiet &&
+			if (Register(op.join, checks[i], lsn, out) && op.quiet && confirmed &&
 			    st.registry.ChannelSubscriptions(ch.session_id, ch.gen) == before)
-				st.pending.pop_back(); /* the same tables: nothing to tell */
+				st.pending.pop_back(); /* confirmed before, the same tables: nothing to tell */
 			break;
 		}
 		case Op::Kind::kJoin:

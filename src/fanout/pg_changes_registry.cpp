@@ -34,12 +34,8 @@ PgChangesRegistry::Group(const std::string &role, const std::string &claims_json
 void
 PgChangesRegistry::Release(ClaimsGroup *g)
 {
-	if (--g->refs > 0)
-		return;
-	std::string key = g->role;
-	key += '\0';
-	key += g->claims_json;
-	groups_.erase(key);
+	g->refs--;
+	DropIfUnused(g);
 }
 
 void

@@ -8,6 +8,8 @@
  */
 #include "pg_jsonb_scalar.hpp"
 
+#include "url.hpp"
+
 #include <charconv>
 
 namespace rt::fanout
@@ -32,18 +34,6 @@ JsonStringBody(std::string_view j, std::string_view *body)
 
 namespace
 {
-
-int
-HexValue(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 bool
 Hex4(std::string_view s, size_t i, uint32_t *out)

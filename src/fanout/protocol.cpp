@@ -874,4 +874,20 @@ ParseVsn(std::optional<std::string_view> value)
 	return std::nullopt;
 }
 
+std::string
+SystemPayload(std::string_view extension, std::string_view status, std::string_view message,
+              std::string_view sub_topic)
+{
+	std::string out = R"({"extension":)";
+	json::AppendQuoted(out, extension);
+	out += R"(,"status":)";
+	json::AppendQuoted(out, status);
+	out += R"(,"message":)";
+	json::AppendQuoted(out, message);
+	out += R"(,"channel":)";
+	json::AppendQuoted(out, sub_topic);
+	out += "}";
+	return out;
+}
+
 } // namespace rt::fanout

@@ -104,4 +104,8 @@ std::string UserBroadcastPayload(std::string_view event, std::string_view payloa
 /* Parse the vsn query value: "~> 1.0.0" / "~> 2.0.0" (1.0.x, 2.0.x); absent -> 1. */
 std::optional<Vsn> ParseVsn(std::optional<std::string_view> value);
 
+/* A `system` message payload (PROTOCOL.md 2.6): {"extension","status","message","channel"}. */
+std::string SystemPayload(std::string_view extension, std::string_view status,
+                          std::string_view message, std::string_view sub_topic);
+
 } // namespace rt::fanout

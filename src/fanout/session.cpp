@@ -55,22 +55,6 @@ ErrorReason(std::string_view reason)
 	return out;
 }
 
-std::string
-SystemPayload(std::string_view extension, std::string_view status, std::string_view message,
-              std::string_view sub_topic)
-{
-	std::string out = R"({"extension":)";
-	json::AppendQuoted(out, extension);
-	out += R"(,"status":)";
-	json::AppendQuoted(out, status);
-	out += R"(,"message":)";
-	json::AppendQuoted(out, message);
-	out += R"(,"channel":)";
-	json::AppendQuoted(out, sub_topic);
-	out += "}";
-	return out;
-}
-
 std::atomic<uint64_t> g_channel_gen{1};
 
 /*
