@@ -13,7 +13,10 @@
 #include "pg_sqlstate.hpp"
 
 #include <cstdlib>
+#include <algorithm>
 #include <functional>
+#include <iterator>
+#include <unordered_map>
 
 namespace rt::fanout
 {
@@ -542,12 +545,26 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 	return true;
 }
 
+/*
+ * One-column keys of these types render the same through to_jsonb in the
+ * database as in the ring, so the answer can name keys instead of positions.
+ */
+bool
+PgChangesDb::ByValue(const VisibilityCheck &v)
+{
+	static const std::string_view kTypes[] = {"int2", "int4", "int8", "uuid", "text", "varchar"};
+	return v.pk_columns.size() == 1 && v.key_values.size() == v.count &&
+	       std::find(std::begin(kTypes), std::end(kTypes), v.pk_type) != std::end(kTypes);
+}
+
 const std::string &
 PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql)
 {
 	std::string key = std::to_string(v.relid) + '\n' + v.schema + '\n' + v.table;
 	for (const std::string &c : v.pk_columns)
 		key += '\n' + c;
+	bool by_value = ByValue(v);
+	key += by_value ? "\nv" : "\ne";
 	auto it = vis_names_.find(key);
 	fresh = it == vis_names_.end();
 	if (!fresh)
@@ -555,18 +572,31 @@ PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::str
 	/*
 	 * The keys arrive as JSON objects; jsonb_populate_record turns each into
 	 * a row of the table's type, so every key column is compared with its
-	 * own type (and its index) without naming types here.
+	 * own type (and its index) without naming types here. A one-column key
+	 * of a type whose to_jsonb form is the ring's is looked up in one index
+	 * scan (= ANY), answering with the visible keys; others probe per object
+	 * and answer with positions.
 	 */
 	std::string rel = Quoted(conn_, v.schema) + "." + Quoted(conn_, v.table);
-	sql = "SELECT e.n FROM pg_catalog.jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(j, n), "
-	      "LATERAL pg_catalog.jsonb_populate_record(NULL::" +
-	      rel + ", e.j) AS r WHERE EXISTS (SELECT 1 FROM " + rel + " AS t WHERE ";
-	for (size_t i = 0; i < v.pk_columns.size(); i++)
+	if (by_value)
 	{
-		std::string c = Quoted(conn_, v.pk_columns[i]);
-		sql += (i ? " AND t." : "t.") + c + " = r." + c;
+		std::string c = Quoted(conn_, v.pk_columns[0]);
+		sql = "SELECT pg_catalog.to_jsonb(t." + c + ")::text FROM " + rel + " AS t WHERE t." + c +
+		      " = ANY (ARRAY(SELECT (pg_catalog.jsonb_populate_record(NULL::" + rel + ", e))." + c +
+		      " FROM pg_catalog.jsonb_array_elements($1::jsonb) AS e))";
 	}
-	sql += ")";
+	else
+	{
+		sql = "SELECT e.n FROM pg_catalog.jsonb_array_elements($1::jsonb) WITH ORDINALITY AS "
+		      "e(j, n), LATERAL pg_catalog.jsonb_populate_record(NULL::" +
+		      rel + ", e.j) AS r WHERE EXISTS (SELECT 1 FROM " + rel + " AS t WHERE ";
+		for (size_t i = 0; i < v.pk_columns.size(); i++)
+		{
+			std::string c = Quoted(conn_, v.pk_columns[i]);
+			sql += (i ? " AND t." : "t.") + c + " = r." + c;
+		}
+		sql += ")";
+	}
 	auto ins = vis_names_.emplace(key, "rt_vis_" + std::to_string(next_stmt_++));
 	return ins.first->second;
 }
@@ -595,7 +625,7 @@ PgChangesDb::RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCh
 			prepared[i] = 1;
 		}
 		const char *claims[] = {v.role->c_str(), v.claims_json->c_str(), v.sub->c_str()};
-		const char *keys[] = {v.keys_json.c_str()};
+		const char *keys[] = {v.keys_json->c_str()};
 		if (PQsendQueryPrepared(conn_, "rt_claims", 3, claims, nullptr, nullptr, 0) != 1 ||
 		    PQsendQueryPrepared(conn_, names[i].c_str(), 1, keys, nullptr, nullptr, 0) != 1 ||
 		    PQpipelineSync(conn_) != 1)
@@ -636,7 +666,19 @@ PgChangesDb::RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCh
 		PGresult *r = res.Next();
 		if (r == nullptr)
 			return fail();
-		if (IsOk(r))
+		if (IsOk(r) && ByValue(v))
+		{
+			/* the visible keys: every change with one of them (a key may come twice) */
+			std::unordered_map<std::string_view, int> seen;
+			for (int row = 0; row < PQntuples(r); row++)
+				seen.emplace(std::string_view(PQgetvalue(r, row, 0),
+				                              static_cast<size_t>(PQgetlength(r, row, 0))),
+				             1);
+			for (size_t k = 0; k < v.key_values.size() && k < v.count; k++)
+				if (seen.count(v.key_values[k]) > 0)
+					v.visible[k] = 1;
+		}
+		else if (IsOk(r))
 		{
 			for (int row = 0; row < PQntuples(r); row++)
 			{

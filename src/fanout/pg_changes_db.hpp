@@ -22,6 +22,8 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <string_view>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,7 +83,11 @@ struct VisibilityCheck
 	uint32_t relid;
 	std::string schema, table;
 	std::vector<std::string> pk_columns;
-	std::string keys_json;        /* [{"id":1},...]: primary keys, one object per change */
+	std::string pk_type; /* typname, when the key is one column */
+	/* [{"id":1},...]: primary keys, one object per change (shared by sets of the same changes) */
+	std::shared_ptr<const std::string> keys_json;
+	/* one-column keys: each object's value as JSON text (to_jsonb's form), for the answer */
+	std::vector<std::string_view> key_values;
 	size_t count = 0;             /* objects in keys_json */
 	std::vector<uint8_t> visible; /* result: per object */
 };
@@ -130,6 +136,7 @@ public:
 
 private:
 	void Disconnect();
+	static bool ByValue(const VisibilityCheck &v);
 	bool Fail(std::string &err); /* err = the connection's error; disconnects; false */
 	const std::string &VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql);
 

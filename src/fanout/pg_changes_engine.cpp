@@ -515,6 +515,8 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 	std::vector<std::vector<int32_t>> set_of;
 	std::vector<VisibilitySet> sets = PlanVisibility(cands, needs_check, set_of);
 	std::vector<VisibilityCheck> vis(sets.size());
+	/* the groups of one table usually ask about the same changes: one key list for them */
+	std::map<std::vector<uint32_t>, std::shared_ptr<const std::string>> key_lists;
 	for (size_t s = 0; s < sets.size(); s++)
 	{
 		VisibilityCheck &v = vis[s];
@@ -528,27 +530,41 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 		v.table = first.table;
 		for (const RingColumn &col : first.columns)
 			if (col.pk)
-				v.pk_columns.emplace_back(col.name);
-		v.keys_json = "[";
-		for (uint32_t ci : sets[s].changes)
-		{
-			const RingChange &c = changes[ci];
-			v.keys_json += v.count++ ? ",{" : "{";
-			bool first_key = true;
-			for (const RingColumn &col : c.columns)
 			{
-				if (!col.pk || col.new_value.empty())
-					continue;
-				if (!first_key)
-					v.keys_json += ',';
-				first_key = false;
-				json::AppendQuoted(v.keys_json, col.name);
-				v.keys_json += ':';
-				v.keys_json += col.new_value;
+				v.pk_columns.emplace_back(col.name);
+				v.pk_type = col.type;
 			}
-			v.keys_json += '}';
+		v.count = sets[s].changes.size();
+		if (v.pk_columns.size() == 1)
+			for (uint32_t ci : sets[s].changes)
+				for (const RingColumn &col : changes[ci].columns)
+					if (col.pk)
+						v.key_values.push_back(col.new_value);
+		std::shared_ptr<const std::string> &keys = key_lists[sets[s].changes];
+		if (!keys)
+		{
+			auto json = std::make_shared<std::string>("[");
+			for (uint32_t ci : sets[s].changes)
+			{
+				*json += json->size() > 1 ? ",{" : "{";
+				bool first_key = true;
+				for (const RingColumn &col : changes[ci].columns)
+				{
+					if (!col.pk || col.new_value.empty())
+						continue;
+					if (!first_key)
+						*json += ',';
+					first_key = false;
+					json::AppendQuoted(*json, col.name);
+					*json += ':';
+					*json += col.new_value;
+				}
+				*json += '}';
+			}
+			*json += ']';
+			keys = std::move(json);
 		}
-		v.keys_json += ']';
+		v.keys_json = keys;
 	}
 	int64_t now = NowMs();
 	std::vector<PrivilegeCheck> privs;

@@ -62,7 +62,15 @@ before(async () => {
 	await db.query(`GRANT SELECT ON ${S}.priv TO service_role`);
 	await db.query(`CREATE TABLE ${S}.nopk (a int, b text)`);
 	await db.query(`GRANT SELECT ON ${S}.nopk TO anon, authenticated, service_role`);
-	await db.query(`ALTER PUBLICATION supabase_realtime ADD TABLE ${S}.notes, ${S}.priv, ${S}.nopk`);
+	// a two-column key and a text key: the checks that probe per row and per key value
+	await db.query(`CREATE TABLE ${S}.pairs (user_id uuid, n int, body text, PRIMARY KEY (user_id, n))`);
+	await db.query(`CREATE TABLE ${S}.named (name text PRIMARY KEY, user_id uuid NOT NULL)`);
+	for (const t of ['pairs', 'named']) {
+		await db.query(`ALTER TABLE ${S}.${t} ENABLE ROW LEVEL SECURITY`);
+		await db.query(`CREATE POLICY own ON ${S}.${t} FOR SELECT TO authenticated USING (user_id = auth.uid())`);
+		await db.query(`GRANT SELECT ON ${S}.${t} TO authenticated`);
+	}
+	await db.query(`ALTER PUBLICATION supabase_realtime ADD TABLE ${S}.notes, ${S}.priv, ${S}.nopk, ${S}.pairs, ${S}.named`);
 	await createBarrierTable(db, S);
 	// the policy works as intended in the database itself
 	await db.query('BEGIN');
@@ -123,6 +131,31 @@ test('INSERT and UPDATE under RLS: each user its own rows, anon none, service_ro
 	assert.deepEqual(upd.new, { id: 1, user_id: U1, body: 'one!' });
 	assert.deepEqual(upd.old, { id: 1, user_id: U1, body: 'one' }, 'REPLICA IDENTITY FULL: the whole old row');
 	assert.equal(upd.errors, null);
+});
+
+test('RLS with a two-column key and with a text key: each user its own rows', { timeout: 20000 }, async () => {
+	const chans = {};
+	for (const who of ['u1', 'u2']) {
+		chans[who] = pgChannel(createClient({ token: tok[who] }), {
+			pairs: { event: 'INSERT', schema: S, table: 'pairs' },
+			named: { event: 'INSERT', schema: S, table: 'named' },
+			barrier: barrierEntry(S),
+		});
+	}
+	await Promise.all(Object.values(chans).map((c) => subscribePg(c)));
+	// one transaction: the rows reach the engine in one batch, one check per user and table
+	await db.query('BEGIN');
+	for (let n = 1; n <= 3; n++) {
+		await db.query(`INSERT INTO ${S}.pairs VALUES ($1, $2, 'p')`, [n === 2 ? U2 : U1, n]);
+		await db.query(`INSERT INTO ${S}.named VALUES ($1, $2)`, [`it's "n${n}"`, n === 2 ? U2 : U1]);
+	}
+	await db.query('COMMIT');
+	await settle(chans);
+	const got = (ch, t) => ch.inbox[t].items.map((p) => (t === 'pairs' ? p.new.n : p.new.name));
+	assert.deepEqual(got(chans.u1, 'pairs'), [1, 3]);
+	assert.deepEqual(got(chans.u2, 'pairs'), [2]);
+	assert.deepEqual(got(chans.u1, 'named'), [`it's "n1"`, `it's "n3"`]);
+	assert.deepEqual(got(chans.u2, 'named'), [`it's "n2"`]);
 });
 
 test('DELETE under RLS: every subscriber whose filter matches, old_record only the primary key', { timeout: 20000 }, async () => {
