@@ -415,7 +415,7 @@ PgChangesEngine::Register(PgJoinRequest &req, const JoinCheck &check, uint64_t l
 					error = PgChangesExceptionText(entry.params, c.error().message);
 					break;
 				}
-				sub->filters.push_back(SubFilter{cf.column, std::move(c.value())});
+				sub->filters.push_back(SubFilter{cf.column, std::move(c.value()), cf.rhs_json});
 			}
 			if (error)
 				break;

@@ -49,12 +49,63 @@ PgChangesRegistry::DropIfUnused(ClaimsGroup *g)
 	groups_.erase(key);
 }
 
+namespace
+{
+
+/* Kinds whose `eq` holds exactly when the rendered values are the same text. */
+bool
+IndexableEq(const SubFilter &f)
+{
+	if (f.filter.op != FilterOp::kEq || f.filter.negated)
+		return false;
+	switch (f.filter.kind)
+	{
+	case ValueKind::kInt:
+	case ValueKind::kBool:
+	case ValueKind::kText:
+	case ValueKind::kUuid:
+	case ValueKind::kDate:
+	case ValueKind::kTimestamp:
+	case ValueKind::kTimestampTz:
+	case ValueKind::kTime:
+		return true;
+	default: /* numeric 1.0 = 1.00, floats -0 = 0, char(n) padding, other types */
+		return false;
+	}
+}
+
+} // namespace
+
+void
+PgChangesRegistry::Index(Table &t, const PgSubscription *s)
+{
+	for (const SubFilter &f : s->filters)
+	{
+		if (!IndexableEq(f))
+			continue;
+		auto col = std::find_if(t.eq.begin(), t.eq.end(),
+		                        [&](const auto &e) { return e.first == f.column; });
+		if (col == t.eq.end())
+		{
+			t.eq.emplace_back(
+			    f.column, std::unordered_map<std::string, std::vector<const PgSubscription *>>{});
+			col = t.eq.end() - 1;
+		}
+		col->second[f.rhs_json].push_back(s);
+		return;
+	}
+	t.scan.push_back(s);
+}
+
 void
 PgChangesRegistry::Add(std::unique_ptr<PgSubscription> sub)
 {
 	sub->group->refs++;
+	sub->seq = next_seq_++;
 	count_++;
-	by_rel_[sub->relid].push_back(std::move(sub));
+	Table &t = by_rel_[sub->relid];
+	Index(t, sub.get());
+	t.all.push_back(std::move(sub));
 }
 
 size_t
@@ -63,19 +114,30 @@ PgChangesRegistry::RemoveChannel(uint64_t session_id, uint64_t gen)
 	size_t removed = 0;
 	for (auto it = by_rel_.begin(); it != by_rel_.end();)
 	{
-		auto &subs = it->second;
-		auto keep = std::stable_partition(subs.begin(), subs.end(),
-		                                  [&](const std::unique_ptr<PgSubscription> &s) {
-			                                  return !(s->channel->session_id == session_id &&
-			                                           (gen == 0 || s->channel->gen == gen));
-		                                  });
-		for (auto d = keep; d != subs.end(); ++d)
+		Table &t = it->second;
+		auto gone = [&](const PgSubscription *s)
+		{ return s->channel->session_id == session_id && (gen == 0 || s->channel->gen == gen); };
+		auto keep = std::stable_partition(t.all.begin(), t.all.end(),
+		                                  [&](const std::unique_ptr<PgSubscription> &s)
+		                                  { return !gone(s.get()); });
+		if (keep != t.all.end())
 		{
-			Release((*d)->group);
-			removed++;
+			std::erase_if(t.scan, gone);
+			for (auto &[column, values] : t.eq)
+				for (auto v = values.begin(); v != values.end();)
+				{
+					std::erase_if(v->second, gone);
+					v = v->second.empty() ? values.erase(v) : std::next(v);
+				}
+			std::erase_if(t.eq, [](const auto &e) { return e.second.empty(); });
+			for (auto d = keep; d != t.all.end(); ++d)
+			{
+				Release((*d)->group);
+				removed++;
+			}
+			t.all.erase(keep, t.all.end());
 		}
-		subs.erase(keep, subs.end());
-		it = subs.empty() ? by_rel_.erase(it) : std::next(it);
+		it = t.all.empty() ? by_rel_.erase(it) : std::next(it);
 	}
 	count_ -= removed;
 	return removed;
@@ -85,8 +147,8 @@ std::vector<std::pair<uint32_t, uint32_t>>
 PgChangesRegistry::ChannelSubscriptions(uint64_t session_id, uint64_t gen) const
 {
 	std::vector<std::pair<uint32_t, uint32_t>> out;
-	for (const auto &[relid, subs] : by_rel_)
-		for (const auto &s : subs)
+	for (const auto &[relid, t] : by_rel_)
+		for (const auto &s : t.all)
 			if (s->channel->session_id == session_id && s->channel->gen == gen)
 				out.emplace_back(s->id, relid);
 	std::sort(out.begin(), out.end());
@@ -120,19 +182,41 @@ PgChangesRegistry::Match(const RingChange &c, std::vector<const PgSubscription *
 	auto it = by_rel_.find(c.relid);
 	if (it == by_rel_.end())
 		return;
+	const Table &t = it->second;
 	PgEvent ev = c.action == RingChange::Action::kInsert   ? PgEvent::kInsert
 	             : c.action == RingChange::Action::kUpdate ? PgEvent::kUpdate
 	                                                       : PgEvent::kDelete;
-	bool is_delete = ev == PgEvent::kDelete;
-	for (const auto &s : it->second)
+	/* a DELETE has only old values: its filters look at those (PROTOCOL.md 6.4) */
+	bool use_old = ev == PgEvent::kDelete;
+	size_t first = out.size();
+	auto consider = [&](const PgSubscription *s)
 	{
 		if (s->event != PgEvent::kAll && s->event != ev)
+			return;
+		if (!s->filters.empty() && !FiltersPass(s->filters, c, use_old))
+			return;
+		out.push_back(s);
+	};
+	for (const PgSubscription *s : t.scan)
+		consider(s);
+	for (const auto &[column, values] : t.eq)
+	{
+		auto col = std::find_if(c.columns.begin(), c.columns.end(),
+		                        [&](const RingColumn &rc) { return rc.name == column; });
+		if (col == c.columns.end())
 			continue;
-		/* a DELETE has only old values: its filters look at those (PROTOCOL.md 6.4) */
-		if (!s->filters.empty() && !FiltersPass(s->filters, c, is_delete))
+		std::string_view v = use_old ? col->old_value : col->new_value;
+		if (v.empty())
+			continue; /* absent: the filter fails */
+		auto hit = values.find(std::string(v));
+		if (hit == values.end())
 			continue;
-		out.push_back(s.get());
+		for (const PgSubscription *s : hit->second)
+			consider(s);
 	}
+	if (!t.eq.empty())
+		std::sort(out.begin() + static_cast<ptrdiff_t>(first), out.end(),
+		          [](const PgSubscription *a, const PgSubscription *b) { return a->seq < b->seq; });
 }
 
 std::vector<VisibilitySet>

@@ -47,6 +47,7 @@ struct SubFilter
 {
 	std::string column;
 	CompiledFilter filter;
+	std::string rhs_json; /* the value as the database cast it (to_jsonb text) */
 };
 
 /* One postgres_changes entry of a channel, on one table. */
@@ -59,6 +60,7 @@ struct PgSubscription
 	std::vector<SubFilter> filters;
 	std::optional<std::vector<std::string>> select; /* sorted; nullopt: all columns */
 	ClaimsGroup *group = nullptr;
+	uint64_t seq = 0; /* registration order (set by Add) */
 };
 
 class PgChangesRegistry
@@ -81,7 +83,10 @@ public:
 	/*
 	 * The subscriptions change c reaches by table, event and filters (on the
 	 * new values; DELETE on the old ones), appended to out in registration
-	 * order.
+	 * order. Subscriptions with an `eq` filter whose equality is equality of
+	 * the rendered values (ints, uuids, text, ...) are found by that value
+	 * in a hash index: a change costs what matches it, not every subscriber
+	 * of its table (1,000 users filtering on their own user_id: 1 lookup).
 	 */
 	void Match(const RingChange &c, std::vector<const PgSubscription *> &out) const;
 
@@ -99,9 +104,22 @@ public:
 private:
 	void Release(ClaimsGroup *g);
 
-	std::unordered_map<uint32_t, std::vector<std::unique_ptr<PgSubscription>>> by_rel_;
+	/* one table's subscriptions */
+	struct Table
+	{
+		std::vector<std::unique_ptr<PgSubscription>> all; /* registration order */
+		std::vector<const PgSubscription *> scan;         /* not in an index */
+		/* by column: rendered value of its eq filter -> subscriptions */
+		std::vector<std::pair<std::string,
+		                      std::unordered_map<std::string, std::vector<const PgSubscription *>>>>
+		    eq;
+	};
+	static void Index(Table &t, const PgSubscription *s);
+
+	std::unordered_map<uint32_t, Table> by_rel_;
 	std::map<std::string, std::unique_ptr<ClaimsGroup>> groups_;
 	size_t count_ = 0;
+	uint64_t next_seq_ = 1;
 };
 
 /* True when a filter passes on change c (values by column name; absent fails). */

@@ -73,7 +73,7 @@ Subscribe(rf::PgChangesRegistry &reg, std::shared_ptr<const rf::ChannelRef> ch, 
 		f.negated = negated;
 		rf::Result<rf::CompiledFilter> c = rf::CompileFilter(f, "int4", rhs, true);
 		assert_true(c.ok());
-		s->filters.push_back(rf::SubFilter{"qty", std::move(c.value())});
+		s->filters.push_back(rf::SubFilter{"qty", std::move(c.value()), rhs});
 	}
 	const rf::PgSubscription *raw = s.get();
 	reg.Add(std::move(s));
@@ -158,6 +158,55 @@ TestGroupsAndRemoval(void **)
 }
 
 void
+TestEqFiltersAreIndexed(void **)
+{
+	using A = rf::RingChange::Action;
+	rf::PgChangesRegistry reg;
+	rf::ClaimsGroup *g = reg.Group("anon", "{}", "", false);
+	/* 1,000 channels each filtering qty on its own value, and some without an index */
+	for (uint32_t k = 0; k < 1000; k++)
+		Subscribe(reg, Channel(k + 1, 1), k, 100, rf::PgEvent::kAll, g, rf::FilterOp::kEq,
+		          std::to_string(k % 100).c_str());
+	Subscribe(reg, Channel(5000, 1), 5000, 100, rf::PgEvent::kAll, g);
+	Subscribe(reg, Channel(5001, 1), 5001, 100, rf::PgEvent::kAll, g, rf::FilterOp::kGt, "41");
+	Subscribe(reg, Channel(5002, 1), 5002, 100, rf::PgEvent::kInsert, g, rf::FilterOp::kEq, "42");
+
+	std::vector<const rf::PgSubscription *> out;
+	reg.Match(Change(100, A::kUpdate, "1", "42"), out);
+	/* the ten channels of value 42 and the unindexed ones, in registration order */
+	std::vector<uint32_t> want;
+	for (uint32_t k = 42; k < 1000; k += 100)
+		want.push_back(k);
+	want.push_back(5000);
+	want.push_back(5001);
+	assert_true(Ids(out) == want);
+	/* DELETE: the old value is looked up */
+	out.clear();
+	reg.Match(Change(100, A::kDelete, "", "", "1", "7"), out);
+	assert_int_equal(out.size(), 11);
+	/* a NULL or absent value finds nothing in the index */
+	out.clear();
+	reg.Match(Change(100, A::kInsert, "1", "null"), out);
+	assert_true((Ids(out) == std::vector<uint32_t>{5000}));
+
+	/* removal leaves the index consistent */
+	for (uint64_t k = 1; k <= 1000; k++)
+		if (k % 2 == 1)
+			reg.RemoveChannel(k, 0);
+	out.clear();
+	reg.Match(Change(100, A::kInsert, "1", "42"), out);
+	want.clear();
+	for (uint32_t k = 42; k < 1000; k += 100)
+		if ((k + 1) % 2 == 0)
+			want.push_back(k);
+	want.push_back(5000);
+	want.push_back(5001);
+	want.push_back(5002);
+	assert_true(Ids(out) == want);
+	assert_int_equal(reg.size(), 503);
+}
+
+void
 TestVisibilityIsBatchedPerGroupAndTable(void **)
 {
 	using A = rf::RingChange::Action;
@@ -226,6 +275,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(TestMatchesTableEventAndTypedFilters),
 	    cmocka_unit_test(TestGroupsAndRemoval),
+	    cmocka_unit_test(TestEqFiltersAreIndexed),
 	    cmocka_unit_test(TestVisibilityIsBatchedPerGroupAndTable),
 	};
 	return cmocka_run_group_tests(tests, nullptr, nullptr);
