@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <functional>
+#include <span>
 #include <iterator>
 #include <unordered_map>
 
@@ -25,6 +26,8 @@ namespace
 {
 
 constexpr const char *kPublication = "supabase_realtime";
+constexpr size_t kJoinsPerTrip = 128;  /* joins checked per round trip */
+constexpr size_t kChecksPerTrip = 256; /* visibility or privilege checks per round trip */
 
 /*
  * One entry: the tables it matches in the publication (schema and table as
@@ -370,6 +373,22 @@ PgChangesDb::PublicationTables(std::string &fingerprint, std::string &err)
 bool
 PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std::string &err)
 {
+	/* slices, so that neither side's socket buffer fills while the other writes */
+	for (size_t at = 0; at < joins.size() || at == 0; at += kJoinsPerTrip)
+	{
+		size_t n = std::min(kJoinsPerTrip, joins.size() - at);
+		if (!CheckJoinsOnce(std::span<JoinCheck *>(joins.data() + at, n),
+		                    at == 0 ? &wal_lsn : nullptr, err))
+			return false;
+		if (joins.empty())
+			break;
+	}
+	return true;
+}
+
+bool
+PgChangesDb::CheckJoinsOnce(std::span<JoinCheck *> joins, uint64_t *wal_lsn, std::string &err)
+{
 	if (!Connect(err))
 		return false;
 	auto fail = [&]() { return Fail(err); };
@@ -378,7 +397,8 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 	auto plain = [&](const char *sql)
 	{ return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1; };
 
-	if (!plain("SELECT pg_catalog.pg_current_wal_flush_lsn()::text") || PQpipelineSync(conn_) != 1)
+	if (wal_lsn != nullptr && (!plain("SELECT pg_catalog.pg_current_wal_flush_lsn()::text") ||
+	                           PQpipelineSync(conn_) != 1))
 		return fail();
 	for (JoinCheck *j : joins)
 	{
@@ -425,17 +445,21 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 		return fail();
 
 	Results res(conn_);
-	PGresult *r = res.Next();
-	if (r == nullptr)
-		return fail();
-	wal_lsn = IsOk(r) && PQntuples(r) == 1 ? ParseLsn(PQgetvalue(r, 0, 0)) : 0;
-	if (!res.Sync())
-		return fail();
-	if (wal_lsn == 0)
+	PGresult *r = nullptr;
+	if (wal_lsn != nullptr)
 	{
-		err = "pg_current_wal_flush_lsn() failed";
-		Disconnect();
-		return false;
+		r = res.Next();
+		if (r == nullptr)
+			return fail();
+		*wal_lsn = IsOk(r) && PQntuples(r) == 1 ? ParseLsn(PQgetvalue(r, 0, 0)) : 0;
+		if (!res.Sync())
+			return fail();
+		if (*wal_lsn == 0)
+		{
+			err = "pg_current_wal_flush_lsn() failed";
+			Disconnect();
+			return false;
+		}
 	}
 	for (JoinCheck *j : joins)
 	{
@@ -604,6 +628,24 @@ PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::str
 bool
 PgChangesDb::RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCheck> &privs,
                       std::string &err)
+{
+	for (size_t at = 0; at < vis.size(); at += kChecksPerTrip)
+		if (!RunBatchOnce(std::span<VisibilityCheck>(vis.data() + at,
+		                                             std::min(kChecksPerTrip, vis.size() - at)),
+		                  {}, err))
+			return false;
+	for (size_t at = 0; at < privs.size(); at += kChecksPerTrip)
+		if (!RunBatchOnce({},
+		                  std::span<PrivilegeCheck>(privs.data() + at,
+		                                            std::min(kChecksPerTrip, privs.size() - at)),
+		                  err))
+			return false;
+	return true;
+}
+
+bool
+PgChangesDb::RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeCheck> privs,
+                          std::string &err)
 {
 	if (!Connect(err))
 		return false;

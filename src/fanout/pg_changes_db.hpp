@@ -25,6 +25,7 @@
 #include <memory>
 #include <string_view>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,9 @@ public:
 
 private:
 	void Disconnect();
+	bool CheckJoinsOnce(std::span<JoinCheck *> joins, uint64_t *wal_lsn, std::string &err);
+	bool RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeCheck> privs,
+	                  std::string &err);
 	static bool ByValue(const VisibilityCheck &v);
 	bool Fail(std::string &err); /* err = the connection's error; disconnects; false */
 	const std::string &VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql);
