@@ -650,29 +650,130 @@ PgChangesDb::RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeChe
 	if (!Connect(err))
 		return false;
 	auto fail = [&]() { return Fail(err); };
-	std::vector<uint8_t> prepared(vis.size(), 0);
 	std::vector<std::string> names(vis.size());
+	std::vector<uint8_t> fresh(vis.size(), 0);
 	for (size_t i = 0; i < vis.size(); i++)
 	{
-		VisibilityCheck &v = vis[i];
-		bool fresh = false;
+		bool is_new = false;
 		std::string sql;
-		names[i] = VisibilityStatement(v, fresh, sql);
-		if (fresh)
-		{
-			/* alone before its sync: a table that cannot be prepared fails only here */
-			if (PQsendPrepare(conn_, names[i].c_str(), sql.c_str(), 1, nullptr) != 1 ||
-			    PQpipelineSync(conn_) != 1)
-				return fail();
-			prepared[i] = 1;
-		}
-		const char *claims[] = {v.role->c_str(), v.claims_json->c_str(), v.sub->c_str()};
-		const char *keys[] = {v.keys_json->c_str()};
-		if (PQsendQueryPrepared(conn_, "rt_claims", 3, claims, nullptr, nullptr, 0) != 1 ||
-		    PQsendQueryPrepared(conn_, names[i].c_str(), 1, keys, nullptr, nullptr, 0) != 1 ||
-		    PQpipelineSync(conn_) != 1)
+		names[i] = VisibilityStatement(vis[i], is_new, sql);
+		fresh[i] = is_new;
+		vis[i].visible.assign(vis[i].count, 0);
+		/* alone before its sync: a table that cannot be prepared fails only here */
+		if (is_new && (PQsendPrepare(conn_, names[i].c_str(), sql.c_str(), 1, nullptr) != 1 ||
+		               PQpipelineSync(conn_) != 1))
 			return fail();
 	}
+	auto forget = [&](size_t i)
+	{
+		for (auto it = vis_names_.begin(); it != vis_names_.end(); ++it)
+			if (it->second == names[i])
+			{
+				vis_names_.erase(it);
+				break;
+			}
+	};
+	/*
+	 * The checks run in one implicit transaction (one sync): each group's
+	 * claims are local settings the next group's replace. An error aborts
+	 * the rest of the transaction: the check that failed counts as not
+	 * visible, the ones it aborted run again in the next pass.
+	 */
+	std::vector<size_t> todo;
+	for (size_t i = 0; i < vis.size(); i++)
+		todo.push_back(i);
+	bool read_prepares = true;
+	for (int pass = 0; pass < 4 && !todo.empty(); pass++)
+	{
+		for (size_t i : todo)
+		{
+			VisibilityCheck &v = vis[i];
+			const char *claims[] = {v.role->c_str(), v.claims_json->c_str(), v.sub->c_str()};
+			const char *keys[] = {v.keys_json->c_str()};
+			if (PQsendQueryPrepared(conn_, "rt_claims", 3, claims, nullptr, nullptr, 0) != 1 ||
+			    PQsendQueryPrepared(conn_, names[i].c_str(), 1, keys, nullptr, nullptr, 0) != 1)
+				return fail();
+		}
+		if (PQpipelineSync(conn_) != 1 || PQflush(conn_) != 0)
+			return fail();
+		Results res(conn_);
+		if (read_prepares)
+		{
+			read_prepares = false;
+			for (size_t i = 0; i < vis.size(); i++)
+			{
+				if (!fresh[i])
+					continue;
+				PGresult *p = res.Next();
+				if (p == nullptr)
+					return fail();
+				if (!IsOk(p))
+					Log(LogLevel::kWarning, "changes", "visibility check of %s.%s not prepared: %s",
+					    vis[i].schema.c_str(), vis[i].table.c_str(), PQresultErrorMessage(p));
+				if (!res.Sync())
+					return fail();
+			}
+		}
+		std::vector<size_t> again;
+		for (size_t i : todo)
+		{
+			VisibilityCheck &v = vis[i];
+			PGresult *c = res.Next(); /* claims */
+			if (c == nullptr)
+				return fail();
+			ExecStatusType cst = PQresultStatus(c);
+			PGresult *r = res.Next();
+			if (r == nullptr)
+				return fail();
+			ExecStatusType st = PQresultStatus(r);
+			if (cst == PGRES_PIPELINE_ABORTED)
+			{
+				again.push_back(i);
+				continue;
+			}
+			if (cst == PGRES_FATAL_ERROR)
+				continue; /* these claims cannot be taken (a role that went): nothing visible */
+			if (st == PGRES_PIPELINE_ABORTED)
+			{
+				again.push_back(i);
+				continue;
+			}
+			if (st != PGRES_TUPLES_OK)
+			{
+				/* not visible; a statement that broke (DDL) is made again next time */
+				Log(LogLevel::kDebug, "changes", "visibility check of %s.%s failed: %s",
+				    v.schema.c_str(), v.table.c_str(), PQresultErrorMessage(r));
+				forget(i);
+				continue;
+			}
+			if (ByValue(v))
+			{
+				/* the visible keys: every change with one of them (a key may come twice) */
+				std::unordered_map<std::string_view, int> seen;
+				for (int row = 0; row < PQntuples(r); row++)
+					seen.emplace(std::string_view(PQgetvalue(r, row, 0),
+					                              static_cast<size_t>(PQgetlength(r, row, 0))),
+					             1);
+				for (size_t k = 0; k < v.key_values.size() && k < v.count; k++)
+					if (seen.count(v.key_values[k]) > 0)
+						v.visible[k] = 1;
+			}
+			else
+			{
+				for (int row = 0; row < PQntuples(r); row++)
+				{
+					long n = strtol(PQgetvalue(r, row, 0), nullptr, 10);
+					if (n >= 1 && static_cast<size_t>(n) <= v.count)
+						v.visible[static_cast<size_t>(n - 1)] = 1;
+				}
+			}
+		}
+		if (!res.Sync())
+			return fail();
+		todo.swap(again);
+	}
+	if (privs.empty())
+		return true;
 	std::vector<std::string> relids(privs.size());
 	for (size_t i = 0; i < privs.size(); i++)
 	{
@@ -684,71 +785,7 @@ PgChangesDb::RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeChe
 	}
 	if (PQflush(conn_) != 0)
 		return fail();
-
 	Results res(conn_);
-	for (size_t i = 0; i < vis.size(); i++)
-	{
-		VisibilityCheck &v = vis[i];
-		v.visible.assign(v.count, 0);
-		bool broken = false;
-		if (prepared[i])
-		{
-			PGresult *p = res.Next();
-			if (p == nullptr)
-				return fail();
-			broken = !IsOk(p);
-			if (broken)
-				Log(LogLevel::kWarning, "changes", "visibility check of %s.%s not prepared: %s",
-				    v.schema.c_str(), v.table.c_str(), PQresultErrorMessage(p));
-			if (!res.Sync())
-				return fail();
-		}
-		if (res.Next() == nullptr) /* claims */
-			return fail();
-		PGresult *r = res.Next();
-		if (r == nullptr)
-			return fail();
-		if (IsOk(r) && ByValue(v))
-		{
-			/* the visible keys: every change with one of them (a key may come twice) */
-			std::unordered_map<std::string_view, int> seen;
-			for (int row = 0; row < PQntuples(r); row++)
-				seen.emplace(std::string_view(PQgetvalue(r, row, 0),
-				                              static_cast<size_t>(PQgetlength(r, row, 0))),
-				             1);
-			for (size_t k = 0; k < v.key_values.size() && k < v.count; k++)
-				if (seen.count(v.key_values[k]) > 0)
-					v.visible[k] = 1;
-		}
-		else if (IsOk(r))
-		{
-			for (int row = 0; row < PQntuples(r); row++)
-			{
-				long n = strtol(PQgetvalue(r, row, 0), nullptr, 10);
-				if (n >= 1 && static_cast<size_t>(n) <= v.count)
-					v.visible[static_cast<size_t>(n - 1)] = 1;
-			}
-		}
-		else
-		{
-			/* not visible; a statement that broke (DDL) is made again next time */
-			if (PQresultStatus(r) == PGRES_FATAL_ERROR)
-				Log(LogLevel::kDebug, "changes", "visibility check of %s.%s failed: %s",
-				    v.schema.c_str(), v.table.c_str(), PQresultErrorMessage(r));
-			broken = true;
-		}
-		if (!res.Sync())
-			return fail();
-		if (broken)
-		{
-			for (auto it = vis_names_.begin(); it != vis_names_.end(); ++it)
-				if (it->second == names[i])
-				{
-					vis_names_.erase(it);
-					break;
-				}
-		}
-	}
 	for (PrivilegeCheck &p : privs)
 	{
 		PGresult *r = res.Next();

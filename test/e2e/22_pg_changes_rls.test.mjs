@@ -70,7 +70,13 @@ before(async () => {
 		await db.query(`CREATE POLICY own ON ${S}.${t} FOR SELECT TO authenticated USING (user_id = auth.uid())`);
 		await db.query(`GRANT SELECT ON ${S}.${t} TO authenticated`);
 	}
-	await db.query(`ALTER PUBLICATION supabase_realtime ADD TABLE ${S}.notes, ${S}.priv, ${S}.nopk, ${S}.pairs, ${S}.named`);
+	// a policy that fails for user 2 (division by zero): only that user's check fails
+	await db.query(`CREATE TABLE ${S}.fragile (id int PRIMARY KEY, user_id uuid NOT NULL)`);
+	await db.query(`ALTER TABLE ${S}.fragile ENABLE ROW LEVEL SECURITY`);
+	await db.query(`CREATE POLICY own ON ${S}.fragile FOR SELECT TO authenticated
+		USING (user_id = auth.uid() AND (auth.uid() <> '${U2}' OR 1 / (length(user_id::text) - 36) = 1))`);
+	await db.query(`GRANT SELECT ON ${S}.fragile TO authenticated, service_role`);
+	await db.query(`ALTER PUBLICATION supabase_realtime ADD TABLE ${S}.notes, ${S}.priv, ${S}.nopk, ${S}.pairs, ${S}.named, ${S}.fragile`);
 	await createBarrierTable(db, S);
 	// the policy works as intended in the database itself
 	await db.query('BEGIN');
@@ -156,6 +162,27 @@ test('RLS with a two-column key and with a text key: each user its own rows', { 
 	assert.deepEqual(got(chans.u2, 'pairs'), [2]);
 	assert.deepEqual(got(chans.u1, 'named'), [`it's "n1"`, `it's "n3"`]);
 	assert.deepEqual(got(chans.u2, 'named'), [`it's "n2"`]);
+});
+
+test('a policy that errors for one user hides that user\'s rows only', { timeout: 20000 }, async () => {
+	const chans = {};
+	for (const who of ['u2', 'u1', 'svc']) {
+		chans[who] = pgChannel(createClient({ token: tok[who] }), {
+			x: { event: 'INSERT', schema: S, table: 'fragile' },
+			barrier: barrierEntry(S),
+		});
+	}
+	await Promise.all(Object.values(chans).map((c) => subscribePg(c)));
+	await db.query('BEGIN');
+	for (let n = 1; n <= 4; n++) {
+		await db.query(`INSERT INTO ${S}.fragile VALUES ($1, $2)`, [n, n % 2 ? U1 : U2]);
+	}
+	await db.query('COMMIT');
+	await settle(chans);
+	const ids = (who) => chans[who].inbox.x.items.map((p) => p.new.id);
+	assert.deepEqual(ids('u1'), [1, 3]);
+	assert.deepEqual(ids('u2'), [], 'its check failed: nothing, as upstream');
+	assert.deepEqual(ids('svc'), [1, 2, 3, 4]);
 });
 
 test('DELETE under RLS: every subscriber whose filter matches, old_record only the primary key', { timeout: 20000 }, async () => {
