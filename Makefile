@@ -104,7 +104,7 @@ format-check:
 
 # ---------------------------------------------------------------------------
 # Benchmarks (not part of the tests): bench/broadcast.sh, bench/db_latency.sh,
-# bench/send_cost.sh; docs/PERFORMANCE.md.
+# bench/send_cost.sh, bench/changes.sh; docs/PERFORMANCE.md.
 BENCH_CXXFLAGS = -std=c++20 -O2 -Wall -Wextra -Werror
 
 $(BUILD)/bench/load_client: bench/load_client.cpp bench/ws_client.hpp bench/histogram.hpp
@@ -116,6 +116,11 @@ $(BUILD)/bench/baseline_server: bench/baseline/baseline_server.cpp
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lwebsockets -lpthread
 
 $(BUILD)/bench/db_latency: bench/db_latency.cpp bench/ws_client.hpp bench/histogram.hpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq -lssl -lcrypto -lpthread
+
+$(BUILD)/bench/changes_client: bench/changes_client.cpp bench/ws_client.hpp bench/histogram.hpp
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq -lssl -lcrypto -lpthread
@@ -136,4 +141,9 @@ bench-send-cost: $(BUILD)/bench/db_latency $(BUILD)/bench/load_client $(BUILD)/r
 bench-decode:
 	bench/decode.sh
 
-.PHONY: bench-broadcast bench-db-latency bench-send-cost bench-decode
+# Postgres Changes: 1,000 clients of 100 users on a table with RLS and one without
+# (bench/changes.sh): a throwaway cluster with the installed extension and the sidecar.
+bench-changes: $(BUILD)/bench/changes_client $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
+	bench/changes.sh
+
+.PHONY: bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # lib.sh: helpers shared by bench/broadcast.sh, bench/client_ceiling.sh,
-# bench/db_latency.sh and bench/send_cost.sh (sourced, not run). Bash; loopback only; every process started here is
-# remembered in BENCH_PIDS and stopped by bench_cleanup (installed as a trap),
-# and so is the cluster of bench_start_cluster.
+# bench/db_latency.sh, bench/send_cost.sh and bench/changes.sh (sourced, not run).
+# Bash; loopback only; every process started here is remembered in BENCH_PIDS
+# and stopped by bench_cleanup (installed as a trap), and so is the cluster of
+# bench_start_cluster.
 
 # PG_CONFIG pinned to 15, pg_bindir (scripts are run from the repository root).
 # shellcheck source=scripts/common.sh
