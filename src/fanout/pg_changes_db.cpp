@@ -573,12 +573,67 @@ PgChangesDb::CheckJoinsOnce(std::span<JoinCheck *> joins, uint64_t *wal_lsn, std
  * One-column keys of these types render the same through to_jsonb in the
  * database as in the ring, so the answer can name keys instead of positions.
  */
+namespace
+{
+
+struct KeyType
+{
+	std::string_view typname;
+	const char *array_type; /* the parameter's type: keys go as an array literal */
+};
+constexpr KeyType kKeyTypes[] = {
+    {"int2", "pg_catalog.int2[]"}, {"int4", "pg_catalog.int4[]"}, {"int8", "pg_catalog.int8[]"},
+    {"uuid", "pg_catalog.uuid[]"}, {"text", "pg_catalog.text[]"}, {"varchar", "pg_catalog.text[]"},
+};
+
+const KeyType *
+FindKeyType(std::string_view typname)
+{
+	for (const KeyType &k : kKeyTypes)
+		if (k.typname == typname)
+			return &k;
+	return nullptr;
+}
+
+/* {"1","2"}: the keys' JSON texts (numbers, strings) as a Postgres array literal */
+std::string
+KeyArrayLiteral(const std::vector<std::string_view> &values)
+{
+	std::string out = "{";
+	for (size_t i = 0; i < values.size(); i++)
+	{
+		std::string_view v = values[i];
+		std::string text;
+		if (!v.empty() && v.front() == '"')
+		{
+			rapidjson::Document d;
+			if (json::Parse(d, v) && d.IsString())
+				text.assign(d.GetString(), d.GetStringLength());
+		}
+		else
+			text.assign(v);
+		if (i > 0)
+			out += ',';
+		out += '"';
+		for (char c : text)
+		{
+			if (c == '"' || c == '\\')
+				out += '\\';
+			out += c;
+		}
+		out += '"';
+	}
+	out += '}';
+	return out;
+}
+
+} // namespace
+
 bool
 PgChangesDb::ByValue(const VisibilityCheck &v)
 {
-	static const std::string_view kTypes[] = {"int2", "int4", "int8", "uuid", "text", "varchar"};
 	return v.pk_columns.size() == 1 && v.key_values.size() == v.count &&
-	       std::find(std::begin(kTypes), std::end(kTypes), v.pk_type) != std::end(kTypes);
+	       FindKeyType(v.pk_type) != nullptr;
 }
 
 const std::string &
@@ -594,20 +649,20 @@ PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::str
 	if (!fresh)
 		return it->second;
 	/*
-	 * The keys arrive as JSON objects; jsonb_populate_record turns each into
-	 * a row of the table's type, so every key column is compared with its
-	 * own type (and its index) without naming types here. A one-column key
-	 * of a type whose to_jsonb form is the ring's is looked up in one index
-	 * scan (= ANY), answering with the visible keys; others probe per object
-	 * and answer with positions.
+	 * A one-column key of a common type (int, uuid, text) is looked up in one
+	 * index scan (= ANY of an array literal of that type), answering with the
+	 * visible keys as to_jsonb renders them, which is how the ring renders
+	 * them. Other keys arrive as JSON objects; jsonb_populate_record turns
+	 * each into a row of the table's type, so every key column is compared
+	 * with its own type (and its index) without naming types here; those
+	 * answer with positions.
 	 */
 	std::string rel = Quoted(conn_, v.schema) + "." + Quoted(conn_, v.table);
 	if (by_value)
 	{
 		std::string c = Quoted(conn_, v.pk_columns[0]);
 		sql = "SELECT pg_catalog.to_jsonb(t." + c + ")::text FROM " + rel + " AS t WHERE t." + c +
-		      " = ANY (ARRAY(SELECT (pg_catalog.jsonb_populate_record(NULL::" + rel + ", e))." + c +
-		      " FROM pg_catalog.jsonb_array_elements($1::jsonb) AS e))";
+		      " = ANY ($1::" + FindKeyType(v.pk_type)->array_type + ")";
 	}
 	else
 	{
@@ -682,6 +737,19 @@ PgChangesDb::RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeChe
 	std::vector<size_t> todo;
 	for (size_t i = 0; i < vis.size(); i++)
 		todo.push_back(i);
+	/* array literals of one-column keys, one per key list (groups share lists) */
+	std::map<const std::string *, std::string> arrays;
+	std::vector<const std::string *> params(vis.size());
+	for (size_t i = 0; i < vis.size(); i++)
+	{
+		params[i] = vis[i].keys_json.get();
+		if (!ByValue(vis[i]))
+			continue;
+		std::string &a = arrays[vis[i].keys_json.get()];
+		if (a.empty())
+			a = KeyArrayLiteral(vis[i].key_values);
+		params[i] = &a;
+	}
 	bool read_prepares = true;
 	for (int pass = 0; pass < 4 && !todo.empty(); pass++)
 	{
@@ -689,7 +757,7 @@ PgChangesDb::RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeChe
 		{
 			VisibilityCheck &v = vis[i];
 			const char *claims[] = {v.role->c_str(), v.claims_json->c_str(), v.sub->c_str()};
-			const char *keys[] = {v.keys_json->c_str()};
+			const char *keys[] = {params[i]->c_str()};
 			if (PQsendQueryPrepared(conn_, "rt_claims", 3, claims, nullptr, nullptr, 0) != 1 ||
 			    PQsendQueryPrepared(conn_, names[i].c_str(), 1, keys, nullptr, nullptr, 0) != 1)
 				return fail();
