@@ -513,7 +513,8 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 
 	/* one round trip: visibility per (group, table), privileges per (role, table) */
 	std::vector<std::vector<int32_t>> set_of;
-	std::vector<VisibilitySet> sets = PlanVisibility(cands, needs_check, set_of);
+	std::vector<VisibilitySet> sets =
+	    PlanVisibility(cands, needs_check, st.registry.group_slots(), set_of);
 	std::vector<VisibilityCheck> vis(sets.size());
 	/* the groups of one table usually ask about the same changes: one key list for them */
 	std::map<std::vector<uint32_t>, std::shared_ptr<const std::string>> key_lists;
@@ -567,19 +568,40 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 		v.keys_json = keys;
 	}
 	int64_t now = NowMs();
+	/* the (group, table) pairs of this batch, each once: privileges are per (role, table) */
+	std::vector<std::pair<const ClaimsGroup *, uint32_t>> pairs;
+	{
+		std::unordered_map<uint32_t, std::vector<uint8_t>> seen; /* table -> group index seen */
+		for (size_t i = 0; i < n; i++)
+		{
+			std::vector<uint8_t> *mark = nullptr;
+			for (const PgSubscription *s : cands[i])
+			{
+				if (mark == nullptr)
+				{
+					mark = &seen[s->relid];
+					mark->resize(st.registry.group_slots(), 0);
+				}
+				if (!(*mark)[s->group->index])
+				{
+					(*mark)[s->group->index] = 1;
+					pairs.emplace_back(s->group, s->relid);
+				}
+			}
+		}
+	}
 	std::vector<PrivilegeCheck> privs;
 	{
 		std::map<std::pair<std::string, uint32_t>, bool> asked;
-		for (size_t i = 0; i < n; i++)
-			for (const PgSubscription *s : cands[i])
-			{
-				auto key = std::make_pair(s->group->role, s->relid);
-				auto it = st.privileges.find(key);
-				if (it != st.privileges.end() && now - it->second.checked_ms < kPrivilegeTtlMs)
-					continue;
-				if (asked.emplace(key, true).second)
-					privs.push_back(PrivilegeCheck{&s->group->role, s->relid, false, {}});
-			}
+		for (const auto &[g, relid] : pairs)
+		{
+			auto key = std::make_pair(g->role, relid);
+			auto it = st.privileges.find(key);
+			if (it != st.privileges.end() && now - it->second.checked_ms < kPrivilegeTtlMs)
+				continue;
+			if (asked.emplace(key, true).second)
+				privs.push_back(PrivilegeCheck{&g->role, relid, false, {}});
+		}
 	}
 	if (!vis.empty() || !privs.empty())
 	{
@@ -605,10 +627,12 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 
 	/* per change, in commit order: one push per channel and output variant */
 	uint64_t pushes = 0;
-	struct RoleView /* what a group's role may see of this change's table */
+	struct RoleView /* what a group may see of one change: filled at its first candidate */
 	{
-		const Impl::Privileges *priv;
-		ChangeError error;
+		uint64_t stamp = 0; /* the change it describes */
+		const Impl::Privileges *priv = nullptr;
+		ChangeError error = ChangeError::kNone;
+		int8_t visible = -1; /* RLS answer for this change; -1: not looked at yet */
 	};
 	struct Variant
 	{
@@ -623,10 +647,15 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 		const ChannelRef *channel;
 		std::vector<std::pair<size_t, std::vector<uint32_t>>> ids; /* per variant */
 	};
-	std::unordered_map<const ClaimsGroup *, RoleView> roles;
+	/* per group index; and per table, each group's privileges (looked up once per batch) */
+	const uint32_t slots = st.registry.group_slots();
+	std::vector<RoleView> roles(slots);
+	static const Impl::Privileges kNotLooked;
+	std::unordered_map<uint32_t, std::vector<const Impl::Privileges *>> privileges_of;
 	std::unordered_map<const ChannelRef *, size_t> channel_index;
 	std::vector<Variant> variants;
 	std::vector<ChannelOut> channels;
+	uint64_t stamp = 0;
 	for (size_t i = 0; i < n; i++)
 	{
 		if (cands[i].empty())
@@ -635,21 +664,28 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 		bool is_delete = c.action == RingChange::Action::kDelete;
 		bool has_pk = std::any_of(c.columns.begin(), c.columns.end(),
 		                          [](const RingColumn &col) { return col.pk; });
-		roles.clear();
+		stamp++;
+		std::vector<const Impl::Privileges *> &privs_here = privileges_of[c.relid];
+		privs_here.resize(slots, &kNotLooked);
 		channel_index.clear();
 		variants.clear();
 		channels.clear();
 		for (size_t k = 0; k < cands[i].size(); k++)
 		{
 			const PgSubscription *s = cands[i][k];
-			auto rit = roles.find(s->group);
-			if (rit == roles.end())
+			RoleView &rv = roles[s->group->index];
+			if (rv.stamp != stamp)
 			{
-				RoleView rv{nullptr, ChangeError::kNone};
-				auto pit = st.privileges.find(std::make_pair(s->group->role, s->relid));
-				if (pit != st.privileges.end() && pit->second.ok)
+				rv = RoleView{stamp, nullptr, ChangeError::kNone, -1};
+				const Impl::Privileges *&p = privs_here[s->group->index];
+				if (p == &kNotLooked)
 				{
-					rv.priv = &pit->second;
+					auto pit = st.privileges.find(std::make_pair(s->group->role, s->relid));
+					p = pit != st.privileges.end() && pit->second.ok ? &pit->second : nullptr;
+				}
+				rv.priv = p;
+				if (rv.priv != nullptr)
+				{
 					const std::vector<uint32_t> &sel = rv.priv->attnums;
 					if (!is_delete && !has_pk)
 						rv.error = ChangeError::kNoPrimaryKey;
@@ -662,20 +698,22 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 					                                   }))
 						rv.error = ChangeError::kUnauthorized;
 				}
-				rit = roles.emplace(s->group, rv).first;
 			}
-			const RoleView &rv = rit->second;
 			if (rv.priv == nullptr)
 				continue; /* unknown role or privileges: nothing */
 			if (rv.error == ChangeError::kNone && set_of[i][k] >= 0)
 			{
-				const VisibilitySet &set = sets[static_cast<size_t>(set_of[i][k])];
-				const VisibilityCheck &v = vis[static_cast<size_t>(set_of[i][k])];
-				auto pos = std::lower_bound(set.changes.begin(), set.changes.end(),
-				                            static_cast<uint32_t>(i)) -
-				           set.changes.begin();
-				if (static_cast<size_t>(pos) >= v.visible.size() ||
-				    !v.visible[static_cast<size_t>(pos)])
+				if (rv.visible < 0)
+				{
+					const VisibilitySet &set = sets[static_cast<size_t>(set_of[i][k])];
+					const VisibilityCheck &v = vis[static_cast<size_t>(set_of[i][k])];
+					auto pos = std::lower_bound(set.changes.begin(), set.changes.end(),
+					                            static_cast<uint32_t>(i)) -
+					           set.changes.begin();
+					rv.visible = static_cast<size_t>(pos) < v.visible.size() &&
+					             v.visible[static_cast<size_t>(pos)];
+				}
+				if (!rv.visible)
 					continue;
 			}
 			size_t vi = 0;

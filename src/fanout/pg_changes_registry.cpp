@@ -21,6 +21,13 @@ PgChangesRegistry::Group(const std::string &role, const std::string &claims_json
 	if (it == groups_.end())
 	{
 		auto g = std::make_unique<ClaimsGroup>();
+		if (free_indices_.empty())
+			g->index = next_index_++;
+		else
+		{
+			g->index = free_indices_.back();
+			free_indices_.pop_back();
+		}
 		g->role = role;
 		g->claims_json = claims_json;
 		g->sub = sub;
@@ -43,6 +50,7 @@ PgChangesRegistry::DropIfUnused(ClaimsGroup *g)
 {
 	if (g->refs > 0)
 		return;
+	free_indices_.push_back(g->index);
 	std::string key = g->role;
 	key += '\0';
 	key += g->claims_json;
@@ -221,41 +229,41 @@ PgChangesRegistry::Match(const RingChange &c, std::vector<const PgSubscription *
 
 std::vector<VisibilitySet>
 PlanVisibility(const std::vector<std::vector<const PgSubscription *>> &candidates,
-               const std::vector<uint8_t> &change_needs_check,
+               const std::vector<uint8_t> &change_needs_check, uint32_t group_slots,
                std::vector<std::vector<int32_t>> &set_of)
 {
 	std::vector<VisibilitySet> sets;
-	struct KeyHash
-	{
-		size_t
-		operator()(const std::pair<const ClaimsGroup *, uint32_t> &k) const
-		{
-			return std::hash<const void *>()(k.first) ^ (std::hash<uint32_t>()(k.second) << 1);
-		}
-	};
-	std::unordered_map<std::pair<const ClaimsGroup *, uint32_t>, int32_t, KeyHash> index;
+	/* per table (a change has one): group index -> set, -1 none yet */
+	std::unordered_map<uint32_t, std::vector<int32_t>> by_table;
 	set_of.assign(candidates.size(), {});
 	for (size_t i = 0; i < candidates.size(); i++)
 	{
 		set_of[i].assign(candidates[i].size(), -1);
-		if (!change_needs_check[i])
+		if (!change_needs_check[i] || candidates[i].empty())
 			continue;
+		std::vector<int32_t> *slots = nullptr;
+		uint32_t slots_relid = 0;
 		for (size_t k = 0; k < candidates[i].size(); k++)
 		{
 			const PgSubscription *s = candidates[i][k];
 			if (s->group->bypass_rls)
 				continue;
-			auto key = std::make_pair(static_cast<const ClaimsGroup *>(s->group), s->relid);
-			auto it = index.find(key);
-			if (it == index.end())
+			if (slots == nullptr || slots_relid != s->relid)
 			{
-				it = index.emplace(key, static_cast<int32_t>(sets.size())).first;
+				slots = &by_table[s->relid];
+				slots->resize(group_slots, -1);
+				slots_relid = s->relid;
+			}
+			int32_t &at = (*slots)[s->group->index];
+			if (at < 0)
+			{
+				at = static_cast<int32_t>(sets.size());
 				sets.push_back(VisibilitySet{s->group, s->relid, {}});
 			}
-			VisibilitySet &set = sets[static_cast<size_t>(it->second)];
+			VisibilitySet &set = sets[static_cast<size_t>(at)];
 			if (set.changes.empty() || set.changes.back() != i)
 				set.changes.push_back(static_cast<uint32_t>(i));
-			set_of[i][k] = it->second;
+			set_of[i][k] = at;
 		}
 	}
 	return sets;

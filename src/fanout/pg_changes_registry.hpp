@@ -41,6 +41,7 @@ struct ClaimsGroup
 	std::string sub;
 	bool bypass_rls = false; /* superuser or BYPASSRLS: no visibility checks */
 	uint32_t refs = 0;
+	uint32_t index = 0; /* dense, below PgChangesRegistry::group_slots(): per-batch tables */
 };
 
 struct SubFilter
@@ -100,6 +101,12 @@ public:
 	{
 		return groups_.size();
 	}
+	/* Every live group's index is below this. */
+	uint32_t
+	group_slots() const
+	{
+		return next_index_;
+	}
 
 private:
 	void Release(ClaimsGroup *g);
@@ -120,6 +127,8 @@ private:
 	std::map<std::string, std::unique_ptr<ClaimsGroup>> groups_;
 	size_t count_ = 0;
 	uint64_t next_seq_ = 1;
+	uint32_t next_index_ = 0;
+	std::vector<uint32_t> free_indices_;
 };
 
 /* True when a filter passes on change c (values by column name; absent fails). */
@@ -144,7 +153,7 @@ struct VisibilitySet
  */
 std::vector<VisibilitySet>
 PlanVisibility(const std::vector<std::vector<const PgSubscription *>> &candidates,
-               const std::vector<uint8_t> &change_needs_check,
+               const std::vector<uint8_t> &change_needs_check, uint32_t group_slots,
                std::vector<std::vector<int32_t>> &set_of);
 
 } // namespace rt::fanout

@@ -238,7 +238,8 @@ TestVisibilityIsBatchedPerGroupAndTable(void **)
 		needs[i] = batch[i].action != A::kDelete;
 	}
 	std::vector<std::vector<int32_t>> set_of;
-	std::vector<rf::VisibilitySet> sets = rf::PlanVisibility(cands, needs, set_of);
+	std::vector<rf::VisibilitySet> sets =
+	    rf::PlanVisibility(cands, needs, reg.group_slots(), set_of);
 
 	/* one question per user for all 50 changes: 100, not 50 x 1,000 */
 	assert_int_equal(sets.size(), 100);
