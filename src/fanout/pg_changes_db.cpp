@@ -280,7 +280,7 @@ PgChangesDb::Connect(std::string &err)
 		Disconnect();
 	}
 	const char *keys[] = {"dbname", "fallback_application_name", nullptr};
-	const char *vals[] = {conninfo_.c_str(), "realtime_rls", nullptr};
+	const char *vals[] = {conninfo_.c_str(), application_name_, nullptr};
 	conn_ = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(conn_) != CONNECTION_OK)
 	{

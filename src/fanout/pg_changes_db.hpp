@@ -105,7 +105,10 @@ struct PrivilegeCheck
 class PgChangesDb
 {
 public:
-	explicit PgChangesDb(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+	PgChangesDb(std::string conninfo, const char *application_name)
+	    : conninfo_(std::move(conninfo)), application_name_(application_name)
+	{
+	}
 	~PgChangesDb();
 	PgChangesDb(const PgChangesDb &) = delete;
 	PgChangesDb &operator=(const PgChangesDb &) = delete;
@@ -145,6 +148,7 @@ private:
 	const std::string &VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql);
 
 	std::string conninfo_;
+	const char *application_name_;
 	PGconn *conn_ = nullptr;
 	/* prepared visibility statements, by relid + schema + table + key columns */
 	std::map<std::string, std::string> vis_names_;

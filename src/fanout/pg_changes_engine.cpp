@@ -64,9 +64,13 @@ KeywordFromJson(std::string_view rhs)
 /* Engine-thread state. */
 struct PgChangesEngine::Impl
 {
-	explicit Impl(std::string conninfo) : db(std::move(conninfo)) {}
+	explicit Impl(const std::string &conninfo)
+	    : db(conninfo, "realtime_subscription_manager"), rls_db(conninfo, "realtime_rls")
+	{
+	}
 
-	PgChangesDb db;
+	PgChangesDb db;     /* joins, publication: engine thread */
+	PgChangesDb rls_db; /* visibility and privileges: checker thread */
 	PgChangesRegistry registry;
 	std::vector<Pending> pending;
 	std::deque<Op> retry; /* joins the database could not check yet */
@@ -91,8 +95,23 @@ struct PgChangesEngine::Impl
 	int64_t publication_checked_ms = 0;
 };
 
+/* One batch of ring changes, from matching to emitting (the checker works in between). */
+struct PgChangesEngine::Batch
+{
+	std::deque<std::string> raw; /* the records; changes point into them */
+	std::vector<RingChange> changes;
+	std::vector<std::vector<const PgSubscription *>> cands;
+	std::vector<std::vector<int32_t>> set_of;
+	std::vector<VisibilitySet> sets;
+	std::vector<VisibilityCheck> vis;
+	std::vector<PrivilegeCheck> privs;
+	int64_t now = 0;
+	bool db_ok = true;
+	std::string db_err;
+};
+
 PgChangesEngine::PgChangesEngine(std::string conninfo, Hub &hub)
-    : hub_(hub), impl_(std::make_unique<Impl>(std::move(conninfo)))
+    : hub_(hub), impl_(std::make_unique<Impl>(conninfo))
 {
 }
 
@@ -101,7 +120,48 @@ PgChangesEngine::~PgChangesEngine() { Stop(); }
 void
 PgChangesEngine::Start()
 {
+	checker_ = std::thread([this] { CheckerRun(); });
 	thread_ = std::thread([this] { Run(); });
+}
+
+/*
+ * The checker thread runs one batch's RLS and privilege round trip on its
+ * own connection while the engine thread emits the batch before it and
+ * matches the one after: the database and the engine work at the same time.
+ */
+void
+PgChangesEngine::CheckerRun()
+{
+	std::unique_lock<std::mutex> lock(check_mu_);
+	for (;;)
+	{
+		check_cv_.wait(lock, [this] { return stop_checker_ || (job_ != nullptr && !job_done_); });
+		if (stop_checker_)
+			return;
+		Batch *b = job_;
+		lock.unlock();
+		b->db_ok = impl_->rls_db.RunBatch(b->vis, b->privs, b->db_err);
+		lock.lock();
+		job_done_ = true;
+		check_cv_.notify_all();
+	}
+}
+
+void
+PgChangesEngine::Submit(Batch *b)
+{
+	std::lock_guard<std::mutex> lock(check_mu_);
+	job_ = b;
+	job_done_ = false;
+	check_cv_.notify_all();
+}
+
+void
+PgChangesEngine::Await()
+{
+	std::unique_lock<std::mutex> lock(check_mu_);
+	check_cv_.wait(lock, [this] { return job_ == nullptr || job_done_ || stop_checker_; });
+	job_ = nullptr;
 }
 
 void
@@ -115,6 +175,13 @@ PgChangesEngine::Stop()
 	room_cv_.notify_all();
 	if (thread_.joinable())
 		thread_.join();
+	{
+		std::lock_guard<std::mutex> lock(check_mu_);
+		stop_checker_ = true;
+	}
+	check_cv_.notify_all();
+	if (checker_.joinable())
+		checker_.join();
 }
 
 void
@@ -200,19 +267,28 @@ PgChangesEngine::Run()
 	Impl &st = *impl_;
 	std::deque<Op> ops;
 	std::deque<std::string> raw;
+	std::unique_ptr<Batch> inflight; /* with the checker */
 	for (;;)
 	{
 		{
 			std::unique_lock<std::mutex> lock(mu_);
 			auto ready = [this, &st] { return stop_ || !ops_.empty() || !changes_.empty(); };
-			if (!st.pending.empty() || !st.retry.empty())
-				cv_.wait_for(lock, std::chrono::milliseconds(5), ready);
-			else if (!st.joined.empty())
-				cv_.wait_for(lock, std::chrono::milliseconds(kPublicationCheckMs), ready);
-			else
-				cv_.wait(lock, ready);
+			/* with a batch in flight, no sleep: finish it, taking whatever came meanwhile */
+			if (!inflight)
+			{
+				if (!st.pending.empty() || !st.retry.empty())
+					cv_.wait_for(lock, std::chrono::milliseconds(5), ready);
+				else if (!st.joined.empty())
+					cv_.wait_for(lock, std::chrono::milliseconds(kPublicationCheckMs), ready);
+				else
+					cv_.wait(lock, ready);
+			}
 			if (stop_)
+			{
+				if (inflight)
+					Await();
 				return;
+			}
 			ops.swap(ops_);
 			if (!st.snap_have && reader_ != nullptr)
 			{
@@ -242,12 +318,38 @@ PgChangesEngine::Run()
 		if (!st.joined.empty() && NowMs() - st.publication_checked_ms >= kPublicationCheckMs)
 			CheckPublication(ops);
 		if (!ops.empty())
+		{
+			/* the batch in flight points at subscriptions these may remove: finish it first */
+			if (inflight)
+			{
+				Await();
+				Emit(*inflight, out);
+				inflight.reset();
+			}
 			ApplyOps(ops, out);
+		}
 		ops.clear();
+		std::unique_ptr<Batch> next;
 		if (!raw.empty())
-			ProcessChanges(raw, out);
-		st.popped += raw.size();
-		raw.clear();
+		{
+			st.popped += raw.size();
+			next = Prepare(raw);
+			raw.clear();
+		}
+		if (inflight)
+			Await();
+		bool next_waits = next && (!next->vis.empty() || !next->privs.empty());
+		if (next_waits)
+			Submit(next.get());
+		if (inflight)
+		{
+			Emit(*inflight, out);
+			inflight.reset();
+		}
+		if (next && next_waits)
+			inflight = std::move(next);
+		else if (next)
+			Emit(*next, out);
 		CheckReady(out);
 		out.Flush();
 	}
@@ -486,13 +588,19 @@ PgChangesEngine::CheckReady(PgOutbox &out)
 	              });
 }
 
-void
-PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
+std::unique_ptr<PgChangesEngine::Batch>
+PgChangesEngine::Prepare(std::deque<std::string> &raw_in)
 {
 	Impl &st = *impl_;
+	auto batch = std::make_unique<Batch>();
+	Batch &b = *batch;
+	b.raw.swap(raw_in);
+	std::deque<std::string> &raw = b.raw;
 	size_t n = raw.size();
-	std::vector<RingChange> changes(n);
-	std::vector<std::vector<const PgSubscription *>> cands(n);
+	std::vector<RingChange> &changes = b.changes;
+	changes.resize(n);
+	std::vector<std::vector<const PgSubscription *>> &cands = b.cands;
+	cands.resize(n);
 	std::vector<uint8_t> needs_check(n, 0);
 	bool any = false;
 	for (size_t i = 0; i < n; i++)
@@ -509,13 +617,14 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 		needs_check[i] = c.rls() && c.action != RingChange::Action::kDelete && has_pk;
 	}
 	if (!any)
-		return;
+		return nullptr;
 
 	/* one round trip: visibility per (group, table), privileges per (role, table) */
-	std::vector<std::vector<int32_t>> set_of;
-	std::vector<VisibilitySet> sets =
-	    PlanVisibility(cands, needs_check, st.registry.group_slots(), set_of);
-	std::vector<VisibilityCheck> vis(sets.size());
+	std::vector<std::vector<int32_t>> &set_of = b.set_of;
+	b.sets = PlanVisibility(cands, needs_check, st.registry.group_slots(), set_of);
+	std::vector<VisibilitySet> &sets = b.sets;
+	std::vector<VisibilityCheck> &vis = b.vis;
+	vis.resize(sets.size());
 	/* the groups of one table usually ask about the same changes: one key list for them */
 	std::map<std::vector<uint32_t>, std::shared_ptr<const std::string>> key_lists;
 	for (size_t s = 0; s < sets.size(); s++)
@@ -568,6 +677,7 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 		v.keys_json = keys;
 	}
 	int64_t now = NowMs();
+	b.now = now;
 	/* the (group, table) pairs of this batch, each once: privileges are per (role, table) */
 	std::vector<std::pair<const ClaimsGroup *, uint32_t>> pairs;
 	{
@@ -590,7 +700,7 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 			}
 		}
 	}
-	std::vector<PrivilegeCheck> privs;
+	std::vector<PrivilegeCheck> &privs = b.privs;
 	{
 		std::map<std::pair<std::string, uint32_t>, bool> asked;
 		for (const auto &[g, relid] : pairs)
@@ -603,26 +713,35 @@ PgChangesEngine::ProcessChanges(std::deque<std::string> &raw, PgOutbox &out)
 				privs.push_back(PrivilegeCheck{&g->role, relid, false, {}});
 		}
 	}
-	if (!vis.empty() || !privs.empty())
+	return batch;
+}
+
+void
+PgChangesEngine::Emit(Batch &b, PgOutbox &out)
+{
+	Impl &st = *impl_;
+	size_t n = b.changes.size();
+	std::vector<RingChange> &changes = b.changes;
+	std::vector<std::vector<const PgSubscription *>> &cands = b.cands;
+	std::vector<std::vector<int32_t>> &set_of = b.set_of;
+	std::vector<VisibilitySet> &sets = b.sets;
+	std::vector<VisibilityCheck> &vis = b.vis;
+	if (!b.db_ok)
 	{
-		std::string err;
-		if (!st.db.RunBatch(vis, privs, err))
-		{
-			/* nothing is known: deliver nothing that needed an answer */
-			Log(LogLevel::kWarning, "changes", "RLS checks failed, changes withheld: %s",
-			    err.c_str());
-			for (VisibilityCheck &v : vis)
-				v.visible.assign(v.count, 0);
-			for (PrivilegeCheck &p : privs)
-				p.ok = false;
-		}
-		for (PrivilegeCheck &p : privs)
-		{
-			Impl::Privileges &cached = st.privileges[std::make_pair(*p.role, p.relid)];
-			cached.checked_ms = now;
-			cached.ok = p.ok;
-			cached.attnums = std::move(p.attnums);
-		}
+		/* nothing is known: deliver nothing that needed an answer */
+		Log(LogLevel::kWarning, "changes", "RLS checks failed, changes withheld: %s",
+		    b.db_err.c_str());
+		for (VisibilityCheck &v : vis)
+			v.visible.assign(v.count, 0);
+		for (PrivilegeCheck &p : b.privs)
+			p.ok = false;
+	}
+	for (PrivilegeCheck &p : b.privs)
+	{
+		Impl::Privileges &cached = st.privileges[std::make_pair(*p.role, p.relid)];
+		cached.checked_ms = b.now;
+		cached.ok = p.ok;
+		cached.attnums = std::move(p.attnums);
 	}
 
 	/* per change, in commit order: one push per channel and output variant */

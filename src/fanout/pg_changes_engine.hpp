@@ -112,14 +112,19 @@ private:
 		bool warned;
 	};
 	struct Impl;
+	struct Batch;
 
 	void Run();
+	void CheckerRun();
+	void Submit(Batch *b);
+	void Await();
+	std::unique_ptr<Batch> Prepare(std::deque<std::string> &raw);
+	void Emit(Batch &b, PgOutbox &out);
 	void ApplyOps(std::deque<Op> &ops, PgOutbox &out);
 	void Forget(uint64_t session_id, uint64_t gen);
 	/* False when the join was refused (the client was told why). */
 	bool Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn, PgOutbox &out);
 	void CheckPublication(std::deque<Op> &ops);
-	void ProcessChanges(std::deque<std::string> &raw, PgOutbox &out);
 	void CheckReady(PgOutbox &out);
 
 	Hub &hub_;
@@ -134,6 +139,14 @@ private:
 	std::deque<std::string> changes_;
 	uint64_t enqueued_ = 0; /* changes ever queued (under mu_) */
 	std::atomic<uint64_t> delivered_{0};
+
+	/* the checker thread and its one job (check_mu_) */
+	std::thread checker_;
+	std::mutex check_mu_;
+	std::condition_variable check_cv_;
+	Batch *job_ = nullptr;
+	bool job_done_ = false;
+	bool stop_checker_ = false;
 };
 
 } // namespace rt::fanout
