@@ -132,6 +132,10 @@ PgChangesEngine::Start()
 void
 PgChangesEngine::CheckerRun()
 {
+	/* connect now: the first batch should not wait for it (a failure is retried per batch) */
+	std::string err;
+	if (!impl_->rls_db.Connect(err))
+		Log(LogLevel::kWarning, "changes", "RLS connection: %s", err.c_str());
 	std::unique_lock<std::mutex> lock(check_mu_);
 	for (;;)
 	{
