@@ -38,11 +38,14 @@ constexpr size_t kChecksPerTrip = 256; /* visibility or privilege checks per rou
  */
 constexpr const char *kCheckEntrySql = R"SQL(
 WITH sub_tables AS (
-  SELECT format('%I.%I', p.schemaname, p.tablename)::regclass AS entity
-  FROM pg_catalog.pg_publication_tables p
+  SELECT c.oid::regclass AS entity
+  FROM pg_catalog.pg_publication p
+  CROSS JOIN LATERAL pg_catalog.pg_get_publication_tables(p.pubname::text) AS gpt
+  JOIN pg_catalog.pg_class c ON c.oid = gpt.relid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE p.pubname = 'supabase_realtime'
-    AND p.schemaname LIKE (CASE $1 WHEN '*' THEN '%' ELSE $1 END) ESCAPE ''
-    AND p.tablename LIKE (CASE $2 WHEN '*' THEN '%' ELSE $2 END) ESCAPE ''
+    AND n.nspname LIKE (CASE $1 WHEN '*' THEN '%' ELSE $1 END) ESCAPE ''
+    AND c.relname LIKE (CASE $2 WHEN '*' THEN '%' ELSE $2 END) ESCAPE ''
 ), ins AS (
   SELECT s.entity, chk.norm_filters AS filters, chk.norm_columns AS selected_columns
   FROM sub_tables s,
@@ -343,10 +346,9 @@ PgChangesDb::PublicationTables(std::string &fingerprint, std::string &err)
 		return false;
 	const char *sql =
 	    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication "
-	    "WHERE pubname = 'supabase_realtime') THEN coalesce((SELECT string_agg(format('%I.%I', "
-	    "p.schemaname, p.tablename)::regclass::oid::text, ',' ORDER BY 1) "
-	    "FROM pg_catalog.pg_publication_tables p WHERE p.pubname = 'supabase_realtime'), '') "
-	    "ELSE '-' END";
+	    "WHERE pubname = 'supabase_realtime') THEN coalesce((SELECT string_agg(gpt.relid::text, "
+	    "',' ORDER BY gpt.relid) FROM "
+	    "pg_catalog.pg_get_publication_tables('supabase_realtime') AS gpt), '') ELSE '-' END";
 	if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 ||
 	    PQpipelineSync(conn_) != 1 || PQflush(conn_) != 0)
 	{
