@@ -113,6 +113,20 @@ QuietNotices(void *, const PGresult *)
 {
 }
 
+/* One element of a Postgres array literal, quoted: "b\"c" */
+void
+AppendArrayElement(std::string &out, std::string_view text)
+{
+	out += '"';
+	for (char c : text)
+	{
+		if (c == '"' || c == '\\')
+			out += '\\';
+		out += c;
+	}
+	out += '"';
+}
+
 /* A Postgres array literal of text elements: {"a","b\"c"} */
 std::string
 TextArray(const std::vector<std::string> &items)
@@ -122,14 +136,7 @@ TextArray(const std::vector<std::string> &items)
 	{
 		if (i > 0)
 			out += ',';
-		out += '"';
-		for (char c : items[i])
-		{
-			if (c == '"' || c == '\\')
-				out += '\\';
-			out += c;
-		}
-		out += '"';
+		AppendArrayElement(out, items[i]);
 	}
 	out += '}';
 	return out;
@@ -616,14 +623,7 @@ KeyArrayLiteral(const std::vector<std::string_view> &values)
 			text.assign(v);
 		if (i > 0)
 			out += ',';
-		out += '"';
-		for (char c : text)
-		{
-			if (c == '"' || c == '\\')
-				out += '\\';
-			out += c;
-		}
-		out += '"';
+		AppendArrayElement(out, text);
 	}
 	out += '}';
 	return out;
