@@ -256,16 +256,7 @@ private:
 	{
 		if (c.closed)
 			return;
-		if (c.rx.size() - c.rx_end < kRxChunk)
-		{
-			/* move the partial frame to the front, grow for big frames */
-			std::memmove(c.rx.data(), c.rx.data() + c.rx_begin, c.rx_end - c.rx_begin);
-			c.rx_end -= c.rx_begin;
-			c.rx_begin = 0;
-			if (c.rx.size() - c.rx_end < kRxChunk)
-				c.rx.resize(c.rx.size() * 2);
-		}
-		ssize_t n = recv(c.fd.Get(), c.rx.data() + c.rx_end, c.rx.size() - c.rx_end, 0);
+		ssize_t n = RecvMore(c.fd.Get(), c.rx, c.rx_begin, c.rx_end, kRxChunk);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0)
@@ -273,7 +264,6 @@ private:
 			MarkClosed(c, n == 0 ? "EOF" : strerror(errno));
 			return;
 		}
-		c.rx_end += size_t(n);
 		Consume(c, MonoNs()); /* one receive time for everything this read brought */
 	}
 

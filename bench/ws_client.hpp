@@ -29,6 +29,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rt::bench
 {
@@ -323,6 +324,29 @@ DecodeUserBroadcast(std::string_view m, UserBroadcast &out)
 	out.payload = m.substr(at);
 	return true;
 }
+/*
+ * One recv() into a connection's receive buffer, whose unconsumed bytes are
+ * [begin, end): when less than chunk bytes are free they move to the front,
+ * and the buffer doubles if that is still not enough (big frames). Returns
+ * recv()'s result; on success end has moved.
+ */
+inline ssize_t
+RecvMore(int fd, std::vector<unsigned char> &rx, size_t &begin, size_t &end, size_t chunk)
+{
+	if (rx.size() - end < chunk)
+	{
+		std::memmove(rx.data(), rx.data() + begin, end - begin);
+		end -= begin;
+		begin = 0;
+		if (rx.size() - end < chunk)
+			rx.resize(rx.size() * 2);
+	}
+	ssize_t n = recv(fd, rx.data() + end, rx.size() - end, 0);
+	if (n > 0)
+		end += static_cast<size_t>(n);
+	return n;
+}
+
 /* Write all of data to a socket, waiting if it is non-blocking and full. */
 inline bool
 WriteAll(int fd, std::string_view data)
