@@ -1,0 +1,116 @@
+/*
+ * authorizer.hpp: the read and write checks of private channels (PROTOCOL.md
+ * section 8): RLS policies on realtime.messages decide who may receive and
+ * send on a topic.
+ *
+ * One thread with one libpq connection (authorizer_db.hpp). Submit queues a
+ * request from any thread and never waits for the database; the thread takes
+ * everything queued (up to a cap) and runs it in one pipelined round trip, each
+ * check in its own transaction (rolled back) so that an error affects that check
+ * only. Results come back through the request's callback on the authorizer
+ * thread; the caller posts them on to its own shard.
+ *
+ * On each (re)connect and then hourly the thread runs
+ * realtime.create_messages_partitions(): a probe row needs today's partition.
+ *
+ * Every request is answered exactly once. Only when no authorizer thread
+ * will ever run (Submit after Stop, Stop before Start) is done called on the
+ * caller's thread, with kDbUnavailable. Never call Stop from a done callback.
+ */
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace rt::fanout
+{
+
+enum AuthExt : uint8_t
+{
+	kAuthBroadcast = 1,
+	kAuthPresence = 2
+};
+
+struct AuthResult
+{
+	enum class Status
+	{
+		kOk,
+		kPolicyError,      /* a policy (or the context) raised: RlsPolicyError */
+		kQueryCanceled,    /* statement_timeout: QueryCanceled */
+		kMissingPartition, /* no partition of realtime.messages for today: MissingPartition */
+		kDbUnavailable,    /* no connection, it broke, waited too long, or stopping */
+		kError             /* anything else (the probe insert of the read check failed) */
+	};
+	Status status = Status::kOk;
+	uint8_t read_ok = 0;  /* AuthExt bits whose read check passed */
+	uint8_t write_ok = 0; /* AuthExt bits whose write check passed */
+	std::string detail;   /* the database's error text, for the log */
+};
+
+struct AuthRequest
+{
+	std::string sub_topic;                /* realtime.topic() */
+	std::string role, claims_json, sub;   /* from the verified JWT; sub may be empty = NULL */
+	std::string headers_json = "{}";      /* request.headers */
+	uint8_t read = 0;                     /* AuthExt bits to read-check */
+	uint8_t write = 0;                    /* AuthExt bits to write-check */
+	std::function<void(AuthResult)> done; /* called once, on the authorizer thread (the caller
+	                                         posts to its shard) */
+};
+
+class AuthorizerDb;
+
+class Authorizer
+{
+public:
+	explicit Authorizer(std::string conninfo);
+	~Authorizer(); /* stops the thread */
+	Authorizer(const Authorizer &) = delete;
+	Authorizer &operator=(const Authorizer &) = delete;
+
+	void Start();
+	void Stop();                /* pending requests get kDbUnavailable */
+	void Submit(AuthRequest r); /* any thread; never blocks on the database */
+
+private:
+	using Clock = std::chrono::steady_clock;
+	struct Pending
+	{
+		AuthRequest req;
+		Clock::time_point queued;
+	};
+
+	void Run();
+	void RunRound(std::deque<Pending> &batch);
+	bool TryConnect();
+	void CreatePartitions();
+	static void Fail(std::deque<Pending> &batch, const char *why);
+
+	std::string conninfo_;
+	std::unique_ptr<AuthorizerDb> db_; /* authorizer thread only */
+	std::thread thread_;
+	std::mutex mu_;
+	std::condition_variable cv_;
+	std::deque<Pending> queue_;     /* mu_ */
+	bool started_ = false;          /* mu_ */
+	bool stopping_ = false;         /* mu_ */
+	std::atomic<bool> stop_{false}; /* read by a round in flight: give up at once */
+
+	/* authorizer thread only */
+	Clock::time_point last_attempt_{};
+	Clock::time_point next_partitions_{};
+	bool ever_connected_ = false;
+	bool connect_warned_ = false;
+	bool partitions_warned_ = false;
+};
+
+} // namespace rt::fanout
