@@ -73,6 +73,19 @@ Authorizer::Stop()
 void
 Authorizer::Submit(AuthRequest r)
 {
+	/*
+	 * libpq sends text parameters up to their first NUL: a topic "a\0b" would be
+	 * checked as "a". Nothing the database can hold has one, so nothing passes.
+	 */
+	for (const std::string *s : {&r.sub_topic, &r.role, &r.sub, &r.claims_json, &r.headers_json})
+	{
+		if (s->find('\0') != std::string::npos)
+		{
+			if (r.done)
+				r.done(AuthResult{});
+			return;
+		}
+	}
 	{
 		std::lock_guard<std::mutex> lock(mu_);
 		if (!stopping_)

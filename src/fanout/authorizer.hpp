@@ -13,9 +13,11 @@
  * On each (re)connect and then hourly the thread runs
  * realtime.create_messages_partitions(): a probe row needs today's partition.
  *
- * Every request is answered exactly once. Only when no authorizer thread
- * will ever run (Submit after Stop, Stop before Start) is done called on the
- * caller's thread, with kDbUnavailable. Never call Stop from a done callback.
+ * Every request is answered exactly once. done is called on the caller's
+ * thread only when no authorizer thread will ever run (Submit after Stop,
+ * Stop before Start: kDbUnavailable) and for a request with a NUL byte in a
+ * string (denied at once: libpq would cut the text there). Never call Stop
+ * from a done callback.
  */
 #pragma once
 

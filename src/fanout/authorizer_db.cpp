@@ -17,8 +17,8 @@
 
 #include "log.hpp"
 #include "pg_sqlstate.hpp"
+#include "uuid.hpp"
 
-#include <openssl/rand.h>
 #include <poll.h>
 
 #include <array>
@@ -111,27 +111,6 @@ ExtBit(std::string_view name)
 		if (name == ExtName(bit))
 			return bit;
 	return 0;
-}
-
-/* A fresh version 4 UUID in its text form; false when the RNG failed. */
-bool
-NewUuid(std::string &out)
-{
-	unsigned char b[16];
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		return false;
-	b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
-	b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-	static const char hex[] = "0123456789abcdef";
-	out.clear();
-	for (int i = 0; i < 16; i++)
-	{
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out += '-';
-		out += hex[b[i] >> 4];
-		out += hex[b[i] & 0x0f];
-	}
-	return true;
 }
 
 /*
@@ -353,12 +332,7 @@ AuthorizerDb::Run(std::span<AuthCheck> checks, const std::atomic<bool> &stop, Au
 		{
 			if ((c.req->read & bit) == 0)
 				continue;
-			if (!NewUuid(uuid))
-			{
-				c.result.status = AuthResult::Status::kError;
-				c.result.detail = "no random bytes for a probe id";
-				break;
-			}
+			uuid = NewUuid();
 			if (ids[i].size() > 1)
 			{
 				ids[i] += ',';

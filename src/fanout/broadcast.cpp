@@ -27,12 +27,19 @@ MakeUserBroadcast(std::string routing_key, std::string_view topic, std::string_v
 std::shared_ptr<Delivery>
 MakeTextBroadcast(std::string routing_key, std::string_view topic, std::string_view payload_json)
 {
+	return MakeTextEvent(std::move(routing_key), topic, "broadcast", payload_json);
+}
+
+std::shared_ptr<Delivery>
+MakeTextEvent(std::string routing_key, std::string_view topic, std::string_view event,
+              std::string_view payload_json)
+{
 	auto d = std::make_shared<Delivery>();
 	d->routing_key = std::move(routing_key);
-	d->v2 = MakeFrame(Opcode::kText, EncodeText(Vsn::k2, std::nullopt, std::nullopt, topic,
-	                                            "broadcast", payload_json));
-	d->v1 = MakeFrame(Opcode::kText, EncodeText(Vsn::k1, std::nullopt, std::nullopt, topic,
-	                                            "broadcast", payload_json));
+	d->v2 = MakeFrame(Opcode::kText,
+	                  EncodeText(Vsn::k2, std::nullopt, std::nullopt, topic, event, payload_json));
+	d->v1 = MakeFrame(Opcode::kText,
+	                  EncodeText(Vsn::k1, std::nullopt, std::nullopt, topic, event, payload_json));
 	return d;
 }
 

@@ -28,4 +28,8 @@ std::shared_ptr<Delivery> MakeUserBroadcast(std::string routing_key, std::string
 std::shared_ptr<Delivery> MakeTextBroadcast(std::string routing_key, std::string_view topic,
                                             std::string_view payload_json);
 
+/* A server event for every subscriber of a routing key (presence_diff): text frames. */
+std::shared_ptr<Delivery> MakeTextEvent(std::string routing_key, std::string_view topic,
+                                        std::string_view event, std::string_view payload_json);
+
 } // namespace rt::fanout

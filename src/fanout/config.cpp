@@ -81,6 +81,13 @@ UsageText()
 	       "                                  [MAX_PAYLOAD_SIZE_IN_KB]\n"
 	       "  --max-channels-per-client N     channels per socket (default 100) "
 	       "[MAX_CHANNELS_PER_CLIENT]\n"
+	       "  --max-client-presence-events N  presence pushes per channel and window (default 5)\n"
+	       "                                  [MAX_CLIENT_PRESENCE_EVENTS_PER_WINDOW]\n"
+	       "  --client-presence-window-ms MS  that window (default 30000) "
+	       "[CLIENT_PRESENCE_WINDOW_MS]\n"
+	       "  --max-presence-events-per-second N  presence tracks and states per second,\n"
+	       "                                  60 s average (default 1000)\n"
+	       "                                  [MAX_PRESENCE_EVENTS_PER_SECOND]\n"
 	       "  --idle-timeout-ms MS            close sockets silent this long (default 60000)\n"
 	       "                                  [IDLE_TIMEOUT_MS]\n"
 	       "  --send-queue-kb N               per-socket send queue before messages are dropped\n"
@@ -110,6 +117,12 @@ ParseCommandLine(int argc, char **argv)
 	    {"--max-payload-kb", "MAX_PAYLOAD_SIZE_IN_KB", 1, 64 << 10, &payload_kb},
 	    {"--max-channels-per-client", "MAX_CHANNELS_PER_CLIENT", 1, 100000,
 	     &c.max_channels_per_client},
+	    {"--max-client-presence-events", "MAX_CLIENT_PRESENCE_EVENTS_PER_WINDOW", 1, 1000000,
+	     &c.max_client_presence_events_per_window},
+	    {"--client-presence-window-ms", "CLIENT_PRESENCE_WINDOW_MS", 1, 3600000,
+	     &c.client_presence_window_ms},
+	    {"--max-presence-events-per-second", "MAX_PRESENCE_EVENTS_PER_SECOND", 1, 100000000,
+	     &c.max_presence_events_per_second},
 	    {"--idle-timeout-ms", "IDLE_TIMEOUT_MS", 1000, 3600000, &c.idle_timeout_ms},
 	    {"--send-queue-kb", "SEND_QUEUE_KB", 64, 1 << 20, &send_queue_kb},
 	    {"--slow-client-close-ms", "SLOW_CLIENT_CLOSE_MS", 100, 3600000, &c.slow_client_close_ms},

@@ -28,6 +28,9 @@ struct Config
 	int max_frame_bytes = RT_MAX_FRAME_BYTES; /* largest WebSocket message accepted */
 	int max_payload_bytes = RT_DEFAULT_MAX_PAYLOAD_KB * 1000 + RT_PAYLOAD_SLACK_BYTES;
 	int max_channels_per_client = 100;
+	int max_client_presence_events_per_window = 5; /* presence pushes per channel ... */
+	int client_presence_window_ms = 30000;         /* ... in this window (PROTOCOL.md 5.5) */
+	int max_presence_events_per_second = 1000;     /* tracks and states, 60 s average */
 	int idle_timeout_ms = 60000;
 	size_t send_queue_bytes = 16u << 20; /* per-connection cap before dropping */
 	size_t send_queue_items = 65536;

@@ -131,6 +131,7 @@ CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now)
 
 	/* x-api-key header wins over the apikey query parameter */
 	c.token = !req.x_api_key.empty() ? req.x_api_key : req.apikey.value_or("");
+	c.headers_json = req.x_headers_json;
 	if (c.token.empty())
 	{
 		c.status = 401;

@@ -28,6 +28,7 @@ struct ConnectCheck
 	Vsn vsn = Vsn::k1;
 	std::string token;
 	JwtClaims claims;
+	std::string headers_json = "{}"; /* the upgrade's x-* headers (PROTOCOL.md 8) */
 };
 
 /* Run the checks in upstream order: path, vsn, token present, token valid. */

@@ -7,6 +7,7 @@
 #include "http_api.hpp"
 
 #include "auth_jwt.hpp"
+#include "authorizer.hpp"
 #include "broadcast.hpp"
 #include "connect_check.hpp"
 #include "hub.hpp"
@@ -89,9 +90,9 @@ RequestToken(struct lws *wsi)
 	return CustomHeaderValue(wsi, "apikey:");
 }
 
-/* Validate and fan out a REST batch; returns the HTTP status and body. */
+/* Validate a REST batch into req.out; returns the HTTP status and body (0: go on). */
 std::pair<int, std::string>
-Broadcast(Shard &shard, const HttpRequest &req, const JwtClaims &claims)
+Broadcast(Shard &shard, HttpRequest &req)
 {
 	const Config &cfg = shard.config();
 
@@ -142,13 +143,9 @@ Broadcast(Shard &shard, const HttpRequest &req, const JwtClaims &claims)
 	if (bad)
 		return {422, errors};
 
-	bool service = claims.role == "service_role";
 	for (const rapidjson::Value &m : msgs->GetArray())
 	{
 		bool is_private = json::Bool(m, "private").value_or(false);
-		/* private topics need an RLS write check; until it exists only service_role passes */
-		if (is_private && !service)
-			continue;
 		std::string sub_topic(*json::String(m, "topic"));
 		std::string topic = "realtime:" + sub_topic;
 		std::string payload = R"({"type":"broadcast","event":)";
@@ -162,22 +159,17 @@ Broadcast(Shard &shard, const HttpRequest &req, const JwtClaims &claims)
 			payload += '}';
 		}
 		payload += '}';
-		std::shared_ptr<Delivery> d =
-		    MakeTextBroadcast(RoutingKey(sub_topic, is_private), topic, payload);
-		shard.hub().Publish(d, shard.index());
+		req.out.push_back(MakeTextBroadcast(RoutingKey(sub_topic, is_private), topic, payload));
+		req.out_topics.emplace_back(std::move(sub_topic), is_private);
 	}
-	return {202, ""};
+	return {0, ""};
 }
 
-/* One message from the REST single endpoint (PROTOCOL.md 4.7). */
+/* One message from the REST single endpoint into req.out (PROTOCOL.md 4.7). */
 std::pair<int, std::string>
-BroadcastSingle(Shard &shard, const HttpRequest &req, const JwtClaims &claims)
+BroadcastSingle(Shard &shard, HttpRequest &req)
 {
 	const Config &cfg = shard.config();
-	/* private topics need an RLS write check; until it exists only service_role passes */
-	if (req.is_private && claims.role != "service_role")
-		return {403, R"({"message":"Unauthorized"})"};
-
 	std::string payload;
 	if (req.binary)
 		payload = req.body;
@@ -196,14 +188,114 @@ BroadcastSingle(Shard &shard, const HttpRequest &req, const JwtClaims &claims)
 	if (payload.size() > static_cast<size_t>(cfg.max_payload_bytes))
 		return {422, R"({"errors":{"payload":["Payload size exceeds tenant limit"]}})"};
 
-	std::shared_ptr<Delivery> d =
-	    MakeUserBroadcast(RoutingKey(req.topic, req.is_private), "realtime:" + req.topic, req.event,
-	                      req.binary ? kEncodingBinary : kEncodingJson, payload, "");
-	shard.hub().Publish(d, shard.index());
-	return {202, ""};
+	req.out.push_back(MakeUserBroadcast(RoutingKey(req.topic, req.is_private),
+	                                    "realtime:" + req.topic, req.event,
+	                                    req.binary ? kEncodingBinary : kEncodingJson, payload, ""));
+	req.out_topics.emplace_back(req.topic, req.is_private);
+	return {0, ""};
+}
+
+/*
+ * All checks answered: fan out what may go, in order, and decide the answer.
+ * Batch: topics the caller may not write are skipped silently (202). Single:
+ * a refusal is the answer (PROTOCOL.md 4.7).
+ */
+void
+Conclude(Shard &shard, HttpRequest &req)
+{
+	if (req.single && req.is_private)
+	{
+		int v = req.verdicts[req.topic];
+		if (v == -1)
+		{
+			req.status = 403;
+			req.response = R"({"message":"Unauthorized"})";
+		}
+		else if (v == static_cast<int>(AuthResult::Status::kPolicyError))
+		{
+			req.status = 422;
+			req.response = R"({"message":"RLS policy error"})";
+		}
+		else if (v == static_cast<int>(AuthResult::Status::kDbUnavailable))
+		{
+			req.status = 422;
+			req.response = R"({"message":"Tenant database unavailable"})";
+		}
+		else if (v != static_cast<int>(AuthResult::Status::kOk))
+		{
+			req.status = 500;
+			req.response = R"({"message":"Unable to authorize broadcast"})";
+		}
+		if (req.status != 0)
+			return;
+	}
+	for (size_t i = 0; i < req.out.size(); i++)
+	{
+		const auto &[topic, is_private] = req.out_topics[i];
+		if (is_private && req.verdicts[topic] != static_cast<int>(AuthResult::Status::kOk))
+			continue;
+		shard.hub().Publish(req.out[i], shard.index());
+	}
+	req.out.clear();
+	req.status = 202;
+	req.response.clear();
+}
+
+/* request.headers for RLS: the headers we can read back from lws, lower-case names. */
+std::string
+RequestHeadersJson(struct lws *wsi)
+{
+	static const struct
+	{
+		const char *name;
+		enum lws_token_indexes token;
+	} kKnown[] = {{"host", WSI_TOKEN_HOST},
+	              {"user-agent", WSI_TOKEN_HTTP_USER_AGENT},
+	              {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE},
+	              {"authorization", WSI_TOKEN_HTTP_AUTHORIZATION},
+	              {"origin", WSI_TOKEN_ORIGIN},
+	              {"referer", WSI_TOKEN_HTTP_REFERER}};
+	static const char *kCustom[] = {
+	    "apikey:", "x-client-info:", "x-api-key:", "x-forwarded-for:", "x-real-ip:", "prefer:"};
+	std::string out = "{";
+	auto add = [&out](std::string_view name, const std::string &value)
+	{
+		if (value.empty())
+			return;
+		if (out.size() > 1)
+			out += ',';
+		json::AppendQuoted(out, name);
+		out += ':';
+		json::AppendQuoted(out, value);
+	};
+	for (const auto &k : kKnown)
+		add(k.name, HeaderValue(wsi, k.token));
+	for (const char *c : kCustom)
+		add(std::string_view(c, strlen(c) - 1), CustomHeaderValue(wsi, c));
+	out += '}';
+	return out;
+}
+
+/*
+ * Answer and forget the request. It leaves the slot first: completing the
+ * transaction rebinds the protocol, and lws frees the slot itself with it.
+ */
+int
+Finish(Shard &shard, struct lws *wsi, SessionSlot *slot, int status, std::string_view body)
+{
+	std::unique_ptr<HttpRequest> req(slot->http);
+	slot->http = nullptr;
+	if (req->wait_id != 0)
+		shard.ForgetHttp(req->wait_id);
+	std::string copy(body); /* body may live in req */
+	req.reset();
+	return Respond(wsi, status, copy);
 }
 
 } // namespace
+
+void HttpOnAuthorized(Shard &shard, uint64_t wait_id, const std::string &topic,
+                      const AuthResult &r);
 
 int
 HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
@@ -225,10 +317,11 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 		/* the body follows in HTTP_BODY callbacks; keep what we need from the headers now */
 		if (slot == nullptr)
 			return -1;
-		HttpFree(slot);
+		HttpFree(shard, slot);
 		slot->http = std::make_unique<HttpRequest>().release(); /* owned by the slot */
 		slot->http->path = path;
 		slot->http->token = RequestToken(wsi);
+		slot->http->headers_json = RequestHeadersJson(wsi);
 		return 0;
 	}
 	std::string topic, event;
@@ -244,11 +337,12 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 			    R"({"error":"Unsupported Media Type. Use application/json or application/octet-stream"})");
 		if (slot == nullptr)
 			return -1;
-		HttpFree(slot);
+		HttpFree(shard, slot);
 		slot->http = std::make_unique<HttpRequest>().release(); /* owned by the slot */
 		HttpRequest &r = *slot->http;
 		r.path = path;
 		r.token = RequestToken(wsi);
+		r.headers_json = RequestHeadersJson(wsi);
 		r.single = true;
 		r.topic = std::move(topic);
 		r.event = std::move(event);
@@ -283,30 +377,109 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 {
 	if (slot == nullptr || slot->http == nullptr)
 		return -1;
-	/*
-	 * Take the request out of the slot first: completing the transaction
-	 * rebinds the protocol, and lws frees the slot itself with it.
-	 */
-	std::unique_ptr<HttpRequest> req(slot->http);
-	slot->http = nullptr;
-	if (req->too_large)
-		return Respond(wsi, 413, R"({"message":"Payload too large"})");
+	HttpRequest &req = *slot->http;
+	if (req.too_large)
+		return Finish(shard, wsi, slot, 413, R"({"message":"Payload too large"})");
 	/* both endpoints: a verified JWT from Authorization: Bearer or apikey (PROTOCOL.md 4.6) */
-	Result<JwtClaims> claims = VerifyJwt(req->token, shard.config().jwt_secret, time(nullptr));
+	Result<JwtClaims> claims = VerifyJwt(req.token, shard.config().jwt_secret, time(nullptr));
 	if (!claims.ok())
-		return Respond(wsi, 401, R"({"message":"Unauthorized"})");
-	auto [status, body] = req->single ? BroadcastSingle(shard, *req, claims.value())
-	                                  : Broadcast(shard, *req, claims.value());
-	return Respond(wsi, status, body);
+		return Finish(shard, wsi, slot, 401, R"({"message":"Unauthorized"})");
+	auto [status, body] = req.single ? BroadcastSingle(shard, req) : Broadcast(shard, req);
+	if (status != 0)
+		return Finish(shard, wsi, slot, status, body);
+
+	/* one write check per private topic, with the caller's claims (PROTOCOL.md 8) */
+	Authorizer *auth = shard.hub().authorizer;
+	for (const auto &[topic, is_private] : req.out_topics)
+	{
+		if (!is_private || req.verdicts.count(topic))
+			continue;
+		if (topic.find('\0') != std::string::npos)
+		{
+			req.verdicts[topic] = -1; /* no database text holds a NUL: never writable */
+			continue;
+		}
+		if (auth == nullptr)
+		{
+			/* no database to ask: only service_role, which bypasses RLS, may send */
+			req.verdicts[topic] = claims.value().role == "service_role"
+			                          ? static_cast<int>(AuthResult::Status::kOk)
+			                          : static_cast<int>(AuthResult::Status::kDbUnavailable);
+			continue;
+		}
+		req.verdicts[topic] = -2; /* asked */
+		req.checks_out++;
+	}
+	if (req.checks_out == 0)
+	{
+		Conclude(shard, req);
+		return Finish(shard, wsi, slot, req.status, req.response);
+	}
+	req.wait_id = shard.WaitHttp(wsi);
+	for (auto &[topic, verdict] : req.verdicts)
+	{
+		if (verdict != -2)
+			continue;
+		AuthRequest ar;
+		ar.sub_topic = topic;
+		ar.role = claims.value().role;
+		ar.claims_json = claims.value().claims_json;
+		ar.sub = claims.value().sub;
+		ar.headers_json = req.headers_json;
+		ar.write = kAuthBroadcast;
+		Hub &hub = shard.hub();
+		int index = shard.index();
+		uint64_t id = req.wait_id;
+		ar.done = [&hub, index, id, topic = topic](AuthResult r)
+		{
+			hub.PostTask(index, [id, topic, r = std::move(r)](Shard &sh)
+			             { HttpOnAuthorized(sh, id, topic, r); });
+		};
+		auth->Submit(std::move(ar));
+	}
+	return 0; /* the answer goes out from HttpOnWritable */
 }
 
 void
-HttpFree(SessionSlot *slot)
+HttpOnAuthorized(Shard &shard, uint64_t wait_id, const std::string &topic, const AuthResult &r)
+{
+	struct lws *wsi = shard.WaitingHttp(wait_id);
+	if (wsi == nullptr)
+		return; /* the client went away */
+	auto *slot = static_cast<SessionSlot *>(lws_wsi_user(wsi));
+	if (slot == nullptr || slot->http == nullptr || slot->http->wait_id != wait_id)
+		return;
+	HttpRequest &req = *slot->http;
+	int v = static_cast<int>(r.status);
+	if (r.status == AuthResult::Status::kOk && !(r.write_ok & kAuthBroadcast))
+		v = -1;
+	if (r.status != AuthResult::Status::kOk)
+		Log(LogLevel::kWarning, "http", "write check failed topic=%s: %s", topic.c_str(),
+		    r.detail.c_str());
+	req.verdicts[topic] = v;
+	if (--req.checks_out > 0)
+		return;
+	Conclude(shard, req);
+	lws_callback_on_writable(wsi);
+}
+
+int
+HttpOnWritable(Shard &shard, struct lws *wsi, SessionSlot *slot)
+{
+	if (slot == nullptr || slot->http == nullptr || slot->http->status == 0)
+		return 0;
+	return Finish(shard, wsi, slot, slot->http->status, slot->http->response);
+}
+
+void
+HttpFree(Shard &shard, SessionSlot *slot)
 {
 	if (slot == nullptr || slot->http == nullptr)
 		return;
 	std::unique_ptr<HttpRequest> gone(slot->http);
 	slot->http = nullptr;
+	if (gone->wait_id != 0)
+		shard.ForgetHttp(gone->wait_id);
 }
 
 } // namespace rt::fanout

@@ -10,13 +10,18 @@
 #include <libwebsockets.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace rt::fanout
 {
 
 class Shard;
 struct SessionSlot;
+struct Delivery;
 
 /* One HTTP request being received (POST bodies arrive in pieces). */
 struct HttpRequest
@@ -30,11 +35,23 @@ struct HttpRequest
 	bool binary = false; /* single: application/octet-stream body */
 	std::string body;
 	bool too_large = false;
+	std::string headers_json = "{}"; /* for RLS: request.headers */
+
+	/* private topics wait for their write checks (PROTOCOL.md 4.6, 4.7) */
+	uint64_t wait_id = 0; /* Shard's key for this request while it waits; 0: not waiting */
+	int checks_out = 0;
+	std::map<std::string, int> verdicts; /* sub_topic -> AuthResult::Status (int) or -1: denied */
+	std::vector<std::shared_ptr<Delivery>> out; /* fanned out in order once all answered */
+	std::vector<std::pair<std::string, bool>> out_topics; /* each one's sub_topic, private */
+	int status = 0;                                       /* set once answered */
+	std::string response;
 };
 
 int HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri);
 int HttpOnBody(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *in, size_t len);
 int HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot);
-void HttpFree(SessionSlot *slot);
+/* The socket can take the answer of a request that waited for the authorizer. */
+int HttpOnWritable(Shard &shard, struct lws *wsi, SessionSlot *slot);
+void HttpFree(Shard &shard, SessionSlot *slot);
 
 } // namespace rt::fanout

@@ -75,4 +75,12 @@ Hub::PostTo(int shard, std::shared_ptr<const Delivery> d)
 		shards_[static_cast<size_t>(shard)]->Post(std::move(d));
 }
 
+void
+Hub::PostTask(int shard, std::function<void(Shard &)> task)
+{
+	auto d = std::make_shared<Delivery>();
+	d->task = std::move(task);
+	PostTo(shard, std::move(d));
+}
+
 } // namespace rt::fanout

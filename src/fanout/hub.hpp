@@ -11,8 +11,12 @@
 #include "config.hpp"
 #include "frame.hpp"
 
+#include "presence_state.hpp"
+#include "rate_counter.hpp"
+
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +26,7 @@ namespace rt::fanout
 
 class Shard;
 class PgChangesEngine;
+class Authorizer;
 
 /*
  * A push to one channel of one session (postgres_changes, system): its
@@ -40,15 +45,27 @@ struct ChannelPush
 	std::string_view tail;  /* static string */
 };
 
-/* One message for every subscriber of a routing key, or pushes to named channels. */
+/* What a routing-key delivery is: private channels read each only with its permission. */
+enum class DeliveryKind : uint8_t
+{
+	kBroadcast,
+	kPresence, /* presence_diff */
+};
+
+/*
+ * One message for every subscriber of a routing key, pushes to named
+ * channels, or a task for the shard's thread (an answer from another thread).
+ */
 struct Delivery
 {
-	std::string routing_key;         /* RoutingKey(sub_topic, private) */
+	std::string routing_key; /* RoutingKey(sub_topic, private) */
+	DeliveryKind kind = DeliveryKind::kBroadcast;
 	uint64_t exclude_session = 0;    /* the sender, when self is false; 0: nobody */
 	std::shared_ptr<const Frame> v1; /* for vsn 1.0.0 sockets; null: not deliverable to them */
 	std::shared_ptr<const Frame> v2; /* for vsn 2.0.0 sockets */
 	std::vector<ChannelPush> pushes; /* when routing_key is empty */
 	std::vector<std::string> shared;
+	std::function<void(Shard &)> task; /* when set: run on the shard, nothing else */
 };
 
 /* Public and private channels of one name are different rooms (PROTOCOL.md 3.1). */
@@ -72,9 +89,17 @@ public:
 	void Publish(const std::shared_ptr<const Delivery> &d, int from_shard);
 	/* Queue d for one shard (any thread). */
 	void PostTo(int shard, std::shared_ptr<const Delivery> d);
+	/* Run task on a shard's thread (any thread); never dropped for a full inbox. */
+	void PostTask(int shard, std::function<void(Shard &)> task);
 
 	/* Postgres Changes, when a database and a ring are configured; set before Start. */
 	PgChangesEngine *changes = nullptr;
+	/* RLS checks of private channels, when a database is configured; set before Start. */
+	Authorizer *authorizer = nullptr;
+	/* Presence of every topic, shared by the shards (PROTOCOL.md 5). */
+	PresenceStore presence;
+	/* presence events of the tenant: tracks and presence_state pushes (PROTOCOL.md 5.5) */
+	RateCounter presence_rate;
 
 	bool
 	Ready() const

@@ -6,6 +6,7 @@
  * mints a JWT for the quick-start script and for tests.
  */
 #include "auth_jwt.hpp"
+#include "authorizer.hpp"
 #include "broadcast.hpp"
 #include "config.hpp"
 #include "db_health.hpp"
@@ -69,6 +70,14 @@ Serve(const rf::Config &config)
 		health = std::make_unique<rf::DbHealth>(config.db_conninfo, hub.db_ok);
 		health->Start();
 	}
+	/* private channels: RLS on realtime.messages, asked over its own connection */
+	std::unique_ptr<rf::Authorizer> authorizer;
+	if (!config.db_conninfo.empty())
+	{
+		authorizer = std::make_unique<rf::Authorizer>(config.db_conninfo);
+		hub.authorizer = authorizer.get();
+		authorizer->Start();
+	}
 	/* Postgres Changes need both: subscriptions are checked in the database, changes come by ring
 	 */
 	std::unique_ptr<rf::PgChangesEngine> changes;
@@ -112,6 +121,8 @@ Serve(const rf::Config &config)
 	int sig = 0;
 	sigwait(&set, &sig);
 	rf::Log(rf::LogLevel::kInfo, "main", "signal %d: stopping", sig);
+	if (authorizer)
+		authorizer->Stop(); /* its last answers still reach running shards */
 	if (changes)
 		changes->Stop(); /* first: the ring reader may be waiting for it */
 	if (ring)

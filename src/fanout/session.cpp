@@ -14,6 +14,7 @@
 #include "pg_changes_engine.hpp"
 #include "pg_changes_params.hpp"
 #include "shard.hpp"
+#include "uuid.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +29,11 @@ namespace
 
 constexpr size_t kCoalesceBytes = 64 * 1024; /* largest single write we assemble */
 constexpr std::string_view kOkEmpty = R"({"status":"ok","response":{}})";
+/* messages a channel holds while it is being authorized (Session::Hold) */
+constexpr size_t kMaxHeldMessages = 1024;
+constexpr size_t kMaxHeldBytes = 8u << 20;
+/* a write check that failed (database, policy error) is asked again after this */
+constexpr int64_t kWriteRetryMs = 2000;
 
 /* The code prefix of a join refusal for a token error (PROTOCOL.md 3.5). */
 const char *
@@ -57,6 +63,25 @@ ErrorReason(std::string_view reason)
 
 std::atomic<uint64_t> g_channel_gen{1};
 
+/* The log code of a failed authorization (PROTOCOL.md 9.2). */
+const char *
+AuthStatusCode(AuthResult::Status st)
+{
+	switch (st)
+	{
+	case AuthResult::Status::kPolicyError:
+		return "RlsPolicyError";
+	case AuthResult::Status::kQueryCanceled:
+		return "QueryCanceled";
+	case AuthResult::Status::kMissingPartition:
+		return "MissingPartition";
+	case AuthResult::Status::kDbUnavailable:
+		return "UnableToConnectToProject";
+	default:
+		return "UnableToSetPolicies";
+	}
+}
+
 /*
  * A stable id for a postgres_changes entry: identical parameter objects get
  * identical ids (PROTOCOL.md 3.4). FNV-1a over the compact JSON, 27 bits.
@@ -82,9 +107,9 @@ NowSeconds()
 } // namespace
 
 Session::Session(Shard &shard, struct lws *wsi, uint64_t id, Vsn vsn, JwtClaims claims,
-                 std::string token)
+                 std::string token, std::string headers_json)
     : shard_(shard), wsi_(wsi), id_(id), vsn_(vsn), claims_(std::move(claims)),
-      token_(std::move(token)), last_rx_ms_(NowMs()),
+      token_(std::move(token)), headers_json_(std::move(headers_json)), last_rx_ms_(NowMs()),
       queue_(shard.config().send_queue_bytes, shard.config().send_queue_items,
              shard.config().slow_client_close_ms)
 {
@@ -95,8 +120,11 @@ Session::~Session()
 	bool pg_changes = false;
 	for (auto &[topic, ch] : channels_)
 	{
-		shard_.registry().Remove(ch->routing_key, this);
+		if (!ch->joining)
+			shard_.registry().Remove(ch->routing_key, this);
 		pg_changes = pg_changes || ch->pg_changes != nullptr;
+		if (ch->presence_tracked)
+			Untrack(*ch); /* a dropped socket leaves at once: no ghost */
 	}
 	if (pg_changes && shard_.hub().changes != nullptr)
 		shard_.hub().changes->Leave(id_, 0);
@@ -377,12 +405,17 @@ Session::HandleMessage(Inbound &m)
 			Reply(std::nullopt, m.ref, m.topic, ErrorReason("unmatched topic"));
 		return;
 	}
+	auto it = channels_.find(m.topic);
+	if (it != channels_.end() && it->second->Busy())
+	{
+		Hold(*it->second, m); /* handled in order once the check answers */
+		return;
+	}
 	if (m.event == "phx_join")
 	{
 		HandleJoin(m);
 		return;
 	}
-	auto it = channels_.find(m.topic);
 	if (m.event == "phx_leave")
 	{
 		HandleLeave(m, it == channels_.end() ? nullptr : it->second.get());
@@ -402,8 +435,7 @@ Session::HandleMessage(Inbound &m)
 	else if (m.event == "access_token")
 		HandleAccessToken(m, ch);
 	else if (m.event == "presence")
-		/* presence arrives with its own issue; refuse honestly until then */
-		Reply(ch.join_ref, m.ref, m.topic, R"({"status":"error","response":{}})");
+		HandlePresence(m, ch);
 	else
 		Log(LogLevel::kDebug, "shard", "ignored event on %s", m.topic.c_str());
 }
@@ -459,21 +491,13 @@ Session::HandleJoin(Inbound &m)
 	}
 
 	bool is_private = config ? json::Bool(*config, "private").value_or(false) : false;
-	if (is_private)
-	{
-		/* private channels need RLS authorization, which is not built yet: refuse */
-		ReplyLater(m.join_ref, m.ref, m.topic,
-		           ErrorReason("Unauthorized: You do not have permissions to read from this "
-		                       "Channel topic: " +
-		                       sub_topic));
-		return;
-	}
 
 	auto ch = std::make_unique<Channel>();
 	ch->topic = m.topic;
 	ch->sub_topic = sub_topic;
 	ch->routing_key = RoutingKey(sub_topic, is_private);
 	ch->join_ref = m.join_ref;
+	ch->join_msg_ref = m.ref;
 	ch->is_private = is_private;
 	if (broadcast)
 	{
@@ -481,40 +505,43 @@ Session::HandleJoin(Inbound &m)
 		ch->ack = json::Bool(*broadcast, "ack").value_or(false);
 	}
 	if (presence)
+	{
 		ch->presence = json::Bool(*presence, "enabled").value_or(false);
+		if (std::optional<std::string_view> key = json::String(*presence, "key"))
+			ch->presence_key = std::string(*key);
+	}
+	if (ch->presence_key.empty())
+		ch->presence_key = NewUuid(); /* upstream makes one per channel */
 
 	/* echo every postgres_changes entry with its id, keys unchanged (PROTOCOL.md 3.4) */
 	std::string response = R"({"status":"ok","response":{"postgres_changes":[)";
-	bool any_changes = false;
 	const rapidjson::Value *pc = config ? json::Member(*config, "postgres_changes") : nullptr;
-	std::optional<std::string> pc_error; /* the first entry's parameter error */
-	std::vector<PgJoinEntry> pc_entries;
 	if (pc && pc->IsArray())
 	{
 		for (const rapidjson::Value &entry : pc->GetArray())
 		{
 			if (entry.IsNull())
 				continue; /* null entries are dropped (PROTOCOL.md 3.2) */
-			if (!pc_error)
+			if (!ch->pc_error)
 			{
 				/* upstream's words, never retried (PROTOCOL.md 6.6) */
 				Result<PgChangesParams> parsed = ParsePgChangesParams(entry);
 				if (!parsed.ok())
-					pc_error = parsed.error().message;
+					ch->pc_error = parsed.error().message;
 				else if (std::optional<Error> bad = CheckPgChangesText(parsed.value()))
-					pc_error = bad->message;
+					ch->pc_error = bad->message;
 				else
-					pc_entries.push_back(PgJoinEntry{0, std::move(parsed.value())});
+					ch->pg_entries.push_back(PgJoinEntry{0, std::move(parsed.value())});
 			}
 			if (!entry.IsObject())
 				continue;
 			std::string compact = json::Stringify(entry);
-			if (any_changes)
+			if (ch->any_changes)
 				response += ',';
-			any_changes = true;
+			ch->any_changes = true;
 			uint32_t id = ParamsId(compact);
-			if (!pc_error)
-				pc_entries.back().id = id;
+			if (!ch->pc_error)
+				ch->pg_entries.back().id = id;
 			response += R"({"id":)";
 			response += std::to_string(id);
 			if (compact.size() > 2)
@@ -527,25 +554,223 @@ Session::HandleJoin(Inbound &m)
 		}
 	}
 	response += "]}}";
+	ch->join_response = std::move(response);
+	if (ch->pc_error)
+		ch->pg_entries.clear();
 
 	Channel *c = ch.get();
 	c->token = std::move(token);
 	c->claims = std::move(claims.value());
 	c->gen = g_channel_gen.fetch_add(1, std::memory_order_relaxed);
+	if (!is_private)
+	{
+		channels_.emplace(m.topic, std::move(ch));
+		FinishJoin(*c);
+		return;
+	}
+	if (shard_.hub().authorizer == nullptr)
+	{
+		ReplyLater(m.join_ref, m.ref, m.topic,
+		           ErrorReason("UnableToConnectToProject: Realtime was unable to connect to the "
+		                       "project database"));
+		return;
+	}
+	if (sub_topic.find('\0') != std::string::npos)
+	{
+		/* no database text holds a NUL: it would end the topic early there */
+		ReplyLater(m.join_ref, m.ref, m.topic,
+		           ErrorReason("Unauthorized: You do not have permissions to read from this "
+		                       "Channel topic: " +
+		                       sub_topic));
+		return;
+	}
+	/* private: the read check decides (PROTOCOL.md 8); presence only if it is on now */
+	c->read_broadcast = c->read_presence = Perm::kUnknown;
+	c->write_broadcast = c->write_presence = Perm::kUnknown;
+	c->joining = true;
 	channels_.emplace(m.topic, std::move(ch));
+	Authorize(*c, kAuthBroadcast | (c->presence ? kAuthPresence : 0), 0);
+}
+
+void
+Session::Authorize(Channel &ch, uint8_t read, uint8_t write)
+{
+	AuthRequest req;
+	req.sub_topic = ch.sub_topic;
+	req.role = ch.claims.role;
+	req.claims_json = ch.claims.claims_json;
+	req.sub = ch.claims.sub;
+	req.headers_json = headers_json_;
+	req.read = read;
+	req.write = write;
+	Hub &hub = shard_.hub();
+	int shard = shard_.index();
+	uint64_t session = id_, gen = ch.gen, seq = ch.auth_seq;
+	std::string topic = ch.topic;
+	req.done = [&hub, shard, session, gen, seq, write, topic](AuthResult r)
+	{
+		hub.PostTask(shard,
+		             [session, gen, seq, write, topic, r = std::move(r)](Shard &sh)
+		             {
+			             if (Session *s = sh.FindSession(session))
+				             s->OnAuthorized(topic, gen, seq, write, r);
+		             });
+	};
+	hub.authorizer->Submit(std::move(req));
+}
+
+void
+Session::OnAuthorized(const std::string &topic, uint64_t gen, uint64_t seq, uint8_t write,
+                      const AuthResult &r)
+{
+	auto it = channels_.find(topic);
+	if (it == channels_.end() || it->second->gen != gen)
+		return; /* left, or joined again since */
+	Channel &ch = *it->second;
+	if (ch.joining)
+		OnJoinChecked(ch, r);
+	else if (write != 0)
+	{
+		ch.checking = false;
+		if (seq == ch.auth_seq)
+		{
+			bool ok = r.status == AuthResult::Status::kOk;
+			if (!ok)
+			{
+				Log(LogLevel::kWarning, "auth", "%s: write check failed topic=%s: %s",
+				    AuthStatusCode(r.status), ch.sub_topic.c_str(), r.detail.c_str());
+				ch.write_failed_ms = NowMs();
+			}
+			Perm p = !ok ? Perm::kFailed : Perm::kNo;
+			if (write & kAuthBroadcast)
+				ch.write_broadcast = ok && (r.write_ok & kAuthBroadcast) ? Perm::kYes : p;
+			if (write & kAuthPresence)
+			{
+				ch.write_presence = ok && (r.write_ok & kAuthPresence) ? Perm::kYes : p;
+				if (ok && ch.read_presence == Perm::kUnknown)
+					ch.read_presence = (r.read_ok & kAuthPresence) ? Perm::kYes : Perm::kNo;
+			}
+		}
+		/* else: asked with an older token; the held messages ask again */
+	}
+	else if (seq == ch.auth_seq)
+		OnTokenChecked(ch, r);
+	ReleaseHeld(topic);
+}
+
+void
+Session::OnJoinChecked(Channel &ch, const AuthResult &r)
+{
+	ch.joining = false;
+	std::string reason;
+	switch (r.status)
+	{
+	case AuthResult::Status::kOk:
+		break;
+	case AuthResult::Status::kDbUnavailable:
+		reason = "UnableToConnectToProject: Realtime was unable to connect to the project database";
+		break;
+	case AuthResult::Status::kQueryCanceled:
+		reason = "QueryCanceled: " + r.detail;
+		break;
+	case AuthResult::Status::kMissingPartition:
+		reason = "MissingPartition: Realtime was unable to find the expected messages partition";
+		break;
+	default:
+		Log(LogLevel::kWarning, "auth", "%s: read check topic=%s: %s", AuthStatusCode(r.status),
+		    ch.sub_topic.c_str(), r.detail.c_str());
+		break; /* a policy that raises refuses (PROTOCOL.md 3.5) */
+	}
+	if (r.status == AuthResult::Status::kOk)
+	{
+		ch.read_broadcast = (r.read_ok & kAuthBroadcast) ? Perm::kYes : Perm::kNo;
+		if (ch.presence)
+			ch.read_presence = (r.read_ok & kAuthPresence) ? Perm::kYes : Perm::kNo;
+	}
+	bool readable = ch.read_broadcast == Perm::kYes || ch.read_presence == Perm::kYes;
+	if (reason.empty() && !readable)
+		reason = "Unauthorized: You do not have permissions to read from this Channel topic: " +
+		         ch.sub_topic;
+	if (!reason.empty())
+	{
+		ReplyLater(ch.join_ref, ch.join_msg_ref, ch.topic, ErrorReason(reason));
+		/* never joined: no phx_close; messages it held are answered as for no channel */
+		std::deque<Inbound> held = std::move(ch.held);
+		std::string topic = ch.topic;
+		channels_.erase(topic);
+		for (Inbound &m : held)
+			HandleMessage(m);
+		return;
+	}
+	FinishJoin(ch);
+}
+
+void
+Session::OnTokenChecked(Channel &ch, const AuthResult &r)
+{
+	std::string why;
+	switch (r.status)
+	{
+	case AuthResult::Status::kOk:
+		break;
+	case AuthResult::Status::kQueryCanceled:
+		why = "Query was cancelled, please try again";
+		break;
+	case AuthResult::Status::kPolicyError:
+		Log(LogLevel::kWarning, "auth", "RlsPolicyError: read check topic=%s: %s",
+		    ch.sub_topic.c_str(), r.detail.c_str());
+		why = "You do not have permissions to read from this Channel topic: " + ch.sub_topic;
+		break;
+	default:
+		why = "Realtime was unable to connect to the project database";
+		break;
+	}
+	if (why.empty())
+	{
+		Perm b = (r.read_ok & kAuthBroadcast) ? Perm::kYes : Perm::kNo;
+		Perm p = ch.read_presence;
+		if (ch.presence)
+			p = (r.read_ok & kAuthPresence) ? Perm::kYes : Perm::kNo;
+		if ((ch.read_broadcast == Perm::kYes && b != Perm::kYes) ||
+		    (ch.read_presence == Perm::kYes && p != Perm::kYes))
+			why = "You no longer have permission to read from this Channel topic: " + ch.sub_topic;
+		else if (b != Perm::kYes && p != Perm::kYes)
+			why = "You do not have permissions to read from this Channel topic: " + ch.sub_topic;
+		ch.read_broadcast = b;
+		ch.read_presence = p;
+	}
+	if (!why.empty())
+		ShutdownChannel(ch, why);
+}
+
+void
+Session::FinishJoin(Channel &ch)
+{
+	Channel *c = &ch;
+	const std::string sub_topic = c->sub_topic;
 	shard_.registry().Add(c->routing_key, this, c);
-	Reply(c->join_ref, m.ref, m.topic, response);
-	if (c->presence)
-		Push(*c, "presence_state", "{}");
-	if (!any_changes)
+	Reply(c->join_ref, c->join_msg_ref, c->topic, c->join_response);
+	c->join_response.clear();
+	c->join_response.shrink_to_fit();
+	if (c->presence && c->Reads(DeliveryKind::kPresence))
+	{
+		if (!CountPresenceEvent())
+		{
+			ShutdownChannel(*c, "Too many presence messages per second");
+			return;
+		}
+		Push(*c, "presence_state", shard_.hub().presence.State(c->routing_key));
+	}
+	if (!c->any_changes)
 		return;
 	PgChangesEngine *engine = shard_.hub().changes;
-	if (!pc_error && engine == nullptr)
-		pc_error = "Postgres Changes are not available: this server runs without a database "
-		           "and ring (--db, --ring-path)";
-	if (pc_error)
+	if (!c->pc_error && engine == nullptr)
+		c->pc_error = "Postgres Changes are not available: this server runs without a database "
+		              "and ring (--db, --ring-path)";
+	if (c->pc_error)
 	{
-		Push(*c, "system", SystemPayload("postgres_changes", "error", *pc_error, sub_topic));
+		Push(*c, "system", SystemPayload("postgres_changes", "error", *c->pc_error, sub_topic));
+		c->pc_error.reset();
 		return;
 	}
 	auto ref = std::make_shared<ChannelRef>();
@@ -554,15 +779,42 @@ Session::HandleJoin(Inbound &m)
 	ref->gen = c->gen;
 	ref->topic = c->topic;
 	c->pg_changes = ref;
-	c->pg_entries = pc_entries;
 	PgJoinRequest req;
 	req.channel = std::move(ref);
 	req.sub_topic = sub_topic;
 	req.role = c->claims.role;
 	req.claims_json = c->claims.claims_json;
 	req.sub = c->claims.sub;
-	req.entries = std::move(pc_entries);
+	req.entries = c->pg_entries;
 	engine->Join(std::move(req));
+}
+
+void
+Session::Hold(Channel &ch, Inbound &m)
+{
+	size_t bytes = m.payload.size() + m.user_payload.size() + m.topic.size();
+	if (ch.held.size() >= kMaxHeldMessages || ch.held_bytes + bytes > kMaxHeldBytes)
+	{
+		Log(LogLevel::kInfo, "shard", "channel busy authorizing: message dropped session=%llu",
+		    static_cast<unsigned long long>(id_));
+		return;
+	}
+	ch.held_bytes += bytes;
+	ch.held.push_back(std::move(m));
+}
+
+void
+Session::ReleaseHeld(const std::string &topic)
+{
+	auto it = channels_.find(topic);
+	if (it == channels_.end() || it->second->Busy() || it->second->held.empty())
+		return;
+	/* in order; one that starts another check holds the ones after it again */
+	std::deque<Inbound> held = std::move(it->second->held);
+	it->second->held.clear();
+	it->second->held_bytes = 0;
+	for (Inbound &m : held)
+		HandleMessage(m);
 }
 
 void
@@ -572,6 +824,8 @@ Session::CloseChannel(Channel &ch)
 	SendControl(MakeFrame(Opcode::kText,
 	                      EncodeText(vsn_, ch.join_ref, ch.join_ref, ch.topic, "phx_close", "{}")));
 	shard_.registry().Remove(ch.routing_key, this);
+	if (ch.presence_tracked)
+		Untrack(ch);
 	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
 		shard_.hub().changes->Leave(id_, ch.gen);
 	channels_.erase(ch.topic); /* ch is gone after this line */
@@ -590,7 +844,7 @@ Session::ExpireChannels(int64_t now_s)
 	std::vector<Channel *> expired;
 	for (auto &[topic, ch] : channels_)
 	{
-		if (ch->claims.exp <= now_s)
+		if (ch->claims.exp <= now_s && !ch->joining)
 			expired.push_back(ch.get());
 	}
 	for (Channel *ch : expired)
@@ -627,6 +881,16 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	}
 	ch.token = std::string(*tok);
 	ch.claims = std::move(claims.value());
+	if (ch.is_private && shard_.hub().authorizer != nullptr)
+	{
+		/*
+		 * Private: read again with the new claims (the channel keeps its
+		 * current rights until the answer); writes are asked again lazily.
+		 */
+		ch.auth_seq++;
+		ch.write_broadcast = ch.write_presence = Perm::kUnknown;
+		Authorize(ch, kAuthBroadcast | (ch.presence ? kAuthPresence : 0), 0);
+	}
 	/* postgres_changes follow the new claims: RLS may now show other rows */
 	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
 	{
@@ -641,9 +905,36 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	}
 }
 
+/*
+ * Whether a private channel may write for ext now; false also when a check
+ * was started (m is then held until it answers) or the answer was no.
+ */
+bool
+Session::MayWrite(Inbound &m, Channel &ch, uint8_t ext)
+{
+	if (!ch.is_private)
+		return true;
+	Perm &p = ext == kAuthPresence ? ch.write_presence : ch.write_broadcast;
+	if (p == Perm::kFailed && NowMs() - ch.write_failed_ms >= kWriteRetryMs)
+		p = Perm::kUnknown;
+	if (p != Perm::kUnknown)
+		return p == Perm::kYes;
+	if (shard_.hub().authorizer == nullptr)
+		return false;
+	/* presence also needs its read right to see the diffs (PROTOCOL.md 5.4) */
+	uint8_t read = ext == kAuthPresence && ch.read_presence == Perm::kUnknown ? kAuthPresence : 0;
+	ch.checking = true;
+	Authorize(ch, read, ext);
+	Hold(ch, m);
+	return false;
+}
+
 void
 Session::HandleBroadcast(Inbound &m, Channel &ch)
 {
+	/* a private channel without the right drops silently, even with ack (PROTOCOL.md 4.2) */
+	if (!MayWrite(m, ch, kAuthBroadcast))
+		return;
 	const Config &cfg = shard_.config();
 	size_t size = m.user_broadcast ? m.user_payload.size() : m.payload.size();
 	if (size > static_cast<size_t>(cfg.max_payload_bytes))
@@ -662,6 +953,130 @@ Session::HandleBroadcast(Inbound &m, Channel &ch)
 	shard_.hub().Publish(d, shard_.index());
 	if (ch.ack)
 		Reply(ch.join_ref, m.ref, m.topic, kOkEmpty);
+}
+
+void
+Session::HandlePresence(Inbound &m, Channel &ch)
+{
+	rapidjson::Document doc;
+	json::Parse(doc, m.payload);
+	std::optional<std::string_view> ev = json::String(doc, "event");
+	if (!ev)
+	{
+		Reply(ch.join_ref, m.ref, m.topic, kOkEmpty); /* no event: nothing to do */
+		return;
+	}
+	std::string event(*ev);
+	for (char &c : event)
+		c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+	/* a private track first learns its rights; this push waits for them (PROTOCOL.md 5.4) */
+	if (event == "track" && ch.is_private)
+	{
+		bool ask =
+		    ch.write_presence == Perm::kUnknown ||
+		    (ch.write_presence == Perm::kFailed && NowMs() - ch.write_failed_ms >= kWriteRetryMs);
+		if (ask && !MayWrite(m, ch, kAuthPresence) && ch.checking)
+			return;
+	}
+	/* the client's window (PROTOCOL.md 5.5): more pushes end the channel, no reply */
+	const Config &cfg = shard_.config();
+	int64_t now = NowMs();
+	if (ch.presence_window_end_ms == 0 || now > ch.presence_window_end_ms)
+	{
+		ch.presence_window_end_ms = now + cfg.client_presence_window_ms;
+		ch.presence_window_count = 0;
+	}
+	if (ch.presence_window_count >= cfg.max_client_presence_events_per_window)
+	{
+		ShutdownChannel(ch, "Client presence rate limit exceeded");
+		return;
+	}
+	ch.presence_window_count++;
+	if (event == "track")
+	{
+		const rapidjson::Value *payload = json::Member(doc, "payload");
+		rapidjson::Value empty(rapidjson::kObjectType);
+		if (payload == nullptr || payload->IsNull())
+			payload = &empty;
+		if (!payload->IsObject())
+		{
+			Reply(
+			    ch.join_ref, m.ref, m.topic,
+			    R"({"status":"error","response":{"reason":"Presence track payload must be a map"}})");
+			return;
+		}
+		Track(m, ch, *payload);
+	}
+	else if (event == "untrack")
+	{
+		if (ch.presence_tracked)
+			Untrack(ch);
+		Reply(ch.join_ref, m.ref, m.topic, kOkEmpty);
+	}
+	else
+	{
+		Log(LogLevel::kInfo, "shard", "UnknownPresenceEvent: %s session=%llu", event.c_str(),
+		    static_cast<unsigned long long>(id_));
+		Reply(ch.join_ref, m.ref, m.topic, R"({"status":"error","response":{}})");
+	}
+}
+
+void
+Session::Track(const Inbound &m, Channel &ch, const rapidjson::Value &payload)
+{
+	std::string meta = json::Stringify(payload);
+	if (meta.size() > static_cast<size_t>(shard_.config().max_payload_bytes))
+	{
+		ShutdownChannel(ch, "Track message size exceeded");
+		return;
+	}
+	if (ch.is_private && ch.write_presence != Perm::kYes)
+	{
+		/* refused, or the check failed (HandlePresence asked already) */
+		Reply(ch.join_ref, m.ref, m.topic, R"({"status":"error","response":{}})");
+		return;
+	}
+	if (!CountPresenceEvent())
+	{
+		ShutdownChannel(ch, "Too many presence messages per second");
+		return;
+	}
+	std::string diff =
+	    shard_.hub().presence.Track(ch.routing_key, ch.presence_key, id_, ch.gen, meta);
+	ch.presence = true; /* a track turns presence on for the channel (PROTOCOL.md 5.1) */
+	ch.presence_tracked = true;
+	Reply(ch.join_ref, m.ref, m.topic, kOkEmpty);
+	if (!diff.empty())
+	{
+		std::shared_ptr<Delivery> d =
+		    MakeTextEvent(ch.routing_key, ch.topic, "presence_diff", diff);
+		d->kind = DeliveryKind::kPresence;
+		shard_.hub().Publish(d, shard_.index());
+	}
+}
+
+/* Count one presence event for the tenant; false when its average is over the limit. */
+bool
+Session::CountPresenceEvent()
+{
+	RateCounter &rate = shard_.hub().presence_rate;
+	int64_t now = NowMs();
+	if (rate.Average(now) > shard_.config().max_presence_events_per_second)
+		return false;
+	rate.Add(now);
+	return true;
+}
+
+void
+Session::Untrack(Channel &ch)
+{
+	ch.presence_tracked = false;
+	std::string diff = shard_.hub().presence.Untrack(ch.routing_key, id_, ch.gen);
+	if (diff.empty())
+		return;
+	std::shared_ptr<Delivery> d = MakeTextEvent(ch.routing_key, ch.topic, "presence_diff", diff);
+	d->kind = DeliveryKind::kPresence;
+	shard_.hub().Publish(d, shard_.index());
 }
 
 } // namespace rt::fanout

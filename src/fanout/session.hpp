@@ -8,6 +8,9 @@
 #pragma once
 
 #include "auth_jwt.hpp"
+#include "authorizer.hpp"
+#include "hub.hpp"
+#include "json.hpp"
 #include "pg_changes_engine.hpp"
 #include "frame.hpp"
 #include "protocol.hpp"
@@ -16,6 +19,7 @@
 #include <libwebsockets.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +29,15 @@ namespace rt::fanout
 {
 
 class Shard;
+
+/* A permission of a private channel (PROTOCOL.md 8): not asked yet, or the answer. */
+enum class Perm : int8_t
+{
+	kUnknown,
+	kNo,
+	kYes,
+	kFailed, /* the check failed (database, policy error): asked again after a pause */
+};
 
 /* One joined channel of a session (PROTOCOL.md 3). */
 struct Channel
@@ -42,6 +55,48 @@ struct Channel
 	uint64_t gen = 0;  /* join generation, unique per process: pushes find this join */
 	std::shared_ptr<const ChannelRef> pg_changes; /* set when it has postgres_changes */
 	std::vector<PgJoinEntry> pg_entries;          /* ... and these are its entries */
+
+	/* presence (PROTOCOL.md 5) */
+	std::string presence_key; /* config.presence.key, or a UUID made at join */
+	bool presence_tracked = false;
+	int64_t presence_window_end_ms = 0; /* the client's presence window (5.5) */
+	int presence_window_count = 0;
+
+	/* private channels: what RLS allowed (public channels: everything) */
+	Perm read_broadcast = Perm::kYes;
+	Perm read_presence = Perm::kYes;
+	Perm write_broadcast = Perm::kYes;
+	Perm write_presence = Perm::kYes;
+	int64_t write_failed_ms = 0; /* when a write check last failed */
+	uint64_t auth_seq = 0;       /* bumped by a new token: answers for older claims are stale */
+
+	/*
+	 * While the join's read check or a write check is out, this channel's later
+	 * messages wait here in order (Phoenix handles one message of a channel at
+	 * a time; the shard does not wait).
+	 */
+	bool joining = false;
+	bool checking = false;
+	std::deque<Inbound> held;
+	size_t held_bytes = 0;
+
+	/* the join, until its read check answers */
+	std::optional<std::string> join_msg_ref;
+	std::string join_response;
+	std::optional<std::string> pc_error;
+	bool any_changes = false;
+
+	bool
+	Busy() const
+	{
+		return joining || checking;
+	}
+	/* Whether this channel receives deliveries of that kind. */
+	bool
+	Reads(DeliveryKind k) const
+	{
+		return (k == DeliveryKind::kPresence ? read_presence : read_broadcast) == Perm::kYes;
+	}
 };
 
 /* Longest topic and ref we accept: what a binary frame can carry (PROTOCOL.md 2.3). */
@@ -54,7 +109,7 @@ class Session
 {
 public:
 	Session(Shard &shard, struct lws *wsi, uint64_t id, Vsn vsn, JwtClaims claims,
-	        std::string token);
+	        std::string token, std::string headers_json);
 	~Session();
 	Session(const Session &) = delete;
 	Session &operator=(const Session &) = delete;
@@ -95,6 +150,9 @@ public:
 	void ExpireChannels(int64_t now_s);
 	/* The channel joined as topic with this generation, if it is still there. */
 	const Channel *FindChannel(const std::string &topic, uint64_t gen) const;
+	/* The authorizer answered a check of the channel joined as topic with gen. */
+	void OnAuthorized(const std::string &topic, uint64_t gen, uint64_t seq, uint8_t write,
+	                  const AuthResult &r);
 	/* A delayed reply (ReplyLater) was handed back by the shard timer. */
 	void
 	DelayedReplyDue()
@@ -108,6 +166,18 @@ private:
 	void HandleLeave(Inbound &m, Channel *ch);
 	void HandleBroadcast(Inbound &m, Channel &ch);
 	void HandleAccessToken(Inbound &m, Channel &ch);
+	void HandlePresence(Inbound &m, Channel &ch);
+	bool MayWrite(Inbound &m, Channel &ch, uint8_t ext);
+	void Track(const Inbound &m, Channel &ch, const rapidjson::Value &payload);
+	void Untrack(Channel &ch);
+	bool CountPresenceEvent();
+	void FinishJoin(Channel &ch);
+	void OnJoinChecked(Channel &ch, const AuthResult &r);
+	void OnTokenChecked(Channel &ch, const AuthResult &r);
+	/* Ask the authorizer; the answer comes back as OnAuthorized on this shard. */
+	void Authorize(Channel &ch, uint8_t read, uint8_t write);
+	void Hold(Channel &ch, Inbound &m);
+	void ReleaseHeld(const std::string &topic);
 	void Reply(const std::optional<std::string> &join_ref, const std::optional<std::string> &ref,
 	           std::string_view topic, std::string_view payload_json);
 	void ReplyLater(const std::optional<std::string> &join_ref,
@@ -125,6 +195,7 @@ private:
 	Vsn vsn_;
 	JwtClaims claims_;
 	std::string token_;
+	std::string headers_json_; /* the upgrade's x-* headers, for RLS (request.headers) */
 	int64_t last_rx_ms_;
 	std::string rx_; /* fragments of the message being received */
 	bool rx_binary_ = false;

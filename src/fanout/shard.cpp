@@ -186,7 +186,7 @@ void
 Shard::Post(std::shared_ptr<const Delivery> d)
 {
 	std::lock_guard<std::mutex> lock(inbox_mu_);
-	if (inbox_.size() >= kMaxInbox)
+	if (inbox_.size() >= kMaxInbox && !d->task)
 	{
 		/* this shard is not keeping up: its subscribers lose this message, nobody else */
 		if (inbox_dropped_.fetch_add(1, std::memory_order_relaxed) % 10000 == 0)
@@ -271,9 +271,42 @@ Shard::DeliverPushes(const Delivery &d)
 		DropIfUnused(q);
 }
 
+uint64_t
+Shard::WaitHttp(struct lws *wsi)
+{
+	uint64_t id = next_http_wait_++;
+	http_waiting_[id] = wsi;
+	return id;
+}
+
+struct lws *
+Shard::WaitingHttp(uint64_t id) const
+{
+	auto it = http_waiting_.find(id);
+	return it == http_waiting_.end() ? nullptr : it->second;
+}
+
+void
+Shard::ForgetHttp(uint64_t id)
+{
+	http_waiting_.erase(id);
+}
+
+Session *
+Shard::FindSession(uint64_t id) const
+{
+	auto it = sessions_.find(id);
+	return it == sessions_.end() ? nullptr : it->second;
+}
+
 void
 Shard::Deliver(const Delivery &d)
 {
+	if (d.task)
+	{
+		d.task(*this);
+		return;
+	}
 	if (d.routing_key.empty())
 	{
 		DeliverPushes(d);
@@ -287,7 +320,7 @@ Shard::Deliver(const Delivery &d)
 	for (const Subscriber &sub : *subs)
 	{
 		Session *s = sub.session;
-		if (s->id() == d.exclude_session)
+		if (s->id() == d.exclude_session || !sub.channel->Reads(d.kind))
 			continue;
 		if (s->vsn() == Vsn::k1)
 		{
@@ -533,7 +566,8 @@ Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			ConnectCheck c = std::move(it->second);
 			shard->accepted_.erase(it);
 			auto s = std::make_unique<Session>(*shard, wsi, shard->NextSessionId(), c.vsn,
-			                                   std::move(c.claims), std::move(c.token));
+			                                   std::move(c.claims), std::move(c.token),
+			                                   std::move(c.headers_json));
 			slot->session = s.release(); /* owned by the slot until CLOSED */
 			shard->AddSession(slot->session);
 			return 0;
@@ -567,9 +601,12 @@ Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 			return HttpOnBodyComplete(*shard, wsi, slot);
 
+		case LWS_CALLBACK_HTTP_WRITEABLE:
+			return HttpOnWritable(*shard, wsi, slot);
+
 		case LWS_CALLBACK_CLOSED_HTTP:
 		case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-			HttpFree(slot);
+			HttpFree(*shard, slot);
 			return 0;
 
 		default:

@@ -87,6 +87,12 @@ public:
 		return scratch_;
 	}
 	uint64_t NextSessionId();
+	/* HTTP requests waiting for the authorizer: a key that stays valid until ForgetHttp. */
+	uint64_t WaitHttp(struct lws *wsi);
+	struct lws *WaitingHttp(uint64_t id) const;
+	void ForgetHttp(uint64_t id);
+	/* The session with this id on this shard, or nullptr (closed since). */
+	Session *FindSession(uint64_t id) const;
 	void AddSession(Session *s);
 	void RemoveSession(Session *s);
 
@@ -125,6 +131,8 @@ private:
 	ChannelRegistry registry_;
 	std::unordered_map<uint64_t, Session *> sessions_;
 	uint64_t next_session_seq_ = 1;
+	std::unordered_map<uint64_t, struct lws *> http_waiting_;
+	uint64_t next_http_wait_ = 1;
 	std::string scratch_; /* coalesced writes */
 
 	HandshakeGate gate_;

@@ -3,6 +3,8 @@
  */
 #include "upgrade_request.hpp"
 
+#include "json.hpp"
+
 #include "url.hpp"
 
 #include <cctype>
@@ -103,6 +105,7 @@ ParseRequestHead(std::string_view bytes, UpgradeRequest &out, size_t &head_len)
 		ParseQuery(target.substr(q + 1), out);
 
 	bool upgrade_ws = false, connection_upgrade = false;
+	std::string x_headers;
 	head.remove_prefix(eol + 2);
 	while (!head.empty())
 	{
@@ -122,7 +125,19 @@ ParseRequestHead(std::string_view bytes, UpgradeRequest &out, size_t &head_len)
 			out.x_api_key = std::string(value);
 		else if (IEquals(name, "host"))
 			out.host = std::string(value);
+		if (name.size() > 2 && (name[0] == 'x' || name[0] == 'X') && name[1] == '-')
+		{
+			std::string lower(name);
+			for (char &c : lower)
+				c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+			x_headers += x_headers.empty() ? '{' : ',';
+			json::AppendQuoted(x_headers, lower);
+			x_headers += ':';
+			json::AppendQuoted(x_headers, value);
+		}
 	}
+	if (!x_headers.empty())
+		out.x_headers_json = x_headers + '}';
 	out.websocket = upgrade_ws && connection_upgrade;
 	return HeadStatus::kComplete;
 }

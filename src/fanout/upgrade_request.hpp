@@ -24,6 +24,8 @@ struct UpgradeRequest
 	std::optional<std::string> apikey; /* query "apikey", URL-decoded */
 	std::string x_api_key;             /* header "x-api-key" */
 	std::string host;                  /* header "Host" */
+	/* the x-* headers as a JSON object, names lower-cased: RLS sees it as request.headers */
+	std::string x_headers_json = "{}";
 };
 
 enum class HeadStatus
