@@ -1,6 +1,7 @@
 // 05 isolation: channels do not leak into each other; a private channel of the
-// same name is another room (PROTOCOL.md 3.1). Private authorization is not
-// there yet, so a private join is refused with the Unauthorized reason (3.5, 11).
+// same name is another room (PROTOCOL.md 3.1). The test database has no policy on
+// realtime.messages for anon, so an anon private join is refused with the Unauthorized
+// reason (3.5, 11); authorized private channels are in 25_private.
 
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,7 +52,7 @@ test('two channels: no cross delivery', { timeout: 10000 }, async () => {
 });
 
 // The three refusals wait out the same join-error back-off, so they run side by side.
-describe('private channels (refused for now)', { concurrency: true }, () => {
+describe('private channels without a policy', { concurrency: true }, () => {
 	test('realtime-js private join is refused with the Unauthorized reason', { timeout: 15000 }, async () => {
 		const name = uniq('priv');
 		const channel = createClient({ timeout: 12000 }).channel(name, { config: { private: true } });
