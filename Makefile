@@ -104,7 +104,7 @@ format-check:
 
 # ---------------------------------------------------------------------------
 # Benchmarks (not part of the tests): bench/broadcast.sh, bench/db_latency.sh,
-# bench/send_cost.sh, bench/changes.sh; docs/PERFORMANCE.md.
+# bench/send_cost.sh, bench/changes.sh, bench/private.sh; docs/PERFORMANCE.md.
 BENCH_CXXFLAGS = -std=c++20 -O2 -Wall -Wextra -Werror
 
 $(BUILD)/bench/load_client: bench/load_client.cpp bench/ws_client.hpp bench/histogram.hpp
@@ -124,6 +124,10 @@ $(BUILD)/bench/changes_client: bench/changes_client.cpp bench/ws_client.hpp benc
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq -lssl -lcrypto -lpthread
+
+$(BUILD)/bench/private_client: bench/private_client.cpp bench/ws_client.hpp bench/histogram.hpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto
 
 bench-broadcast: $(BUILD)/bench/load_client $(BUILD)/bench/baseline_server
 	bench/broadcast.sh
@@ -146,4 +150,9 @@ bench-decode:
 bench-changes: $(BUILD)/bench/changes_client $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
 	bench/changes.sh
 
-.PHONY: bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes
+# Private channels (RLS on realtime.messages) and presence (bench/private.sh): private
+# against public joins and first broadcasts, presence convergence against a broadcast.
+bench-private: $(BUILD)/bench/private_client $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
+	bench/private.sh
+
+.PHONY: bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes bench-private
