@@ -665,8 +665,18 @@ Session::OnAuthorized(const std::string &topic, uint64_t gen, uint64_t seq, uint
 		}
 		/* else: asked with an older token; the held messages ask again */
 	}
-	else if (seq == ch.auth_seq)
-		OnTokenChecked(ch, r, read);
+	else
+	{
+		ch.token_check_out = false;
+		if (seq == ch.auth_seq)
+			OnTokenChecked(ch, r, read);
+		else
+		{
+			/* refreshed again meanwhile: one check for the newest claims */
+			ch.token_check_out = true;
+			Authorize(ch, TokenReadBits(ch), 0);
+		}
+	}
 	ReleaseHeld(topic);
 }
 
@@ -902,7 +912,12 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 		 */
 		ch.auth_seq++;
 		ch.write_broadcast = ch.write_presence = Perm::kUnknown;
-		Authorize(ch, TokenReadBits(ch), 0);
+		/* one check out at a time: a flood of refreshes must not flood the database */
+		if (!ch.token_check_out)
+		{
+			ch.token_check_out = true;
+			Authorize(ch, TokenReadBits(ch), 0);
+		}
 	}
 	/* postgres_changes follow the new claims: RLS may now show other rows */
 	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)

@@ -67,8 +67,9 @@ struct Channel
 	Perm read_presence = Perm::kYes;
 	Perm write_broadcast = Perm::kYes;
 	Perm write_presence = Perm::kYes;
-	int64_t write_failed_ms = 0; /* when a write check last failed */
-	uint64_t auth_seq = 0;       /* bumped by a new token: answers for older claims are stale */
+	int64_t write_failed_ms = 0;  /* when a write check last failed */
+	uint64_t auth_seq = 0;        /* bumped by a new token: answers for older claims are stale */
+	bool token_check_out = false; /* a refresh's read check is out (its answer asks again) */
 
 	/*
 	 * While the join's read check or a write check is out, this channel's later

@@ -1,5 +1,5 @@
 // 27 private channels, review findings: rights a token refresh must not carry over to the
-// new claims (PROTOCOL.md 3.6, 5.4, 8).
+// new claims (PROTOCOL.md 3.6, 5.4, 8) and what one client may make the authorizer do.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ const B = randomUUID(); // may read broadcasts only
 const C = randomUUID(); // may track presence
 const P = uniq('pr');
 const ROOM = `${P}-room`;
+const FLOOD = `${P}-flood`; // readable by all; its read policy counts its checks
 
 let db;
 let dropAuth;
@@ -27,6 +28,10 @@ before(async () => {
 		AND (extension = 'broadcast' OR auth.uid() = '${A}'))`);
 	await policy('track', `FOR INSERT TO authenticated WITH CHECK (realtime.topic() = '${ROOM}'
 		AND extension = 'presence' AND auth.uid() = '${C}')`);
+	await db.query(`CREATE SEQUENCE public."${P}_n"`);
+	await db.query(`GRANT USAGE ON SEQUENCE public."${P}_n" TO authenticated`);
+	await policy('flood', `FOR SELECT TO authenticated USING (realtime.topic() = '${FLOOD}'
+		AND nextval('public."${P}_n"') > 0)`);
 });
 
 after(async () => {
@@ -34,6 +39,7 @@ after(async () => {
 	for (const p of policies) {
 		await db.query(`DROP POLICY IF EXISTS "${p}" ON realtime.messages`);
 	}
+	await db.query(`DROP SEQUENCE IF EXISTS public."${P}_n"`);
 	await dropAuth?.();
 	await db?.end();
 });
@@ -69,4 +75,37 @@ test('a refreshed token does not keep the old token\'s presence-read right', { t
 	assert.equal(after.filter(isDiff).length, 0, 'B may not read presence: no diff after the refresh');
 	await x.close();
 	await c.close();
+});
+
+// Read checks of FLOOD so far: its read policy takes a number from a sequence each time
+// (sequences are not transactional: the check's rollback keeps the count).
+async function floodChecks() {
+	const { rows } = await db.query(`SELECT last_value::bigint AS n, is_called FROM public."${P}_n"`);
+	return rows[0].is_called ? Number(rows[0].n) : 0;
+}
+
+test('access_token flood: one read check at a time per channel, other joins are not starved', { timeout: 30000 }, async () => {
+	const topic = `realtime:${FLOOD}`;
+	const x = await RawClient.connect({ token: jwt.authenticated(B) });
+	assert.equal((await x.join(topic, { joinRef: '1', config: { private: true } })).msg.payload.status, 'ok');
+	// two valid tokens, alternated: each refresh differs from the current one
+	const now = Math.floor(Date.now() / 1000);
+	const toks = [0, 1].map((i) => jwt.sign({ role: 'authenticated', sub: B, iat: now - i, exp: now + 3600 }));
+	const N = 20000;
+	const before = await floodChecks();
+	for (let i = 0; i < N; i++) {
+		x.push(topic, 'access_token', { access_token: toks[i % 2] }, { joinRef: '1' });
+	}
+	await x.heartbeat(10000); // the sidecar has read them all
+	const y = await RawClient.connect({ token: jwt.authenticated(B) });
+	const started = performance.now();
+	const j = await y.join(topic, { joinRef: '1', config: { private: true }, ms: 10000 });
+	const ms = performance.now() - started;
+	assert.equal(j.msg.payload.status, 'ok', JSON.stringify(j.msg.payload));
+	assert.ok(ms < 2000, `a private join waited ${Math.round(ms)} ms behind the flood`);
+	await sleep(1000);
+	const checks = (await floodChecks()) - before;
+	assert.ok(checks < N / 10, `${checks} checks for ${N} refreshes of one channel`);
+	await x.close();
+	await y.close();
 });
