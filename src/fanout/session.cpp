@@ -63,6 +63,18 @@ ErrorReason(std::string_view reason)
 
 std::atomic<uint64_t> g_channel_gen{1};
 
+/*
+ * What a token refresh reads again: broadcast, and presence when it is on or its
+ * read right is known (a denied track learns it too): an old token's answer must
+ * not outlive the refresh (PROTOCOL.md 3.6, 5.4).
+ */
+uint8_t
+TokenReadBits(const Channel &ch)
+{
+	bool presence = ch.presence || ch.read_presence != Perm::kUnknown;
+	return kAuthBroadcast | (presence ? kAuthPresence : 0);
+}
+
 /* The log code of a failed authorization (PROTOCOL.md 9.2). */
 const char *
 AuthStatusCode(AuthResult::Status st)
@@ -607,21 +619,21 @@ Session::Authorize(Channel &ch, uint8_t read, uint8_t write)
 	int shard = shard_.index();
 	uint64_t session = id_, gen = ch.gen, seq = ch.auth_seq;
 	std::string topic = ch.topic;
-	req.done = [&hub, shard, session, gen, seq, write, topic](AuthResult r)
+	req.done = [&hub, shard, session, gen, seq, read, write, topic](AuthResult r)
 	{
 		hub.PostTask(shard,
-		             [session, gen, seq, write, topic, r = std::move(r)](Shard &sh)
+		             [session, gen, seq, read, write, topic, r = std::move(r)](Shard &sh)
 		             {
 			             if (Session *s = sh.FindSession(session))
-				             s->OnAuthorized(topic, gen, seq, write, r);
+				             s->OnAuthorized(topic, gen, seq, read, write, r);
 		             });
 	};
 	hub.authorizer->Submit(std::move(req));
 }
 
 void
-Session::OnAuthorized(const std::string &topic, uint64_t gen, uint64_t seq, uint8_t write,
-                      const AuthResult &r)
+Session::OnAuthorized(const std::string &topic, uint64_t gen, uint64_t seq, uint8_t read,
+                      uint8_t write, const AuthResult &r)
 {
 	auto it = channels_.find(topic);
 	if (it == channels_.end() || it->second->gen != gen)
@@ -653,8 +665,18 @@ Session::OnAuthorized(const std::string &topic, uint64_t gen, uint64_t seq, uint
 		}
 		/* else: asked with an older token; the held messages ask again */
 	}
-	else if (seq == ch.auth_seq)
-		OnTokenChecked(ch, r);
+	else
+	{
+		ch.token_check_out = false;
+		if (seq == ch.auth_seq)
+			OnTokenChecked(ch, r, read);
+		else
+		{
+			/* refreshed again meanwhile: one check for the newest claims */
+			ch.token_check_out = true;
+			Authorize(ch, TokenReadBits(ch), 0);
+		}
+	}
 	ReleaseHeld(topic);
 }
 
@@ -706,7 +728,7 @@ Session::OnJoinChecked(Channel &ch, const AuthResult &r)
 }
 
 void
-Session::OnTokenChecked(Channel &ch, const AuthResult &r)
+Session::OnTokenChecked(Channel &ch, const AuthResult &r, uint8_t read)
 {
 	std::string why;
 	switch (r.status)
@@ -728,8 +750,9 @@ Session::OnTokenChecked(Channel &ch, const AuthResult &r)
 	if (why.empty())
 	{
 		Perm b = (r.read_ok & kAuthBroadcast) ? Perm::kYes : Perm::kNo;
+		/* not asked: it was unknown at the refresh, anything since came with these claims */
 		Perm p = ch.read_presence;
-		if (ch.presence)
+		if (read & kAuthPresence)
 			p = (r.read_ok & kAuthPresence) ? Perm::kYes : Perm::kNo;
 		if ((ch.read_broadcast == Perm::kYes && b != Perm::kYes) ||
 		    (ch.read_presence == Perm::kYes && p != Perm::kYes))
@@ -889,7 +912,12 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 		 */
 		ch.auth_seq++;
 		ch.write_broadcast = ch.write_presence = Perm::kUnknown;
-		Authorize(ch, kAuthBroadcast | (ch.presence ? kAuthPresence : 0), 0);
+		/* one check out at a time: a flood of refreshes must not flood the database */
+		if (!ch.token_check_out)
+		{
+			ch.token_check_out = true;
+			Authorize(ch, TokenReadBits(ch), 0);
+		}
 	}
 	/* postgres_changes follow the new claims: RLS may now show other rows */
 	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)

@@ -67,8 +67,9 @@ struct Channel
 	Perm read_presence = Perm::kYes;
 	Perm write_broadcast = Perm::kYes;
 	Perm write_presence = Perm::kYes;
-	int64_t write_failed_ms = 0; /* when a write check last failed */
-	uint64_t auth_seq = 0;       /* bumped by a new token: answers for older claims are stale */
+	int64_t write_failed_ms = 0;  /* when a write check last failed */
+	uint64_t auth_seq = 0;        /* bumped by a new token: answers for older claims are stale */
+	bool token_check_out = false; /* a refresh's read check is out (its answer asks again) */
 
 	/*
 	 * While the join's read check or a write check is out, this channel's later
@@ -151,8 +152,8 @@ public:
 	/* The channel joined as topic with this generation, if it is still there. */
 	const Channel *FindChannel(const std::string &topic, uint64_t gen) const;
 	/* The authorizer answered a check of the channel joined as topic with gen. */
-	void OnAuthorized(const std::string &topic, uint64_t gen, uint64_t seq, uint8_t write,
-	                  const AuthResult &r);
+	void OnAuthorized(const std::string &topic, uint64_t gen, uint64_t seq, uint8_t read,
+	                  uint8_t write, const AuthResult &r);
 	/* A delayed reply (ReplyLater) was handed back by the shard timer. */
 	void
 	DelayedReplyDue()
@@ -173,7 +174,7 @@ private:
 	bool CountPresenceEvent();
 	void FinishJoin(Channel &ch);
 	void OnJoinChecked(Channel &ch, const AuthResult &r);
-	void OnTokenChecked(Channel &ch, const AuthResult &r);
+	void OnTokenChecked(Channel &ch, const AuthResult &r, uint8_t read);
 	/* Ask the authorizer; the answer comes back as OnAuthorized on this shard. */
 	void Authorize(Channel &ch, uint8_t read, uint8_t write);
 	void Hold(Channel &ch, Inbound &m);
