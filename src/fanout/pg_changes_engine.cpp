@@ -208,6 +208,21 @@ void
 PgChangesEngine::Rejoin(PgJoinRequest req)
 {
 	std::lock_guard<std::mutex> lock(mu_);
+	/*
+	 * A rejoin of this channel still queued gets the newer claims instead: a
+	 * client sending token after token costs one check, not one per token.
+	 * The queue holds at most one rejoin per channel, so the scan is short.
+	 */
+	for (auto it = ops_.rbegin(); it != ops_.rend(); ++it)
+	{
+		if (it->kind == Op::Kind::kRejoin && it->join.channel == req.channel)
+		{
+			it->join = std::move(req);
+			return;
+		}
+		if (it->kind != Op::Kind::kRejoin && it->join.channel == req.channel)
+			break; /* its join is queued after an older rejoin: keep the order */
+	}
 	ops_.push_back(Op{Op::Kind::kRejoin, std::move(req), 0, 0});
 	cv_.notify_one();
 }

@@ -32,6 +32,7 @@ constexpr std::string_view kOkEmpty = R"({"status":"ok","response":{}})";
 /* messages a channel holds while it is being authorized (Session::Hold) */
 constexpr size_t kMaxHeldMessages = 1024;
 constexpr size_t kMaxHeldBytes = 8u << 20;
+constexpr size_t kMaxSessionHeldBytes = 16u << 20; /* all channels of one socket */
 /* a write check that failed (database, policy error) is asked again after this */
 constexpr int64_t kWriteRetryMs = 2000;
 
@@ -718,6 +719,7 @@ Session::OnJoinChecked(Channel &ch, const AuthResult &r)
 		ReplyLater(ch.join_ref, ch.join_msg_ref, ch.topic, ErrorReason(reason));
 		/* never joined: no phx_close; messages it held are answered as for no channel */
 		std::deque<Inbound> held = std::move(ch.held);
+		held_total_ -= ch.held_bytes;
 		std::string topic = ch.topic;
 		channels_.erase(topic);
 		for (Inbound &m : held)
@@ -816,13 +818,15 @@ void
 Session::Hold(Channel &ch, Inbound &m)
 {
 	size_t bytes = m.payload.size() + m.user_payload.size() + m.topic.size();
-	if (ch.held.size() >= kMaxHeldMessages || ch.held_bytes + bytes > kMaxHeldBytes)
+	if (ch.held.size() >= kMaxHeldMessages || ch.held_bytes + bytes > kMaxHeldBytes ||
+	    held_total_ + bytes > kMaxSessionHeldBytes)
 	{
 		Log(LogLevel::kInfo, "shard", "channel busy authorizing: message dropped session=%llu",
 		    static_cast<unsigned long long>(id_));
 		return;
 	}
 	ch.held_bytes += bytes;
+	held_total_ += bytes;
 	ch.held.push_back(std::move(m));
 }
 
@@ -835,6 +839,7 @@ Session::ReleaseHeld(const std::string &topic)
 	/* in order; one that starts another check holds the ones after it again */
 	std::deque<Inbound> held = std::move(it->second->held);
 	it->second->held.clear();
+	held_total_ -= it->second->held_bytes;
 	it->second->held_bytes = 0;
 	for (Inbound &m : held)
 		HandleMessage(m);
@@ -851,7 +856,13 @@ Session::CloseChannel(Channel &ch)
 		Untrack(ch);
 	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
 		shard_.hub().changes->Leave(id_, ch.gen);
-	channels_.erase(ch.topic); /* ch is gone after this line */
+	/* ended while a check was out: what it held is answered as for a channel that is gone */
+	std::deque<Inbound> held = std::move(ch.held);
+	held_total_ -= ch.held_bytes;
+	std::string topic = ch.topic;
+	channels_.erase(topic); /* ch is gone after this line */
+	for (Inbound &m : held)
+		HandleMessage(m);
 }
 
 void
@@ -1053,7 +1064,8 @@ void
 Session::Track(const Inbound &m, Channel &ch, const rapidjson::Value &payload)
 {
 	std::string meta = json::Stringify(payload);
-	if (meta.size() > static_cast<size_t>(shard_.config().max_payload_bytes))
+	if (meta.size() + ch.presence_key.size() >
+	    static_cast<size_t>(shard_.config().max_payload_bytes))
 	{
 		ShutdownChannel(ch, "Track message size exceeded");
 		return;

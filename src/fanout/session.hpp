@@ -205,6 +205,7 @@ private:
 	bool close_requested_ = false;
 	size_t head_offset_ = 0;        /* bytes of the queue's front frame already written */
 	int delayed_replies_ = 0;       /* ReplyLater frames waiting on the shard timer */
+	size_t held_total_ = 0;         /* bytes held by all channels (Session::Hold) */
 	bool logged_malformed_ = false; /* log the first bad frame at info, later ones at debug */
 	uint16_t close_code_ = 0;
 	const char *close_reason_ = "";
