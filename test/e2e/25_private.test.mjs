@@ -17,7 +17,8 @@ import {
 	uniq,
 	sleep,
 } from './lib/helpers.mjs';
-import { openDb, ensureAuthUid, randomUUID } from './lib/pgchanges.mjs';
+import { randomUUID } from './lib/pgchanges.mjs';
+import { openPolicies } from './lib/policies.mjs';
 import { decodeUserBroadcast } from './lib/v2binary.mjs';
 
 const A = randomUUID();
@@ -33,16 +34,12 @@ const HDR = `${P}-hdr`; // readable with header x-room-key: open-sesame
 const unauthorized = (t) => `Unauthorized: You do not have permissions to read from this Channel topic: ${t}`;
 
 let db;
-let dropAuth;
-const policies = [];
-async function policy(name, sql) {
-	await db.query(`CREATE POLICY "${P} ${name}" ON realtime.messages ${sql}`);
-	policies.push(`${P} ${name}`);
-}
+let pol;
+const policy = (name, sql) => pol.policy(name, sql);
 
 before(async () => {
-	db = await openDb();
-	dropAuth = await ensureAuthUid(db);
+	pol = await openPolicies(P);
+	db = pol.db;
 	await policy('read own', `FOR SELECT TO authenticated USING (realtime.topic() = '${P}:' || auth.uid()::text)`);
 	await policy('write own', `FOR INSERT TO authenticated WITH CHECK (realtime.topic() = '${P}:' || auth.uid()::text)`);
 	await policy('room read', `FOR SELECT TO authenticated USING (realtime.topic() = '${ROOM}')`);
@@ -54,11 +51,7 @@ before(async () => {
 
 after(async () => {
 	await closeClients();
-	for (const p of policies) {
-		await db.query(`DROP POLICY IF EXISTS "${p}" ON realtime.messages`);
-	}
-	await dropAuth?.();
-	await db?.end();
+	await pol?.close();
 });
 
 const priv = (client, name, config = {}) => client.channel(name, { config: { private: true, ...config } });

@@ -5,7 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeClients, RawClient, post, authHeaders, jwt, uniq, sleep } from './lib/helpers.mjs';
-import { openDb, ensureAuthUid, randomUUID } from './lib/pgchanges.mjs';
+import { randomUUID } from './lib/pgchanges.mjs';
+import { openPolicies } from './lib/policies.mjs';
 
 const A = randomUUID(); // the attacker
 const V = randomUUID(); // the victim
@@ -16,14 +17,13 @@ const victimTopic = `${P}:${V}`;
 const unauthorized = (t) => `Unauthorized: You do not have permissions to read from this Channel topic: ${t}`;
 
 let db;
-let dropAuth;
+let pol;
 let victim; // the victim's socket, joined to its own private topic
 before(async () => {
-	db = await openDb();
-	dropAuth = await ensureAuthUid(db);
-	await db.query(`CREATE POLICY "${P} read" ON realtime.messages FOR SELECT TO authenticated
-		USING (realtime.topic() = '${P}:' || auth.uid()::text)`);
-	await db.query(`CREATE POLICY "${P} write" ON realtime.messages FOR INSERT TO authenticated
+	pol = await openPolicies(P);
+	db = pol.db;
+	await pol.policy('read', `FOR SELECT TO authenticated USING (realtime.topic() = '${P}:' || auth.uid()::text)`);
+	await pol.policy('write', `FOR INSERT TO authenticated
 		WITH CHECK (realtime.topic() = '${P}:' || auth.uid()::text AND extension = 'broadcast')`);
 	victim = await RawClient.connect({ token: tokV() });
 	const j = await victim.join(`realtime:${victimTopic}`, { joinRef: '1', config: { private: true, broadcast: { self: false, ack: true }, presence: { enabled: true, key: 'v' } } });
@@ -33,10 +33,7 @@ before(async () => {
 after(async () => {
 	await victim?.close();
 	await closeClients();
-	await db.query(`DROP POLICY IF EXISTS "${P} read" ON realtime.messages`);
-	await db.query(`DROP POLICY IF EXISTS "${P} write" ON realtime.messages`);
-	await dropAuth?.();
-	await db?.end();
+	await pol?.close();
 });
 
 async function refused(client, subTopic, opts = {}) {

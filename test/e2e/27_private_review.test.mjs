@@ -4,7 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeClients, RawClient, jwt, uniq, sleep } from './lib/helpers.mjs';
-import { openDb, ensureAuthUid, randomUUID } from './lib/pgchanges.mjs';
+import { randomUUID } from './lib/pgchanges.mjs';
+import { openPolicies } from './lib/policies.mjs';
 
 const A = randomUUID(); // may read presence
 const B = randomUUID(); // may read broadcasts only
@@ -14,16 +15,12 @@ const ROOM = `${P}-room`;
 const FLOOD = `${P}-flood`; // readable by all; its read policy counts its checks
 
 let db;
-let dropAuth;
-const policies = [];
-async function policy(name, sql) {
-	await db.query(`CREATE POLICY "${P} ${name}" ON realtime.messages ${sql}`);
-	policies.push(`${P} ${name}`);
-}
+let pol;
+const policy = (name, sql) => pol.policy(name, sql);
 
 before(async () => {
-	db = await openDb();
-	dropAuth = await ensureAuthUid(db);
+	pol = await openPolicies(P);
+	db = pol.db;
 	await policy('read', `FOR SELECT TO authenticated USING (realtime.topic() = '${ROOM}'
 		AND (extension = 'broadcast' OR auth.uid() = '${A}'))`);
 	await policy('track', `FOR INSERT TO authenticated WITH CHECK (realtime.topic() = '${ROOM}'
@@ -36,12 +33,7 @@ before(async () => {
 
 after(async () => {
 	await closeClients();
-	for (const p of policies) {
-		await db.query(`DROP POLICY IF EXISTS "${p}" ON realtime.messages`);
-	}
-	await db.query(`DROP SEQUENCE IF EXISTS public."${P}_n"`);
-	await dropAuth?.();
-	await db?.end();
+	await pol?.close((d) => d.query(`DROP SEQUENCE IF EXISTS public."${P}_n"`));
 });
 
 const isDiff = (f) => f.msg?.event === 'presence_diff';
