@@ -107,7 +107,7 @@ format-check:
 # bench/send_cost.sh, bench/changes.sh, bench/private.sh; docs/PERFORMANCE.md.
 BENCH_CXXFLAGS = -std=c++20 -O2 -Wall -Wextra -Werror
 
-$(BUILD)/bench/load_client: bench/load_client.cpp bench/ws_client.hpp bench/histogram.hpp
+$(BUILD)/bench/load_client: bench/load_client.cpp bench/bench_util.hpp bench/ws_client.hpp bench/histogram.hpp
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto -lpthread
 
@@ -115,17 +115,17 @@ $(BUILD)/bench/baseline_server: bench/baseline/baseline_server.cpp
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lwebsockets -lpthread
 
-$(BUILD)/bench/db_latency: bench/db_latency.cpp bench/ws_client.hpp bench/histogram.hpp
+$(BUILD)/bench/db_latency: bench/db_latency.cpp bench/bench_util.hpp bench/ws_client.hpp bench/histogram.hpp
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq -lssl -lcrypto -lpthread
 
-$(BUILD)/bench/changes_client: bench/changes_client.cpp bench/ws_client.hpp bench/histogram.hpp
+$(BUILD)/bench/changes_client: bench/changes_client.cpp bench/bench_util.hpp bench/ws_client.hpp bench/histogram.hpp
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq -lssl -lcrypto -lpthread
 
-$(BUILD)/bench/private_client: bench/private_client.cpp bench/ws_client.hpp bench/histogram.hpp
+$(BUILD)/bench/private_client: bench/private_client.cpp bench/bench_util.hpp bench/ws_client.hpp bench/histogram.hpp
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto
 

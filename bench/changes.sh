@@ -60,22 +60,12 @@ THREADS=${BENCH_THREADS:-1}
 P99_LIMIT=${BENCH_P99_LIMIT_MS:-1000}
 SETTLE=${BENCH_SETTLE:-120}
 SECRET=${BENCH_JWT_SECRET:-bench-jwt-secret-with-at-least-32-characters}
-FANOUT=${BENCH_FANOUT:-build/realtime-fanout}
 LOGDIR=build/bench/logs/changes-$(date +%Y%m%d-%H%M%S)
 RESULTS=$LOGDIR/results.txt
 mkdir -p "$LOGDIR"
 
-echo "== build"
-make -s build/bench/changes_client build/bench/load_client build/realtime-fanout \
-	>"$LOGDIR/make.log" 2>&1 || {
-	tail -20 "$LOGDIR/make.log" >&2
-	exit 1
-}
-bench_install_extension "$LOGDIR/install.log" | tee -a "$RESULTS"
-[ "${PIPESTATUS[0]}" = 0 ] || exit 1
-
-echo "== start cluster and sidecar"
-bench_start_cluster "$LOGDIR/cluster.log" || exit 1
+bench_db_setup "$LOGDIR" "start cluster and sidecar" \
+	build/bench/changes_client build/bench/load_client build/realtime-fanout || exit 1
 bench_psql "
 create schema if not exists auth;
 create or replace function auth.uid() returns uuid language sql stable as \$\$
@@ -102,11 +92,7 @@ echo "settings: $(bench_psql "select string_agg(name || '=' || setting, ' ' orde
 
 # One token per user; user u's uuid is the one changes_client derives (UserUuid).
 TOKENS=$LOGDIR/tokens.txt
-: >"$TOKENS"
-for u in $(seq "$USERS"); do
-	"$FANOUT" token --jwt-secret "$SECRET" --role authenticated \
-		--sub "$(printf '00000000-0000-4000-8000-%012x' "$u")" --ttl 86400 >>"$TOKENS" || exit 1
-done
+bench_user_tokens "$USERS" "$SECRET" "$TOKENS" || exit 1
 
 # The plan: REPS rounds, each every RLS rate and every no-RLS rate, rates ascending;
 # odd rounds start with the RLS table, even rounds with the other.

@@ -51,11 +51,11 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.hpp"
 #include "histogram.hpp"
 #include "ws_client.hpp"
 
@@ -88,12 +88,6 @@ constexpr int kTables = 2; /* 0: the RLS table, 1: the table without RLS */
 const char *const kTopic[kTables] = {"realtime:rls", "realtime:norls"};
 const char *const kTableKind[kTables] = {"rls", "norls"};
 
-struct Watch
-{
-	std::string name;
-	int pid = 0;
-};
-
 struct Step
 {
 	int table = 0;
@@ -124,22 +118,6 @@ struct Options
 	double p99_limit_ms = 1000;
 	std::vector<Watch> watch;
 };
-
-[[noreturn]] void
-Die(const std::string &msg)
-{
-	std::fprintf(stderr, "changes_client: %s\n", msg.c_str());
-	std::exit(2);
-}
-
-/* The uuid of user u (0-based), as the table's rows and the tokens carry it. */
-std::string
-UserUuid(int u)
-{
-	char buf[40];
-	std::snprintf(buf, sizeof(buf), "00000000-0000-4000-8000-%012x", unsigned(u + 1));
-	return buf;
-}
 
 /* One run: what its deliveries are checked against, and what they gave. */
 struct RunState
@@ -472,43 +450,6 @@ private:
 	uint64_t other_ = 0;
 };
 
-/* CPU ticks (user + system) of a process so far, from /proc; -1 if gone. */
-int64_t
-ProcTicks(int pid)
-{
-	std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-	std::string s;
-	if (!std::getline(f, s))
-		return -1;
-	size_t at = s.rfind(')');
-	if (at == std::string::npos)
-		return -1;
-	/* after "(comm) ": state is field 1, utime 12, stime 13 */
-	const char *p = s.c_str() + at + 2;
-	int64_t ut = 0, st = 0;
-	for (int field = 1; field <= 13 && *p; field++)
-	{
-		if (field == 12)
-			ut = std::strtoll(p, nullptr, 10);
-		if (field == 13)
-			st = std::strtoll(p, nullptr, 10);
-		p = std::strchr(p, ' ');
-		if (p == nullptr)
-			break;
-		p++;
-	}
-	return ut + st;
-}
-
-int64_t
-ProcessCpuNs()
-{
-	rusage ru{};
-	getrusage(RUSAGE_SELF, &ru);
-	return (int64_t(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * kNsPerSec +
-	       (int64_t(ru.ru_utime.tv_usec) + ru.ru_stime.tv_usec) * 1000;
-}
-
 /* What the inserter saw. */
 struct InsertStats
 {
@@ -637,16 +578,6 @@ Publish(Shared &shared, std::vector<std::unique_ptr<Receiver>> &rx, RunState *r)
 			usleep(1000);
 }
 
-double
-ParseDouble(const char *name, const char *v)
-{
-	char *end = nullptr;
-	double d = std::strtod(v, &end);
-	if (end == v || *end != '\0' || !(d > 0))
-		Die(std::string("bad value for ") + name + ": " + v);
-	return d;
-}
-
 void
 Usage()
 {
@@ -713,11 +644,10 @@ ParseArgs(int argc, char **argv)
 			o.p99_limit_ms = ParseDouble("--p99-limit-ms", v);
 		else if (a == "--watch")
 		{
-			std::string_view w = v;
-			size_t eq = w.find('=');
-			if (eq == std::string_view::npos)
+			Watch w;
+			if (!ParseWatch(v, &w))
 				Usage();
-			o.watch.push_back({std::string(w.substr(0, eq)), std::atoi(v + eq + 1)});
+			o.watch.push_back(w);
 		}
 		else if (a == "--plan")
 		{
@@ -1019,13 +949,6 @@ Main(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	try
-	{
-		return rt::bench::Main(argc, argv);
-	}
-	catch (const std::exception &e)
-	{
-		std::fprintf(stderr, "changes_client: %s\n", e.what());
-		return 2;
-	}
+	rt::bench::g_program_name = "changes_client";
+	return rt::bench::RunOrReport([&] { return rt::bench::Main(argc, argv); });
 }

@@ -36,11 +36,11 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.hpp"
 #include "histogram.hpp"
 #include "ws_client.hpp"
 
@@ -105,22 +105,6 @@ struct Options
 	bool write =
 	    false; /* each statement also updates a row of bench_lat (own row per connection) */
 };
-
-[[noreturn]] void
-Die(const std::string &msg)
-{
-	std::fprintf(stderr, "db_latency: %s\n", msg.c_str());
-	std::exit(2);
-}
-
-int64_t
-ProcessCpuNs()
-{
-	rusage ru{};
-	getrusage(RUSAGE_SELF, &ru);
-	return (int64_t(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * kNsPerSec +
-	       (int64_t(ru.ru_utime.tv_usec) + ru.ru_stime.tv_usec) * 1000;
-}
 
 /* What one receiver saw of the messages of this run. */
 struct RxStats
@@ -599,16 +583,6 @@ SendAll(const Options &o, std::vector<Sender> &senders, const std::string &stmt_
 	return st;
 }
 
-double
-ParseDouble(const char *name, const char *v)
-{
-	char *end = nullptr;
-	double d = std::strtod(v, &end);
-	if (end == v || *end != '\0' || !(d > 0))
-		Die(std::string("bad value for ") + name + ": " + v);
-	return d;
-}
-
 void
 Usage()
 {
@@ -819,18 +793,15 @@ int
 main(int argc, char **argv)
 {
 	using namespace rt::bench;
+	g_program_name = "db_latency";
 	struct sigaction sa = {};
 	sa.sa_handler = OnSignal;
 	sigaction(SIGINT, &sa, nullptr);
 	sigaction(SIGTERM, &sa, nullptr);
-	try
-	{
-		Options o = ParseArgs(argc, argv);
-		return o.mode == Mode::kSink ? RunSink(o) : RunLatency(o);
-	}
-	catch (const std::exception &e)
-	{
-		std::fprintf(stderr, "db_latency: %s\n", e.what());
-		return 2;
-	}
+	return RunOrReport(
+	    [&]
+	    {
+		    Options o = ParseArgs(argc, argv);
+		    return o.mode == Mode::kSink ? RunSink(o) : RunLatency(o);
+	    });
 }

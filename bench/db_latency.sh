@@ -43,17 +43,8 @@ LOGDIR=build/bench/logs/db-latency-$(date +%Y%m%d-%H%M%S)
 RESULTS=$LOGDIR/results.txt
 mkdir -p "$LOGDIR"
 
-echo "== build"
-make -s build/bench/db_latency build/bench/load_client build/realtime-fanout \
-	>"$LOGDIR/make.log" 2>&1 || {
-	tail -20 "$LOGDIR/make.log" >&2
-	exit 1
-}
-bench_install_extension "$LOGDIR/install.log" | tee -a "$RESULTS"
-[ "${PIPESTATUS[0]}" = 0 ] || exit 1
-
-echo "== start cluster and sidecar"
-bench_start_cluster "$LOGDIR/cluster.log" || exit 1
+bench_db_setup "$LOGDIR" "start cluster and sidecar" \
+	build/bench/db_latency build/bench/load_client build/realtime-fanout || exit 1
 bench_psql "create table bench_lat (id int primary key, n int not null default 0);
 	insert into bench_lat (id) select generate_series(1, $CONNS)" >/dev/null || exit 1
 [ "$WRITE" = 1 ] && echo "workload: write (each statement also updates one row)" | tee -a "$RESULTS"

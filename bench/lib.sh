@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # lib.sh: helpers shared by bench/broadcast.sh, bench/client_ceiling.sh,
-# bench/db_latency.sh, bench/send_cost.sh and bench/changes.sh (sourced, not run).
+# bench/db_latency.sh, bench/send_cost.sh, bench/changes.sh and bench/private.sh
+# (sourced, not run).
 # Bash; loopback only; every process started here is remembered in BENCH_PIDS
 # and stopped by bench_cleanup (installed as a trap), and so is the cluster of
 # bench_start_cluster.
@@ -151,15 +152,33 @@ bench_install_extension() {
 	fi
 }
 
+# The start of a database benchmark whose logs go to directory $1: make -s the
+# targets $3... (make.log), bench_install_extension (install.log; its line also
+# appended to results.txt), then print "== $2" and bench_start_cluster (cluster.log).
+bench_db_setup() {
+	local dir=$1 title=$2
+	shift 2
+	echo "== build"
+	make -s "$@" >"$dir/make.log" 2>&1 || {
+		tail -20 "$dir/make.log" >&2
+		return 1
+	}
+	bench_install_extension "$dir/install.log" | tee -a "$dir/results.txt"
+	[ "${PIPESTATUS[0]}" = 0 ] || return 1
+	echo "== $title"
+	bench_start_cluster "$dir/cluster.log"
+}
+
 # Start build/realtime-fanout (or $BENCH_FANOUT) on a free port, attached to the
-# cluster (--db, --ring-path), with JWT secret $1, log $2; sets BENCH_SIDECAR_PID
-# and BENCH_SIDECAR_PORT once it accepts connections.
+# cluster (--db, --ring-path), with JWT secret $1, log $2 and the options $3...;
+# sets BENCH_SIDECAR_PID and BENCH_SIDECAR_PORT once it accepts connections.
 bench_start_db_sidecar() {
 	local secret=$1 log=$2
+	shift 2
 	BENCH_SIDECAR_PORT=$(bench_free_port)
 	"${BENCH_FANOUT:-build/realtime-fanout}" --host 127.0.0.1 --port "$BENCH_SIDECAR_PORT" \
 		--db "$BENCH_CONNINFO" --ring-path "$BENCH_CLUSTER_DIR/realtime.ring" \
-		--jwt-secret "$secret" >>"$log" 2>&1 &
+		--jwt-secret "$secret" "$@" >>"$log" 2>&1 &
 	BENCH_SIDECAR_PID=$!
 	BENCH_PIDS+=("$BENCH_SIDECAR_PID")
 	bench_wait_port "$BENCH_SIDECAR_PORT" 20 "$BENCH_SIDECAR_PID" || {
@@ -167,6 +186,19 @@ bench_start_db_sidecar() {
 		tail -20 "$log" >&2
 		return 1
 	}
+}
+
+# One token a line into file $3 for users 1..$1 (role authenticated, sub the uuid
+# 00000000-0000-4000-8000-<u in 12 hex digits>, as UserUuid in bench/bench_util.hpp
+# gives for 0-based u - 1), signed with JWT secret $2 by build/realtime-fanout
+# (or $BENCH_FANOUT).
+bench_user_tokens() {
+	local users=$1 secret=$2 file=$3 u
+	: >"$file"
+	for u in $(seq "$users"); do
+		"${BENCH_FANOUT:-build/realtime-fanout}" token --jwt-secret "$secret" --role authenticated \
+			--sub "$(printf '00000000-0000-4000-8000-%012x' "$u")" --ttl 86400 >>"$file" || return 1
+	done
 }
 
 # Pid of the realtime decoder background worker (empty if none is running).

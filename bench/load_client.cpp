@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.hpp"
 #include "histogram.hpp"
 #include "ws_client.hpp"
 
@@ -72,13 +73,6 @@ struct Options
 	double drain = 5;      /* seconds to wait for stragglers after publishing */
 	double join_wait = 20; /* seconds to wait for every join reply */
 };
-
-[[noreturn]] void
-Die(const std::string &msg)
-{
-	std::fprintf(stderr, "load_client: %s\n", msg.c_str());
-	std::exit(2);
-}
 
 /* Counters of one receiver thread (or of the whole run once merged). */
 struct Stats
@@ -212,10 +206,7 @@ public:
 			if (Finished(now))
 				break;
 		}
-		rusage ru{};
-		getrusage(RUSAGE_THREAD, &ru);
-		cpu_ns_ = (int64_t(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * kNsPerSec +
-		          (int64_t(ru.ru_utime.tv_usec) + ru.ru_stime.tv_usec) * 1000;
+		cpu_ns_ = RusageCpuNs(RUSAGE_THREAD);
 	}
 
 	const Stats &
@@ -581,16 +572,6 @@ CloseConn(Conn &c, MaskSource &masks)
 	shutdown(c.fd.Get(), SHUT_WR);
 }
 
-double
-ParseDouble(const char *name, const char *v)
-{
-	char *end = nullptr;
-	double d = std::strtod(v, &end);
-	if (end == v || *end != '\0' || !(d > 0))
-		Die(std::string("bad value for ") + name + ": " + v);
-	return d;
-}
-
 void
 Usage()
 {
@@ -660,26 +641,11 @@ ParseArgs(int argc, char **argv)
 	return o;
 }
 
-/* Process CPU time (user + system) in ns. */
-int64_t
-ProcessCpuNs()
-{
-	rusage ru{};
-	getrusage(RUSAGE_SELF, &ru);
-	return (int64_t(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * kNsPerSec +
-	       (int64_t(ru.ru_utime.tv_usec) + ru.ru_stime.tv_usec) * 1000;
-}
-
 int
 Main(int argc, char **argv)
 {
 	Options o = ParseArgs(argc, argv);
-	rlimit nofile{};
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max)
-	{
-		nofile.rlim_cur = nofile.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &nofile);
-	}
+	RaiseFdLimit();
 	const std::string jwt = MintJwt(o.secret);
 	const std::string topic = "realtime:" + o.channel;
 	const std::string join = JoinMessage(topic, jwt);
@@ -779,13 +745,6 @@ Main(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	try
-	{
-		return rt::bench::Main(argc, argv);
-	}
-	catch (const std::exception &e)
-	{
-		std::fprintf(stderr, "load_client: %s\n", e.what());
-		return 2;
-	}
+	rt::bench::g_program_name = "load_client";
+	return rt::bench::RunOrReport([&] { return rt::bench::Main(argc, argv); });
 }

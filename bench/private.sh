@@ -46,23 +46,13 @@ PCLIENTS=${BENCH_PRESENCE_CLIENTS:-500}
 REPS=${BENCH_REPS:-3}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 SECRET=${BENCH_JWT_SECRET:-bench-jwt-secret-with-at-least-32-characters}
-FANOUT=${BENCH_FANOUT:-build/realtime-fanout}
 LOGDIR=build/bench/logs/private-$(date +%Y%m%d-%H%M%S)
 RESULTS=$LOGDIR/results.txt
 SIDELOG=$LOGDIR/sidecar.log
 mkdir -p "$LOGDIR"
 
-echo "== build"
-make -s build/bench/private_client build/bench/load_client build/realtime-fanout \
-	>"$LOGDIR/make.log" 2>&1 || {
-	tail -20 "$LOGDIR/make.log" >&2
-	exit 1
-}
-bench_install_extension "$LOGDIR/install.log" | tee -a "$RESULTS"
-[ "${PIPESTATUS[0]}" = 0 ] || exit 1
-
-echo "== start cluster and sidecar"
-bench_start_cluster "$LOGDIR/cluster.log" || exit 1
+bench_db_setup "$LOGDIR" "start cluster and sidecar" \
+	build/bench/private_client build/bench/load_client build/realtime-fanout || exit 1
 bench_psql "
 create schema if not exists auth;
 create or replace function auth.uid() returns uuid language sql stable as \$\$
@@ -77,28 +67,14 @@ create policy own_room_read on realtime.messages for select to authenticated
 create policy own_room_write on realtime.messages for insert to authenticated
   with check (realtime.topic() = 'user:' || auth.uid()::text);
 " >/dev/null || exit 1
-# bench_start_db_sidecar with the debug log and the presence limits out of the way
-BENCH_SIDECAR_PORT=$(bench_free_port)
-"$FANOUT" --host 127.0.0.1 --port "$BENCH_SIDECAR_PORT" --db "$BENCH_CONNINFO" \
-	--ring-path "$BENCH_CLUSTER_DIR/realtime.ring" --jwt-secret "$SECRET" --log-level debug \
-	--max-client-presence-events 1000000 --max-presence-events-per-second 100000000 \
-	>>"$SIDELOG" 2>&1 &
-BENCH_SIDECAR_PID=$!
-BENCH_PIDS+=("$BENCH_SIDECAR_PID")
-bench_wait_port "$BENCH_SIDECAR_PORT" 20 "$BENCH_SIDECAR_PID" || {
-	echo "realtime-fanout did not accept on port $BENCH_SIDECAR_PORT; its log:" >&2
-	tail -20 "$SIDELOG" >&2
-	exit 1
-}
+# the debug log (authorizer round trips) and the presence limits out of the way
+bench_start_db_sidecar "$SECRET" "$SIDELOG" --log-level debug \
+	--max-client-presence-events 1000000 --max-presence-events-per-second 100000000 || exit 1
 echo "cluster: $BENCH_CONNINFO (dir $BENCH_CLUSTER_DIR); sidecar: port $BENCH_SIDECAR_PORT" \
 	"pid $BENCH_SIDECAR_PID" | tee -a "$RESULTS"
 
 TOKENS=$LOGDIR/tokens.txt
-: >"$TOKENS"
-for u in $(seq "$USERS"); do
-	"$FANOUT" token --jwt-secret "$SECRET" --role authenticated \
-		--sub "$(printf '00000000-0000-4000-8000-%012x' "$u")" --ttl 86400 >>"$TOKENS" || exit 1
-done
+bench_user_tokens "$USERS" "$SECRET" "$TOKENS" || exit 1
 
 client=(build/bench/private_client --port "$BENCH_SIDECAR_PORT" --tokens "$TOKENS"
 	--users "$USERS" --timeout "$TIMEOUT")

@@ -30,10 +30,10 @@
  */
 #include <fcntl.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench_util.hpp"
 #include "histogram.hpp"
 #include "ws_client.hpp"
 
@@ -58,12 +58,6 @@ namespace
 constexpr size_t kRxChunk = 64 * 1024;
 const char *const kRoom = "realtime:presence-bench";
 
-struct Watch
-{
-	std::string name;
-	int pid = 0;
-};
-
 struct Options
 {
 	std::string host = "127.0.0.1";
@@ -79,56 +73,6 @@ struct Options
 	std::vector<Watch> watch;
 };
 
-[[noreturn]] void
-Die(const std::string &msg)
-{
-	std::fprintf(stderr, "private_client: %s\n", msg.c_str());
-	std::exit(2);
-}
-
-std::string
-UserUuid(int u)
-{
-	char buf[40];
-	std::snprintf(buf, sizeof(buf), "00000000-0000-4000-8000-%012x", unsigned(u + 1));
-	return buf;
-}
-
-/* CPU ticks (user + system) of a process so far, from /proc; -1 if gone. */
-int64_t
-ProcTicks(int pid)
-{
-	std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-	std::string s;
-	if (!std::getline(f, s))
-		return -1;
-	size_t at = s.rfind(')');
-	if (at == std::string::npos)
-		return -1;
-	const char *p = s.c_str() + at + 2;
-	int64_t ut = 0, st = 0;
-	for (int field = 1; field <= 13 && p != nullptr && *p; field++)
-	{
-		if (field == 12)
-			ut = std::strtoll(p, nullptr, 10);
-		if (field == 13)
-			st = std::strtoll(p, nullptr, 10);
-		p = std::strchr(p, ' ');
-		if (p != nullptr)
-			p++;
-	}
-	return ut + st;
-}
-
-int64_t
-SelfCpuNs()
-{
-	rusage ru{};
-	getrusage(RUSAGE_SELF, &ru);
-	return (int64_t(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * kNsPerSec +
-	       (int64_t(ru.ru_utime.tv_usec) + ru.ru_stime.tv_usec) * 1000;
-}
-
 /* CPU used by the watched pids (and this process) over one phase. */
 class CpuWindow
 {
@@ -140,7 +84,7 @@ public:
 		ticks_.clear();
 		for (const Watch &w : watch_)
 			ticks_.push_back(ProcTicks(w.pid));
-		self_ = SelfCpuNs();
+		self_ = ProcessCpuNs();
 	}
 	/* " <prefix>_<name>_cpu_ms=N ..." */
 	std::string
@@ -155,7 +99,8 @@ public:
 			       (now < 0 || ticks_[i] < 0 ? std::string("nan")
 			                                 : std::to_string((now - ticks_[i]) * 1000 / hz));
 		}
-		out += " " + prefix + "_client_cpu_ms=" + std::to_string((SelfCpuNs() - self_) / 1000000);
+		out +=
+		    " " + prefix + "_client_cpu_ms=" + std::to_string((ProcessCpuNs() - self_) / 1000000);
 		return out;
 	}
 
@@ -665,11 +610,10 @@ ParseArgs(int argc, char **argv)
 			o.timeout = std::atof(next().c_str());
 		else if (a == "--watch")
 		{
-			std::string v = next();
-			size_t eq = v.find('=');
-			if (eq == std::string::npos)
+			Watch w;
+			if (!ParseWatch(next(), &w))
 				Die("--watch wants name=pid");
-			o.watch.push_back({v.substr(0, eq), std::atoi(v.c_str() + eq + 1)});
+			o.watch.push_back(w);
 		}
 		else
 			Die("unknown option " + a);
@@ -688,21 +632,13 @@ ParseArgs(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	rt::bench::g_program_name = "private_client";
 	rt::bench::Options o = rt::bench::ParseArgs(argc, argv);
-	rlimit rl{};
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
-	{
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	try
-	{
-		rt::bench::Bench b(o);
-		return b.Run();
-	}
-	catch (const std::exception &e)
-	{
-		std::fprintf(stderr, "private_client: %s\n", e.what());
-		return 2;
-	}
+	rt::bench::RaiseFdLimit();
+	return rt::bench::RunOrReport(
+	    [&]
+	    {
+		    rt::bench::Bench b(o);
+		    return b.Run();
+	    });
 }

@@ -49,21 +49,12 @@ RESULTS=$LOGDIR/results.txt
 mkdir -p "$LOGDIR"
 PGBENCH=$(pg_bindir)/pgbench
 
-echo "== build"
-make -s build/bench/db_latency build/bench/load_client build/realtime-fanout \
-	>"$LOGDIR/make.log" 2>&1 || {
-	tail -20 "$LOGDIR/make.log" >&2
-	exit 1
-}
 [ -x "$PGBENCH" ] || {
 	echo "send_cost.sh: no pgbench at $PGBENCH" >&2
 	exit 1
 }
-bench_install_extension "$LOGDIR/install.log" | tee -a "$RESULTS"
-[ "${PIPESTATUS[0]}" = 0 ] || exit 1
-
-echo "== start cluster, sidecar and sink"
-bench_start_cluster "$LOGDIR/cluster.log" || exit 1
+bench_db_setup "$LOGDIR" "start cluster, sidecar and sink" \
+	build/bench/db_latency build/bench/load_client build/realtime-fanout || exit 1
 ws_args=()
 if [ "$SIDECAR" != 0 ]; then
 	bench_start_db_sidecar "$SECRET" "$LOGDIR/sidecar.log" || exit 1

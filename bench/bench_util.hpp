@@ -1,0 +1,151 @@
+/*
+ * bench_util.hpp: the helpers that bench/load_client.cpp, bench/db_latency.cpp,
+ * bench/changes_client.cpp and bench/private_client.cpp share: fatal errors
+ * under the program's name (set once in main), numeric option values, the uuid
+ * of a bench user, the CPU time of this process (getrusage) and of another
+ * (/proc/<pid>/stat), and a "name=pid" process to watch. Header-only.
+ */
+#pragma once
+
+#include <sys/resource.h>
+
+#include "ws_client.hpp"
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+namespace rt::bench
+{
+
+/* The name Die prefixes its message with; main sets it first thing. */
+inline const char *g_program_name = "bench";
+
+/* Print "<program>: msg" on stderr and exit with status 2. */
+[[noreturn]] inline void
+Die(const std::string &msg)
+{
+	std::fprintf(stderr, "%s: %s\n", g_program_name, msg.c_str());
+	std::exit(2);
+}
+
+/* A positive number for option `name`, or Die. */
+inline double
+ParseDouble(const char *name, const char *v)
+{
+	char *end = nullptr;
+	double d = std::strtod(v, &end);
+	if (end == v || *end != '\0' || !(d > 0))
+		Die(std::string("bad value for ") + name + ": " + v);
+	return d;
+}
+
+/* The uuid of user u (0-based), as the tokens' sub and the table rows carry it. */
+inline std::string
+UserUuid(int u)
+{
+	char buf[40];
+	std::snprintf(buf, sizeof(buf), "00000000-0000-4000-8000-%012x", unsigned(u + 1));
+	return buf;
+}
+
+/* CPU time (user + system) so far, in ns, of getrusage's `who`
+ * (RUSAGE_SELF: this process; RUSAGE_THREAD: the calling thread). */
+inline int64_t
+RusageCpuNs(int who)
+{
+	rusage ru{};
+	getrusage(who, &ru);
+	return (int64_t(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * kNsPerSec +
+	       (int64_t(ru.ru_utime.tv_usec) + ru.ru_stime.tv_usec) * 1000;
+}
+
+/* CPU time (user + system) of this process so far, in ns. */
+inline int64_t
+ProcessCpuNs()
+{
+	return RusageCpuNs(RUSAGE_SELF);
+}
+
+/* CPU ticks (user + system) of a process so far, from /proc; -1 if gone. */
+inline int64_t
+ProcTicks(int pid)
+{
+	std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+	std::string s;
+	if (!std::getline(f, s))
+		return -1;
+	size_t at = s.rfind(')');
+	if (at == std::string::npos)
+		return -1;
+	/* after "(comm) ": state is field 1, utime 12, stime 13 */
+	const char *p = s.c_str() + at + 2;
+	int64_t ut = 0, st = 0;
+	for (int field = 1; field <= 13 && *p; field++)
+	{
+		if (field == 12)
+			ut = std::strtoll(p, nullptr, 10);
+		if (field == 13)
+			st = std::strtoll(p, nullptr, 10);
+		p = std::strchr(p, ' ');
+		if (p == nullptr)
+			break;
+		p++;
+	}
+	return ut + st;
+}
+
+/* Raise the soft limit on open files to the hard one (many sockets). */
+inline void
+RaiseFdLimit()
+{
+	rlimit nofile{};
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max)
+	{
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+}
+
+/* A process whose CPU time a run reports (--watch name=pid). */
+struct Watch
+{
+	std::string name;
+	int pid = 0;
+};
+
+/* "name=pid" into *w; false without an '='. */
+inline bool
+ParseWatch(std::string_view v, Watch *w)
+{
+	size_t eq = v.find('=');
+	if (eq == std::string_view::npos)
+		return false;
+	w->name = std::string(v.substr(0, eq));
+	w->pid = std::atoi(std::string(v.substr(eq + 1)).c_str());
+	return true;
+}
+
+/* main's body: run f, and report an exception escaping it as "<program>: what" with
+ * exit status 2. */
+template <class F>
+int
+RunOrReport(F &&f)
+{
+	try
+	{
+		return f();
+	}
+	catch (const std::exception &e)
+	{
+		std::fprintf(stderr, "%s: %s\n", g_program_name, e.what());
+		return 2;
+	}
+}
+
+} // namespace rt::bench
