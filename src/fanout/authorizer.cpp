@@ -4,6 +4,8 @@
  */
 #include "authorizer.hpp"
 
+#include "metrics.hpp"
+
 #include "authorizer_db.hpp"
 #include "log.hpp"
 
@@ -34,9 +36,21 @@ Unavailable(const char *why)
 
 } // namespace
 
-Authorizer::Authorizer(std::string conninfo)
-    : conninfo_(std::move(conninfo)), db_(std::make_unique<AuthorizerDb>(conninfo_))
+Authorizer::Authorizer(std::string conninfo, AuthMetrics *metrics)
+    : conninfo_(std::move(conninfo)), metrics_(metrics),
+      db_(std::make_unique<AuthorizerDb>(conninfo_))
 {
+}
+
+void
+Authorizer::Answer(Pending &p, AuthResult r)
+{
+	if (metrics_ != nullptr)
+		metrics_->Answered(
+		    static_cast<int>(r.status),
+		    std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - p.queued).count());
+	if (p.req.done)
+		p.req.done(std::move(r));
 }
 
 Authorizer::~Authorizer() { Stop(); }
@@ -90,6 +104,8 @@ Authorizer::Submit(AuthRequest r)
 		std::lock_guard<std::mutex> lock(mu_);
 		if (!stopping_)
 		{
+			if (metrics_ != nullptr)
+				metrics_->Submitted();
 			queue_.push_back(Pending{std::move(r), Clock::now()});
 			cv_.notify_one();
 			return;
@@ -104,8 +120,7 @@ void
 Authorizer::Fail(std::deque<Pending> &batch, const char *why)
 {
 	for (Pending &p : batch)
-		if (p.req.done)
-			p.req.done(Unavailable(why));
+		Answer(p, Unavailable(why));
 	batch.clear();
 }
 
@@ -200,8 +215,7 @@ Authorizer::RunRound(std::deque<Pending> &batch)
 	for (size_t i = 0; i < batch.size(); i++)
 	{
 		missing_partition |= checks[i].result.status == AuthResult::Status::kMissingPartition;
-		if (batch[i].req.done)
-			batch[i].req.done(std::move(checks[i].result));
+		Answer(batch[i], std::move(checks[i].result));
 	}
 	batch.clear();
 	if (missing_partition)

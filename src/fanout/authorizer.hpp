@@ -70,11 +70,13 @@ struct AuthRequest
 };
 
 class AuthorizerDb;
+struct AuthMetrics;
 
 class Authorizer
 {
 public:
-	explicit Authorizer(std::string conninfo);
+	/* metrics (optional) counts the checks and their latency; it must outlive the authorizer. */
+	explicit Authorizer(std::string conninfo, AuthMetrics *metrics = nullptr);
 	~Authorizer(); /* stops the thread */
 	Authorizer(const Authorizer &) = delete;
 	Authorizer &operator=(const Authorizer &) = delete;
@@ -95,9 +97,12 @@ private:
 	void RunRound(std::deque<Pending> &batch);
 	bool TryConnect();
 	void CreatePartitions();
-	static void Fail(std::deque<Pending> &batch, const char *why);
+	void Fail(std::deque<Pending> &batch, const char *why);
+
+	void Answer(Pending &p, AuthResult r);
 
 	std::string conninfo_;
+	AuthMetrics *metrics_;
 	std::unique_ptr<AuthorizerDb> db_; /* authorizer thread only */
 	std::thread thread_;
 	std::mutex mu_;

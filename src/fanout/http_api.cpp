@@ -13,6 +13,7 @@
 #include "hub.hpp"
 #include "json.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "protocol.hpp"
 #include "shard.hpp"
 
@@ -309,6 +310,15 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 		bool db_needed = !shard.config().db_conninfo.empty();
 		bool ok = hub.Ready() && (!db_needed || hub.db_ok.load(std::memory_order_acquire));
 		return Respond(wsi, ok ? 200 : 503, ok ? R"({"status":"ok"})" : R"({"status":"starting"})");
+	}
+	if (path == "/metrics" || path == "/realtime/v1/metrics")
+	{
+		std::string body = RenderMetrics(shard.hub());
+		std::string r = HttpResponse(200, "text/plain; version=0.0.4", body, false);
+		if (lws_write(wsi, reinterpret_cast<unsigned char *>(r.data()), r.size(), LWS_WRITE_HTTP) <
+		    0)
+			return -1;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
 	if (IsBroadcastPath(path))
 	{

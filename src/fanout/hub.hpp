@@ -11,6 +11,7 @@
 #include "config.hpp"
 #include "frame.hpp"
 
+#include "metrics.hpp"
 #include "presence_state.hpp"
 #include "rate_counter.hpp"
 
@@ -27,6 +28,7 @@ namespace rt::fanout
 class Shard;
 class PgChangesEngine;
 class Authorizer;
+class RingReader;
 
 /*
  * A push to one channel of one session (postgres_changes, system): its
@@ -96,6 +98,10 @@ public:
 	PgChangesEngine *changes = nullptr;
 	/* RLS checks of private channels, when a database is configured; set before Start. */
 	Authorizer *authorizer = nullptr;
+	/* The ring reader, when a ring is configured (for /metrics); set before Start. */
+	const RingReader *ring = nullptr;
+	/* The authorizer's checks, counted by the authorizer (metrics.hpp). */
+	AuthMetrics auth_metrics;
 	/* Presence of every topic, shared by the shards (PROTOCOL.md 5). */
 	PresenceStore presence;
 	/* presence events of the tenant: tracks and presence_state pushes (PROTOCOL.md 5.5) */
@@ -113,6 +119,11 @@ public:
 	config() const
 	{
 		return config_;
+	}
+	const std::vector<std::unique_ptr<Shard>> &
+	shards() const
+	{
+		return shards_;
 	}
 
 private:

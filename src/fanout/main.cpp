@@ -74,7 +74,7 @@ Serve(const rf::Config &config)
 	std::unique_ptr<rf::Authorizer> authorizer;
 	if (!config.db_conninfo.empty())
 	{
-		authorizer = std::make_unique<rf::Authorizer>(config.db_conninfo);
+		authorizer = std::make_unique<rf::Authorizer>(config.db_conninfo, &hub.auth_metrics);
 		hub.authorizer = authorizer.get();
 		authorizer->Start();
 	}
@@ -111,6 +111,7 @@ Serve(const rf::Config &config)
 		                  [&changes](const rf::RingChange &, std::string_view raw)
 		                  { changes->OnChange(raw.data(), static_cast<uint32_t>(raw.size())); })
 		            : nullptr);
+		hub.ring = ring.get();
 		if (changes)
 		{
 			changes->SetReader(ring.get());

@@ -221,6 +221,8 @@ RingReader::Run()
 		uint64_t decoded = RtRingDecodedLsn(r.hdr);
 		int rc = RtRingReadNext(&r, state_->buf.data(), static_cast<uint32_t>(state_->buf.size()),
 		                        &info);
+		uint64_t written = RT_LOAD_ACQUIRE(&r.hdr->write_pos);
+		lag_bytes_.store(written > r.pos ? written - r.pos : 0, std::memory_order_relaxed);
 		if (rc == RT_RING_OK)
 		{
 			if (info.lost > 0)

@@ -86,6 +86,12 @@ public:
 	{
 		return consumed_lsn_.load(std::memory_order_acquire);
 	}
+	/* Bytes the writer has published that this reader has not read yet. */
+	uint64_t
+	lag_bytes() const
+	{
+		return lag_bytes_.load(std::memory_order_relaxed);
+	}
 	bool
 	attached() const
 	{
@@ -110,6 +116,7 @@ private:
 	std::atomic<uint64_t> changes_{0};
 	std::atomic<uint64_t> consumed_lsn_{0};
 	std::atomic<uint64_t> lost_{0};
+	std::atomic<uint64_t> lag_bytes_{0};
 	std::atomic<bool> attached_{false};
 
 	/* reader-thread state */

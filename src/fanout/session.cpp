@@ -134,7 +134,10 @@ Session::~Session()
 	for (auto &[topic, ch] : channels_)
 	{
 		if (!ch->joining)
+		{
 			shard_.registry().Remove(ch->routing_key, this);
+			shard_.metrics().channels.Sub();
+		}
 		pg_changes = pg_changes || ch->pg_changes != nullptr;
 		if (ch->presence_tracked)
 			Untrack(*ch); /* a dropped socket leaves at once: no ghost */
@@ -165,6 +168,7 @@ Session::WakeWriter()
 void
 Session::SendControl(std::shared_ptr<const Frame> frame)
 {
+	shard_.metrics().Out(Primitive::kControl, 1, frame->bytes.size());
 	QueuedFrame *q = NewQueuedFrame(std::move(frame));
 	bool was_empty = queue_.Empty();
 	EnqueueResult r = queue_.PushControl(q);
@@ -191,6 +195,7 @@ Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms)
 			WakeWriter();
 		break;
 	case EnqueueResult::kDropped:
+		shard_.metrics().Drop(DropReason::kSlowClient);
 		if (queue_.TakeDropNotice())
 		{
 			Log(LogLevel::kWarning, "shard", "slow client: dropping messages session=%llu",
@@ -346,7 +351,14 @@ Session::OnReceive(const char *in, size_t len)
 		logged_malformed_ = true;
 	}
 	else
+	{
+		const std::string &ev = r.value().event;
+		shard_.metrics().In(ev == "broadcast"  ? Primitive::kBroadcast
+		                    : ev == "presence" ? Primitive::kPresence
+		                                       : Primitive::kControl,
+		                    msg.size());
 		HandleMessage(r.value());
+	}
 	rx_.clear();
 	if (rx_.capacity() > 1 << 20)
 		rx_.shrink_to_fit(); /* do not keep a huge buffer for an idle client */
@@ -368,6 +380,7 @@ Session::ReplyLater(const std::optional<std::string> &join_ref,
 {
 	auto frame =
 	    MakeFrame(Opcode::kText, EncodeText(vsn_, join_ref, ref, topic, "phx_reply", payload_json));
+	shard_.metrics().joins_refused.Add(); /* only join refusals are answered later */
 	int delay = shard_.config().channel_error_backoff_ms;
 	if (delay <= 0)
 		SendControl(std::move(frame));
@@ -774,6 +787,8 @@ Session::FinishJoin(Channel &ch)
 	Channel *c = &ch;
 	const std::string sub_topic = c->sub_topic;
 	shard_.registry().Add(c->routing_key, this, c);
+	shard_.metrics().joins_ok.Add();
+	shard_.metrics().channels.Add();
 	Reply(c->join_ref, c->join_msg_ref, c->topic, c->join_response);
 	c->join_response.clear();
 	c->join_response.shrink_to_fit();
@@ -821,6 +836,7 @@ Session::Hold(Channel &ch, Inbound &m)
 	if (ch.held.size() >= kMaxHeldMessages || ch.held_bytes + bytes > kMaxHeldBytes ||
 	    held_total_ + bytes > kMaxSessionHeldBytes)
 	{
+		shard_.metrics().Drop(DropReason::kHeldOverflow);
 		Log(LogLevel::kInfo, "shard", "channel busy authorizing: message dropped session=%llu",
 		    static_cast<unsigned long long>(id_));
 		return;
@@ -852,6 +868,7 @@ Session::CloseChannel(Channel &ch)
 	SendControl(MakeFrame(Opcode::kText,
 	                      EncodeText(vsn_, ch.join_ref, ch.join_ref, ch.topic, "phx_close", "{}")));
 	shard_.registry().Remove(ch.routing_key, this);
+	shard_.metrics().channels.Sub();
 	if (ch.presence_tracked)
 		Untrack(ch);
 	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
@@ -973,11 +990,16 @@ Session::HandleBroadcast(Inbound &m, Channel &ch)
 {
 	/* a private channel without the right drops silently, even with ack (PROTOCOL.md 4.2) */
 	if (!MayWrite(m, ch, kAuthBroadcast))
+	{
+		if (!ch.checking)
+			shard_.metrics().Drop(DropReason::kNotAuthorized);
 		return;
+	}
 	const Config &cfg = shard_.config();
 	size_t size = m.user_broadcast ? m.user_payload.size() : m.payload.size();
 	if (size > static_cast<size_t>(cfg.max_payload_bytes))
 	{
+		shard_.metrics().Drop(DropReason::kPayloadTooLarge);
 		if (ch.ack)
 			Reply(ch.join_ref, m.ref, m.topic,
 			      R"({"status":"error","response":"payload_size_exceeded"})");

@@ -266,6 +266,7 @@ Shard::DeliverPushes(const Delivery &d)
 			                                        p.event, payload)));
 		}
 		s->EnqueueFanout(q, now);
+		metrics_.Out(Primitive::kPostgresChanges, 1, q->frame->bytes.size());
 	}
 	for (auto &[k, q] : frames)
 		DropIfUnused(q);
@@ -316,6 +317,7 @@ Shard::Deliver(const Delivery &d)
 	if (subs == nullptr)
 		return;
 	QueuedFrame *q1 = nullptr, *q2 = nullptr;
+	uint64_t n1 = 0, n2 = 0;
 	int64_t now = NowMs();
 	for (const Subscriber &sub : *subs)
 	{
@@ -329,6 +331,7 @@ Shard::Deliver(const Delivery &d)
 			if (q1 == nullptr)
 				q1 = NewQueuedFrame(d.v1);
 			s->EnqueueFanout(q1, now);
+			n1++;
 		}
 		else
 		{
@@ -337,8 +340,12 @@ Shard::Deliver(const Delivery &d)
 			if (q2 == nullptr)
 				q2 = NewQueuedFrame(d.v2);
 			s->EnqueueFanout(q2, now);
+			n2++;
 		}
 	}
+	Primitive p = d.kind == DeliveryKind::kPresence ? Primitive::kPresence : Primitive::kBroadcast;
+	metrics_.Out(p, n1 + n2,
+	             n1 * (d.v1 ? d.v1->bytes.size() : 0) + n2 * (d.v2 ? d.v2->bytes.size() : 0));
 	DropIfUnused(q1);
 	DropIfUnused(q2);
 }
@@ -353,12 +360,15 @@ void
 Shard::AddSession(Session *s)
 {
 	sessions_[s->id()] = s;
+	metrics_.connections.Add();
+	metrics_.connections_total.Add();
 }
 
 void
 Shard::RemoveSession(Session *s)
 {
-	sessions_.erase(s->id());
+	if (sessions_.erase(s->id()) > 0)
+		metrics_.connections.Sub();
 }
 
 void

@@ -15,6 +15,7 @@
 #include "connect_check.hpp"
 #include "handshake_gate.hpp"
 #include "hub.hpp"
+#include "metrics.hpp"
 
 #include <libwebsockets.h>
 
@@ -81,6 +82,22 @@ public:
 	{
 		return registry_;
 	}
+	/* Written by this shard's thread only; read by /metrics on any shard. */
+	ShardMetrics &
+	metrics()
+	{
+		return metrics_;
+	}
+	const ShardMetrics &
+	metrics() const
+	{
+		return metrics_;
+	}
+	uint64_t
+	inbox_dropped() const
+	{
+		return inbox_dropped_.load(std::memory_order_relaxed);
+	}
 	std::string &
 	scratch()
 	{
@@ -129,6 +146,7 @@ private:
 
 	/* shard-thread state */
 	ChannelRegistry registry_;
+	ShardMetrics metrics_;
 	std::unordered_map<uint64_t, Session *> sessions_;
 	uint64_t next_session_seq_ = 1;
 	std::unordered_map<uint64_t, struct lws *> http_waiting_;
