@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 
 namespace rt::fanout
@@ -39,6 +41,25 @@ Bad(std::string msg)
 	return Error{ErrorCode::kInvalidArgument, std::move(msg)};
 }
 
+/* --jwt-jwks: the JSON itself, or "@path" for a file holding it. */
+Result<std::string>
+ReadJwks(const std::string &value)
+{
+	if (!value.starts_with("@"))
+		return value;
+	std::string path = value.substr(1);
+	std::ifstream in(path, std::ios::binary);
+	if (!in.is_open())
+		return Bad("--jwt-jwks: cannot open " + path + ": " + strerror(errno));
+	std::ostringstream text;
+	text << in.rdbuf();
+	if (in.bad())
+		return Bad("--jwt-jwks: cannot read " + path);
+	if (text.str().empty())
+		return Bad("--jwt-jwks: " + path + " is empty");
+	return text.str();
+}
+
 /* One integer option: from "name" flag or env var. */
 struct IntOption
 {
@@ -66,6 +87,12 @@ UsageText()
 	       "  --db CONNINFO                   libpq connection string of the database [DB_URL]\n"
 	       "  --jwt-secret SECRET             HS256/384/512 secret of the project JWTs "
 	       "[API_JWT_SECRET]\n"
+	       "  --jwt-jwks JSON|@FILE           JWKS {\"keys\":[...]} for RS*, ES*, EdDSA (and oct\n"
+	       "                                  HS* keys by kid); this or --jwt-secret is\n"
+	       "                                  required [JWT_JWKS]\n"
+	       "  --jwt-claim-validators JSON     claims that must equal these strings, e.g.\n"
+	       "                                  {\"iss\":\"...\",\"aud\":\"...\"} "
+	       "[JWT_CLAIM_VALIDATORS]\n"
 	       "  --ring-path PATH                the ring file the extension writes (its\n"
 	       "                                  realtime.ring_path): realtime.send() messages "
 	       "[RING_PATH]\n"
@@ -104,6 +131,7 @@ ParseCommandLine(int argc, char **argv)
 {
 	Command cmd;
 	Config &c = cmd.config;
+	std::string jwks_arg, validators_arg;
 	int payload_kb = RT_DEFAULT_MAX_PAYLOAD_KB;
 	int send_queue_kb = static_cast<int>(c.send_queue_bytes >> 10);
 	IntOption ints[] = {
@@ -137,6 +165,8 @@ ParseCommandLine(int argc, char **argv)
 	    {"--db", "DB_URL", &c.db_conninfo},
 	    {"--ring-path", "RING_PATH", &c.ring_path},
 	    {"--jwt-secret", "API_JWT_SECRET", &c.jwt_secret},
+	    {"--jwt-jwks", "JWT_JWKS", &jwks_arg},
+	    {"--jwt-claim-validators", "JWT_CLAIM_VALIDATORS", &validators_arg},
 	    {"--log-level", "LOG_LEVEL", &c.log_level},
 	};
 
@@ -229,10 +259,23 @@ ParseCommandLine(int argc, char **argv)
 	if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
 	    c.log_level != "error")
 		return Bad("invalid --log-level " + c.log_level);
-	if (c.jwt_secret.empty())
-		return Bad("--jwt-secret (or API_JWT_SECRET) is required");
-	if (cmd.kind == Command::Kind::kToken && cmd.token_role.empty())
-		return Bad("token: --role is required");
+	if (cmd.kind == Command::Kind::kToken)
+	{
+		if (c.jwt_secret.empty())
+			return Bad("token: --jwt-secret (or API_JWT_SECRET) is required");
+		if (cmd.token_role.empty())
+			return Bad("token: --role is required");
+		return cmd;
+	}
+	if (c.jwt_secret.empty() && jwks_arg.empty())
+		return Bad("--jwt-secret (or API_JWT_SECRET) or --jwt-jwks (or JWT_JWKS) is required");
+	Result<std::string> jwks = ReadJwks(jwks_arg);
+	if (!jwks.ok())
+		return jwks.error();
+	Result<JwtKeys> keys = MakeJwtKeys(c.jwt_secret, jwks.value(), validators_arg);
+	if (!keys.ok())
+		return Bad(keys.error().message);
+	c.jwt_keys = std::move(keys.value());
 	return cmd;
 }
 

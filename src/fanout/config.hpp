@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include "auth_jwt.hpp"
 #include "result.hpp"
 #include "rt_ring.h"
 
@@ -21,7 +22,8 @@ struct Config
 	int port = 4000;
 	std::string db_conninfo; /* empty: no database features */
 	std::string ring_path;   /* the extension's realtime.ring_path; empty: no ring */
-	std::string jwt_secret;  /* HS256/384/512 shared secret */
+	std::string jwt_secret;  /* HS256/384/512 shared secret (also signs `token`) */
+	JwtKeys jwt_keys;        /* secret + JWKS + claim validators: what tokens verify with */
 	int shards = 0;          /* 0: one per core */
 	int connect_error_backoff_ms = 2000;
 	int channel_error_backoff_ms = 5000;

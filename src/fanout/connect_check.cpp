@@ -139,7 +139,7 @@ CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now)
 		return c;
 	}
 
-	Result<JwtClaims> claims = VerifyJwt(c.token, config.jwt_secret, now);
+	Result<JwtClaims> claims = VerifyJwt(c.token, config.jwt_keys, now);
 	if (!claims.ok())
 	{
 		c.status = 401;

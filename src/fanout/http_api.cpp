@@ -391,7 +391,7 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 	if (req.too_large)
 		return Finish(shard, wsi, slot, 413, R"({"message":"Payload too large"})");
 	/* both endpoints: a verified JWT from Authorization: Bearer or apikey (PROTOCOL.md 4.6) */
-	Result<JwtClaims> claims = VerifyJwt(req.token, shard.config().jwt_secret, time(nullptr));
+	Result<JwtClaims> claims = VerifyJwt(req.token, shard.config().jwt_keys, time(nullptr));
 	if (!claims.ok())
 		return Finish(shard, wsi, slot, 401, R"({"message":"Unauthorized"})");
 	auto [status, body] = req.single ? BroadcastSingle(shard, req) : Broadcast(shard, req);

@@ -507,7 +507,7 @@ Session::HandleJoin(Inbound &m)
 		tok = json::String(doc, "access_token");
 	std::string token = (tok && !tok->starts_with("sb_")) ? std::string(*tok) : token_;
 	/* token_ stays the connect token: a join's token belongs to its channel only */
-	Result<JwtClaims> claims = VerifyJwt(token, shard_.config().jwt_secret, NowSeconds());
+	Result<JwtClaims> claims = VerifyJwt(token, shard_.config().jwt_keys, NowSeconds());
 	if (!claims.ok())
 	{
 		ReplyLater(m.join_ref, m.ref, m.topic,
@@ -924,7 +924,7 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	/* ignored: null, unchanged, or a new-style API key (PROTOCOL.md 3.6) */
 	if (!tok || *tok == ch.token || tok->starts_with("sb_"))
 		return;
-	Result<JwtClaims> claims = VerifyJwt(*tok, shard_.config().jwt_secret, NowSeconds());
+	Result<JwtClaims> claims = VerifyJwt(*tok, shard_.config().jwt_keys, NowSeconds());
 	if (!claims.ok())
 	{
 		ShutdownChannel(ch, claims.error().message);

@@ -55,7 +55,7 @@ Check(const std::string &head)
 	assert_int_equal(static_cast<int>(ParseRequestHead(head, req, len)),
 	                 static_cast<int>(HeadStatus::kComplete));
 	Config cfg;
-	cfg.jwt_secret = kSecret;
+	cfg.jwt_keys.secret = kSecret;
 	return CheckConnect(req, cfg, kNow);
 }
 
