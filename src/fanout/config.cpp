@@ -93,6 +93,9 @@ UsageText()
 	       "  --jwt-claim-validators JSON     claims that must equal these strings, e.g.\n"
 	       "                                  {\"iss\":\"...\",\"aud\":\"...\"} "
 	       "[JWT_CLAIM_VALIDATORS]\n"
+	       "  --metrics-jwt-secret SECRET     GET /metrics then needs Authorization: Bearer\n"
+	       "                                  <a JWT signed with it>; unset: open\n"
+	       "                                  [METRICS_JWT_SECRET]\n"
 	       "  --ring-path PATH                the ring file the extension writes (its\n"
 	       "                                  realtime.ring_path): realtime.send() messages "
 	       "[RING_PATH]\n"
@@ -167,6 +170,7 @@ ParseCommandLine(int argc, char **argv)
 	    {"--jwt-secret", "API_JWT_SECRET", &c.jwt_secret},
 	    {"--jwt-jwks", "JWT_JWKS", &jwks_arg},
 	    {"--jwt-claim-validators", "JWT_CLAIM_VALIDATORS", &validators_arg},
+	    {"--metrics-jwt-secret", "METRICS_JWT_SECRET", &c.metrics_jwt_secret},
 	    {"--log-level", "LOG_LEVEL", &c.log_level},
 	};
 
@@ -276,6 +280,13 @@ ParseCommandLine(int argc, char **argv)
 	if (!keys.ok())
 		return Bad(keys.error().message);
 	c.jwt_keys = std::move(keys.value());
+	if (!c.metrics_jwt_secret.empty())
+	{
+		Result<JwtKeys> mk = MakeJwtKeys(c.metrics_jwt_secret, "", "");
+		if (!mk.ok())
+			return Bad(mk.error().message);
+		c.metrics_keys = std::move(mk.value());
+	}
 	return cmd;
 }
 

@@ -20,11 +20,13 @@ struct Config
 {
 	std::string host = "127.0.0.1"; /* listen address */
 	int port = 4000;
-	std::string db_conninfo; /* empty: no database features */
-	std::string ring_path;   /* the extension's realtime.ring_path; empty: no ring */
-	std::string jwt_secret;  /* HS256/384/512 shared secret (also signs `token`) */
-	JwtKeys jwt_keys;        /* secret + JWKS + claim validators: what tokens verify with */
-	int shards = 0;          /* 0: one per core */
+	std::string db_conninfo;        /* empty: no database features */
+	std::string ring_path;          /* the extension's realtime.ring_path; empty: no ring */
+	std::string jwt_secret;         /* HS256/384/512 shared secret (also signs `token`) */
+	JwtKeys jwt_keys;               /* secret + JWKS + claim validators: what tokens verify with */
+	std::string metrics_jwt_secret; /* set: GET /metrics needs a Bearer JWT signed with it */
+	JwtKeys metrics_keys;           /* ... as keys */
+	int shards = 0;                 /* 0: one per core */
 	int connect_error_backoff_ms = 2000;
 	int channel_error_backoff_ms = 5000;
 	int max_frame_bytes = RT_MAX_FRAME_BYTES; /* largest WebSocket message accepted */

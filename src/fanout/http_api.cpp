@@ -313,6 +313,11 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 	}
 	if (path == "/metrics" || path == "/realtime/v1/metrics")
 	{
+		/* upstream: a Bearer JWT signed with METRICS_JWT_SECRET, else 403 with no body */
+		const Config &cfg = shard.config();
+		if (!cfg.metrics_jwt_secret.empty() &&
+		    !VerifyJwt(RequestToken(wsi), cfg.metrics_keys, time(nullptr)).ok())
+			return Respond(wsi, 403, "");
 		std::string body = RenderMetrics(shard.hub());
 		std::string r = HttpResponse(200, "text/plain; version=0.0.4", body, false);
 		if (lws_write(wsi, reinterpret_cast<unsigned char *>(r.data()), r.size(), LWS_WRITE_HTTP) <

@@ -124,3 +124,17 @@ test('authorizer checks and their latency histogram; the ring', { timeout: 15000
 	assert.ok(m('realtime_authorizer_latency_seconds_sum') > 0);
 	assert.equal(m('realtime_authorizer_queue'), 0);
 });
+
+test('--metrics-jwt-secret: /metrics needs a Bearer JWT signed with it, else 403', { timeout: 15000 }, async () => {
+	const secret = 'metrics-secret-0123456789-0123456789';
+	const s = await startSidecar(['--metrics-jwt-secret', secret]);
+	sidecars.push(s);
+	const get = (token) =>
+		fetch(`${s.base}/metrics`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+	const exp = Math.floor(Date.now() / 1000) + 60;
+	assert.equal((await get()).status, 403);
+	assert.equal((await get(jwt.anon())).status, 403, 'a project token is not a metrics token');
+	const ok = await get(jwt.sign({ role: 'metrics', exp }, { secret }));
+	assert.equal(ok.status, 200);
+	assert.match(await ok.text(), /^# HELP realtime_connections_connected /);
+});
