@@ -76,8 +76,9 @@ start_sidecar() {
 	SIDECAR_PORT=$(bench_free_port)
 	SIDECAR_STARTS=$((SIDECAR_STARTS + 1))
 	echo "--- start $SIDECAR_STARTS" >>"$LOGDIR/sidecar.log"
+	# shellcheck disable=SC2046 # one word per flag
 	"$FANOUT" --host 127.0.0.1 --port "$SIDECAR_PORT" --jwt-secret "$SECRET" \
-		--db "$DB" >>"$LOGDIR/sidecar.log" 2>&1 &
+		--db "$DB" $(bench_no_limits "$FANOUT") >>"$LOGDIR/sidecar.log" 2>&1 &
 	SIDECAR_PID=$!
 	BENCH_PIDS+=("$SIDECAR_PID")
 	bench_wait_port "$SIDECAR_PORT" 20 "$SIDECAR_PID" || {

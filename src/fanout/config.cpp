@@ -111,6 +111,15 @@ UsageText()
 	       "                                  [MAX_PAYLOAD_SIZE_IN_KB]\n"
 	       "  --max-channels-per-client N     channels per socket (default 100) "
 	       "[MAX_CHANNELS_PER_CLIENT]\n"
+	       "  --max-concurrent-users N        sockets that joined a channel (default 200)\n"
+	       "                                  [TENANT_MAX_CONCURRENT_USERS]\n"
+	       "  --max-joins-per-second N        joins, 60 s average (default 100)\n"
+	       "                                  [TENANT_MAX_JOINS_PER_SECOND]\n"
+	       "  --max-events-per-second N       messages from and to clients on channels,\n"
+	       "                                  60 s average (default 100)\n"
+	       "                                  [TENANT_MAX_EVENTS_PER_SECOND]\n"
+	       "  --max-bytes-per-second N        shown in /metrics, not enforced (as upstream)\n"
+	       "                                  (default 100000) [TENANT_MAX_BYTES_PER_SECOND]\n"
 	       "  --max-client-presence-events N  presence pushes per channel and window (default 5)\n"
 	       "                                  [MAX_CLIENT_PRESENCE_EVENTS_PER_WINDOW]\n"
 	       "  --client-presence-window-ms MS  that window (default 30000) "
@@ -148,6 +157,14 @@ ParseCommandLine(int argc, char **argv)
 	    {"--max-payload-kb", "MAX_PAYLOAD_SIZE_IN_KB", 1, 64 << 10, &payload_kb},
 	    {"--max-channels-per-client", "MAX_CHANNELS_PER_CLIENT", 1, 100000,
 	     &c.max_channels_per_client},
+	    {"--max-concurrent-users", "TENANT_MAX_CONCURRENT_USERS", 1, 100000000,
+	     &c.max_concurrent_users},
+	    {"--max-joins-per-second", "TENANT_MAX_JOINS_PER_SECOND", 1, 100000000,
+	     &c.max_joins_per_second},
+	    {"--max-events-per-second", "TENANT_MAX_EVENTS_PER_SECOND", 1, 1000000000,
+	     &c.max_events_per_second},
+	    {"--max-bytes-per-second", "TENANT_MAX_BYTES_PER_SECOND", 1, 2000000000,
+	     &c.max_bytes_per_second},
 	    {"--max-client-presence-events", "MAX_CLIENT_PRESENCE_EVENTS_PER_WINDOW", 1, 1000000,
 	     &c.max_client_presence_events_per_window},
 	    {"--client-presence-window-ms", "CLIENT_PRESENCE_WINDOW_MS", 1, 3600000,

@@ -32,6 +32,11 @@ struct Config
 	int max_frame_bytes = RT_MAX_FRAME_BYTES; /* largest WebSocket message accepted */
 	int max_payload_bytes = RT_DEFAULT_MAX_PAYLOAD_KB * 1000 + RT_PAYLOAD_SLACK_BYTES;
 	int max_channels_per_client = 100;
+	/* tenant limits (PROTOCOL.md 9.1), upstream's defaults; rates are 60 s averages */
+	int max_concurrent_users = 200;                /* sockets that joined a channel */
+	int max_joins_per_second = 100;                /* joins of all sockets */
+	int max_events_per_second = 100;               /* messages from and to clients on channels */
+	int max_bytes_per_second = 100000;             /* kept and shown, not enforced (as upstream) */
 	int max_client_presence_events_per_window = 5; /* presence pushes per channel ... */
 	int client_presence_window_ms = 30000;         /* ... in this window (PROTOCOL.md 5.5) */
 	int max_presence_events_per_second = 1000;     /* tracks and states, 60 s average */

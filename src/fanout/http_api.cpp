@@ -399,9 +399,24 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 	Result<JwtClaims> claims = VerifyJwt(req.token, shard.config().jwt_keys, time(nullptr));
 	if (!claims.ok())
 		return Finish(shard, wsi, slot, 401, R"({"message":"Unauthorized"})");
+	/* the tenant's rates (PROTOCOL.md 4.6): requests, then events */
+	Hub &hub = shard.hub();
+	const Config &cfg = shard.config();
+	int64_t now = NowMs();
+	if (hub.http_rate.Average(now) >= cfg.max_events_per_second)
+		return Finish(shard, wsi, slot, 429, R"({"message":"Too many requests"})");
+	hub.http_rate.Add(now);
+	double events = hub.EventsAverage(now);
+	if (events > cfg.max_events_per_second)
+		return Finish(shard, wsi, slot, 429, R"({"message":"You have exceeded your rate limit"})");
 	auto [status, body] = req.single ? BroadcastSingle(shard, req) : Broadcast(shard, req);
 	if (status != 0)
 		return Finish(shard, wsi, slot, status, body);
+	if (events + static_cast<double>(req.out.size()) > cfg.max_events_per_second)
+		return Finish(
+		    shard, wsi, slot, 429,
+		    R"({"message":"Too many messages to broadcast, please reduce the batch size"})");
+	shard.events().Add(now, req.out.size()); /* each message is one event */
 
 	/* one write check per private topic, with the caller's claims (PROTOCOL.md 8) */
 	Authorizer *auth = shard.hub().authorizer;
@@ -442,7 +457,6 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 		ar.sub = claims.value().sub;
 		ar.headers_json = req.headers_json;
 		ar.write = kAuthBroadcast;
-		Hub &hub = shard.hub();
 		int index = shard.index();
 		uint64_t id = req.wait_id;
 		ar.done = [&hub, index, id, topic = topic](AuthResult r)

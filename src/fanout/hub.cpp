@@ -75,6 +75,16 @@ Hub::PostTo(int shard, std::shared_ptr<const Delivery> d)
 		shards_[static_cast<size_t>(shard)]->Post(std::move(d));
 }
 
+double
+Hub::EventsAverage(int64_t now_ms) const
+{
+	uint64_t sum = 0;
+	for (const auto &s : shards_)
+		sum += s->events().Sum(now_ms);
+	return static_cast<double>(sum) * 1000.0 /
+	       static_cast<double>(RateCounter::kBuckets * RateCounter::kBucketMs);
+}
+
 void
 Hub::PostTask(int shard, std::function<void(Shard &)> task)
 {

@@ -106,6 +106,14 @@ public:
 	PresenceStore presence;
 	/* presence events of the tenant: tracks and presence_state pushes (PROTOCOL.md 5.5) */
 	RateCounter presence_rate;
+	/* tenant limits (PROTOCOL.md 9.1): sockets that joined a channel; joins; events */
+	std::atomic<int64_t> users{0};
+	RateCounter join_rate;
+	RateCounter http_rate; /* REST broadcast requests */
+	/* the events average is at or over the limit: set by shard 0 once a second */
+	std::atomic<bool> events_limited{false};
+	/* The tenant's events per second over the last minute (every shard's LocalRate). */
+	double EventsAverage(int64_t now_ms) const;
 
 	bool
 	Ready() const

@@ -99,6 +99,9 @@ Serve(const rf::Config &config)
 		    config.ring_path,
 		    [&hub](const rf::RingMessage &m)
 		    {
+			    /* over the tenant's events limit, database broadcasts are dropped (4.8) */
+			    if (hub.events_limited.load(std::memory_order_relaxed))
+				    return;
 			    std::string meta = R"({"id":)";
 			    rf::json::AppendQuoted(meta, m.id);
 			    meta += '}';

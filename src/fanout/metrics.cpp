@@ -19,7 +19,7 @@ namespace
 const char *const kPrimitiveNames[kPrimitives] = {"broadcast", "presence", "postgres_changes",
                                                   "control"};
 const char *const kDropNames[kDropReasons] = {"slow_client", "payload_too_large", "not_authorized",
-                                              "held_overflow"};
+                                              "held_overflow", "rate_limited"};
 /* AuthResult::Status, in its order */
 const char *const kAuthStatusNames[6] = {
     "ok", "policy_error", "query_canceled", "missing_partition", "db_unavailable", "error"};

@@ -60,6 +60,7 @@ enum class DropReason : uint8_t
 	kPayloadTooLarge, /* over the payload limit (a broadcast push) */
 	kNotAuthorized,   /* a private channel without the write right */
 	kHeldOverflow,    /* too much waiting behind an authorization check */
+	kRateLimited,     /* the tenant's events average is over its limit */
 	kCount
 };
 

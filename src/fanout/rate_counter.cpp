@@ -34,4 +34,32 @@ RateCounter::Average(int64_t now_ms) const
 	return static_cast<double>(sum) * 1000.0 / static_cast<double>(kBuckets * kBucketMs);
 }
 
+void
+LocalRate::Add(int64_t now_ms, uint64_t n)
+{
+	int64_t id = now_ms / RateCounter::kBucketMs;
+	size_t slot = static_cast<size_t>(id % RateCounter::kBuckets);
+	if (ids_[slot].load(std::memory_order_relaxed) != id)
+	{
+		/* a bucket from a minute ago: start it over (count first, then whose it is) */
+		counts_[slot].store(0, std::memory_order_relaxed);
+		ids_[slot].store(id, std::memory_order_release);
+	}
+	counts_[slot].store(counts_[slot].load(std::memory_order_relaxed) + n,
+	                    std::memory_order_relaxed);
+}
+
+uint64_t
+LocalRate::Sum(int64_t now_ms) const
+{
+	int64_t id = now_ms / RateCounter::kBucketMs;
+	uint64_t sum = 0;
+	for (size_t i = 0; i < counts_.size(); i++)
+	{
+		if (id - ids_[i].load(std::memory_order_acquire) < RateCounter::kBuckets)
+			sum += counts_[i].load(std::memory_order_relaxed);
+	}
+	return sum;
+}
+
 } // namespace rt::fanout

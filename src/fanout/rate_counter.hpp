@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 
@@ -29,6 +30,23 @@ private:
 	mutable std::mutex mu_;
 	std::array<uint64_t, kBuckets> counts_{};
 	std::array<int64_t, kBuckets> ids_{}; /* which bucket (now_ms / kBucketMs) each count is */
+};
+
+/*
+ * The same buckets with one writing thread (a shard's): relaxed atomics, no
+ * lock, so the hot path pays a load and a store. Sum may run on any thread;
+ * it sees each bucket whole.
+ */
+class LocalRate
+{
+public:
+	void Add(int64_t now_ms, uint64_t n = 1);
+	/* Events of the last kBuckets * kBucketMs, the current bucket included. */
+	uint64_t Sum(int64_t now_ms) const;
+
+private:
+	std::array<std::atomic<uint64_t>, RateCounter::kBuckets> counts_{};
+	std::array<std::atomic<int64_t>, RateCounter::kBuckets> ids_{};
 };
 
 } // namespace rt::fanout

@@ -144,6 +144,8 @@ Session::~Session()
 	}
 	if (pg_changes && shard_.hub().changes != nullptr)
 		shard_.hub().changes->Leave(id_, 0);
+	if (counted_user_)
+		shard_.hub().users.fetch_sub(1, std::memory_order_relaxed);
 }
 
 const Channel *
@@ -249,7 +251,33 @@ Session::OnWritable()
 		return -1;
 	if (!queue_.Empty())
 		lws_callback_on_writable(wsi_);
+	else if (close_when_flushed_ && delayed_replies_ == 0)
+	{
+		lws_close_reason(wsi_, static_cast<enum lws_close_status>(close_code_),
+		                 reinterpret_cast<unsigned char *>(const_cast<char *>(close_reason_)),
+		                 strlen(close_reason_));
+		return -1;
+	}
 	return 0;
+}
+
+void
+Session::CloseWhenFlushed(uint16_t code, const char *reason)
+{
+	if (close_requested_ || close_when_flushed_)
+		return;
+	close_when_flushed_ = true;
+	close_code_ = code;
+	close_reason_ = reason;
+	WakeWriter(); /* an empty queue closes on the next writable turn */
+}
+
+void
+Session::ShutdownTopic(const std::string &topic, std::string_view message)
+{
+	auto it = channels_.find(topic);
+	if (it != channels_.end() && !it->second->joining)
+		ShutdownChannel(*it->second, message);
 }
 
 int
@@ -456,6 +484,13 @@ Session::HandleMessage(Inbound &m)
 	/* a message for an earlier join of this topic is stale: drop it */
 	if (m.join_ref.has_value() && ch.join_ref.has_value() && *m.join_ref != *ch.join_ref)
 		return;
+	/* every event on a channel counts for the tenant; over its limit the channel ends (3.7) */
+	shard_.events().Add(NowMs());
+	if (shard_.hub().events_limited.load(std::memory_order_relaxed))
+	{
+		ShutdownChannel(ch, "Too many messages per second");
+		return;
+	}
 	if (m.event == "broadcast")
 		HandleBroadcast(m, ch);
 	else if (m.event == "access_token")
@@ -493,6 +528,26 @@ Session::HandleJoin(Inbound &m)
 	auto old = channels_.find(m.topic);
 	if (old != channels_.end())
 		CloseChannel(*old->second);
+
+	/* the tenant's limits (PROTOCOL.md 3.3 steps 5 and 6) */
+	Hub &hub = shard_.hub();
+	const Config &cfg = shard_.config();
+	if (!counted_user_ &&
+	    hub.users.load(std::memory_order_relaxed) >= static_cast<int64_t>(cfg.max_concurrent_users))
+	{
+		ReplyLater(m.join_ref, m.ref, m.topic,
+		           ErrorReason("ConnectionRateLimitReached: Too many connected users"));
+		return;
+	}
+	if (hub.join_rate.Average(NowMs()) >= cfg.max_joins_per_second)
+	{
+		/* the socket goes too, once the refusal is out (close 1001: clients reconnect later) */
+		ReplyLater(m.join_ref, m.ref, m.topic,
+		           ErrorReason("ClientJoinRateLimitReached: Too many joins per second"));
+		CloseWhenFlushed(LWS_CLOSE_STATUS_GOINGAWAY, "Too many joins per second");
+		return;
+	}
+	hub.join_rate.Add(NowMs());
 
 	if (channels_.size() >= static_cast<size_t>(shard_.config().max_channels_per_client))
 	{
@@ -787,6 +842,11 @@ Session::FinishJoin(Channel &ch)
 	Channel *c = &ch;
 	const std::string sub_topic = c->sub_topic;
 	shard_.registry().Add(c->routing_key, this, c);
+	if (!counted_user_)
+	{
+		counted_user_ = true; /* a connected user from its first join until it closes */
+		shard_.hub().users.fetch_add(1, std::memory_order_relaxed);
+	}
 	shard_.metrics().joins_ok.Add();
 	shard_.metrics().channels.Add();
 	Reply(c->join_ref, c->join_msg_ref, c->topic, c->join_response);

@@ -147,6 +147,10 @@ public:
 	}
 	/* Close from outside this connection's callback (slow, idle). */
 	void RequestClose(uint16_t code, const char *reason);
+	/* End the joined channel of topic with a system error (shard: rate limits). */
+	void ShutdownTopic(const std::string &topic, std::string_view message);
+	/* Close with code once everything queued (delayed replies too) is written. */
+	void CloseWhenFlushed(uint16_t code, const char *reason);
 	/* End every channel whose token expired (shard timer, once a second). */
 	void ExpireChannels(int64_t now_s);
 	/* The channel joined as topic with this generation, if it is still there. */
@@ -203,9 +207,11 @@ private:
 	std::map<std::string, std::unique_ptr<Channel>> channels_; /* by topic */
 	SendQueue queue_;
 	bool close_requested_ = false;
-	size_t head_offset_ = 0;        /* bytes of the queue's front frame already written */
-	int delayed_replies_ = 0;       /* ReplyLater frames waiting on the shard timer */
-	size_t held_total_ = 0;         /* bytes held by all channels (Session::Hold) */
+	size_t head_offset_ = 0;    /* bytes of the queue's front frame already written */
+	int delayed_replies_ = 0;   /* ReplyLater frames waiting on the shard timer */
+	size_t held_total_ = 0;     /* bytes held by all channels (Session::Hold) */
+	bool counted_user_ = false; /* counts in Hub::users (joined a channel) */
+	bool close_when_flushed_ = false;
 	bool logged_malformed_ = false; /* log the first bad frame at info, later ones at debug */
 	uint16_t close_code_ = 0;
 	const char *close_reason_ = "";

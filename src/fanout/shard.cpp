@@ -248,6 +248,12 @@ Shard::DeliverPushes(const Delivery &d)
 			                                                   p.topic, p.event, p.head)));
 			continue;
 		}
+		/* over the events limit, changes are dropped (PROTOCOL.md 9.1) */
+		if (hub_.events_limited.load(std::memory_order_relaxed))
+		{
+			metrics_.Drop(DropReason::kRateLimited);
+			continue;
+		}
 		key.assign(1, s->vsn() == Vsn::k1 ? '1' : '2');
 		key += p.topic;
 		key += '\0';
@@ -266,6 +272,7 @@ Shard::DeliverPushes(const Delivery &d)
 			                                        p.event, payload)));
 		}
 		s->EnqueueFanout(q, now);
+		events_.Add(now);
 		metrics_.Out(Primitive::kPostgresChanges, 1, q->frame->bytes.size());
 	}
 	for (auto &[k, q] : frames)
@@ -316,9 +323,20 @@ Shard::Deliver(const Delivery &d)
 	const std::vector<Subscriber> *subs = registry_.Find(d.routing_key);
 	if (subs == nullptr)
 		return;
+	int64_t now = NowMs();
+	if (hub_.events_limited.load(std::memory_order_relaxed))
+	{
+		/* over the tenant's events limit: each channel this reaches ends (PROTOCOL.md 3.7) */
+		std::vector<std::pair<Session *, std::string>> ended;
+		for (const Subscriber &sub : *subs)
+			if (sub.session->id() != d.exclude_session && sub.channel->Reads(d.kind))
+				ended.emplace_back(sub.session, sub.channel->topic);
+		for (auto &[s, topic] : ended)
+			s->ShutdownTopic(topic, "Too many messages per second");
+		return;
+	}
 	QueuedFrame *q1 = nullptr, *q2 = nullptr;
 	uint64_t n1 = 0, n2 = 0;
-	int64_t now = NowMs();
 	for (const Subscriber &sub : *subs)
 	{
 		Session *s = sub.session;
@@ -343,6 +361,7 @@ Shard::Deliver(const Delivery &d)
 			n2++;
 		}
 	}
+	events_.Add(now, n1 + n2);
 	Primitive p = d.kind == DeliveryKind::kPresence ? Primitive::kPresence : Primitive::kBroadcast;
 	metrics_.Out(p, n1 + n2,
 	             n1 * (d.v1 ? d.v1->bytes.size() : 0) + n2 * (d.v2 ? d.v2->bytes.size() : 0));
@@ -410,6 +429,18 @@ Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req, std::string_view
 	if (req.websocket)
 	{
 		ConnectCheck c = CheckConnect(req, config_, static_cast<int64_t>(time(nullptr)));
+		/* then the tenant's limits (PROTOCOL.md 1.4 rows 5 and 6) */
+		if (c.status == 0 && hub_.users.load(std::memory_order_relaxed) >=
+		                         static_cast<int64_t>(config_.max_concurrent_users))
+		{
+			c.status = 429;
+			c.body = R"({"error":"Too many connected users"})";
+		}
+		else if (c.status == 0 && hub_.join_rate.Average(NowMs()) >= config_.max_joins_per_second)
+		{
+			c.status = 429;
+			c.body = R"({"error":"Too many joins per second"})";
+		}
 		if (c.status != 0)
 		{
 			Reject(fd, c.status, c.body);
@@ -514,6 +545,10 @@ Shard::OnTimer()
 		}
 	}
 	/* channels whose token expired end now (PROTOCOL.md 3.6), checked once a second */
+	/* the tenant's events average, over every shard's counts (PROTOCOL.md 3.7) */
+	if (index_ == 0)
+		hub_.events_limited.store(hub_.EventsAverage(now) >= config_.max_events_per_second,
+		                          std::memory_order_relaxed);
 	int64_t now_s = static_cast<int64_t>(time(nullptr));
 	if (now_s != last_expiry_check_s_)
 	{

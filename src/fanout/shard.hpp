@@ -93,6 +93,17 @@ public:
 	{
 		return metrics_;
 	}
+	/* Channel events of this shard (written by its thread only): the tenant's rate. */
+	LocalRate &
+	events()
+	{
+		return events_;
+	}
+	const LocalRate &
+	events() const
+	{
+		return events_;
+	}
 	uint64_t
 	inbox_dropped() const
 	{
@@ -147,6 +158,7 @@ private:
 	/* shard-thread state */
 	ChannelRegistry registry_;
 	ShardMetrics metrics_;
+	LocalRate events_;
 	std::unordered_map<uint64_t, Session *> sessions_;
 	uint64_t next_session_seq_ = 1;
 	std::unordered_map<uint64_t, struct lws *> http_waiting_;

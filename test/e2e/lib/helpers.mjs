@@ -515,7 +515,10 @@ export async function startSidecar(extraArgs = [], { ms = 10000 } = {}) {
 	}
 	const port = await freePort();
 	const db = RT_DB_URL || 'host=127.0.0.1 port=1 dbname=unreachable connect_timeout=1';
-	const args = ['--host', '127.0.0.1', '--port', String(port), '--db', db, '--jwt-secret', jwt.JWT_SECRET, ...extraArgs];
+	// the tenant limits lifted as for the suite's sidecar (scripts/test.sh); extraArgs come
+	// later and win, so a test can set small ones
+	const noLimits = ['--max-concurrent-users', '100000000', '--max-joins-per-second', '100000000', '--max-events-per-second', '1000000000'];
+	const args = ['--host', '127.0.0.1', '--port', String(port), '--db', db, '--jwt-secret', jwt.JWT_SECRET, ...noLimits, ...extraArgs];
 	const child = spawn(RT_FANOUT_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 	let output = '';
 	child.stdout.on('data', (d) => (output += d));
