@@ -38,7 +38,10 @@ else
 FANOUT_OPT      = -O2 -g
 FANOUT_LDOPT    =
 endif
-FANOUT_CXXFLAGS = -std=c++20 $(FANOUT_OPT) $(FANOUT_WARN) -Isrc/common -Isrc/fanout -I$(BUILD)/gen -I$(shell $(PG_CONFIG) --includedir) -MMD -MP
+# The extension version the sidecar is built for (realtime.control), checked by --check
+RT_EXTENSION_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+FANOUT_CXXFLAGS = -std=c++20 $(FANOUT_OPT) $(FANOUT_WARN) -Isrc/common -Isrc/fanout -I$(BUILD)/gen -I$(shell $(PG_CONFIG) --includedir) -MMD -MP \
+                  -DRT_EXTENSION_VERSION='"$(RT_EXTENSION_VERSION)"'
 FANOUT_LIBS     = -lwebsockets -lssl -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
 
 FANOUT_SRCS     = $(wildcard src/fanout/*.cpp)
@@ -59,6 +62,7 @@ $(BUILD)/gen/pg_errcodes.inc: $(shell $(PG_CONFIG) --sharedir)/errcodes.txt
 	awk 'NF >= 4 && $$1 ~ /^[0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z]$$/ && $$3 ~ /^ERRCODE_/ { printf "{\"%s\", \"%s\"},\n", $$1, $$4 }' $< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/fanout/pg_sqlstate.o: $(BUILD)/gen/pg_errcodes.inc
+$(BUILD)/fanout/diagnostics.o: $(EXTENSION).control
 
 $(BUILD)/fanout/%.o: src/fanout/%.cpp
 	@mkdir -p $(dir $@)

@@ -135,6 +135,8 @@ UsageText()
 	       "                                  (default 5000) [SLOW_CLIENT_CLOSE_MS]\n"
 	       "  --log-level LEVEL               debug, info, warning or error (default info) "
 	       "[LOG_LEVEL]\n"
+	       "  --check                         diagnose --db and --ring-path: print each problem\n"
+	       "                                  with its fix (or ok:), exit 1 on an error\n"
 	       "  --help                          this text\n";
 }
 
@@ -222,6 +224,11 @@ ParseCommandLine(int argc, char **argv)
 		{
 			cmd.kind = Command::Kind::kHelp;
 			return cmd;
+		}
+		if (a == "--check" && cmd.kind == Command::Kind::kServe)
+		{
+			cmd.kind = Command::Kind::kCheck;
+			continue;
 		}
 		/* accept --flag=value and --flag value */
 		std::string_view name = a, value;

@@ -56,6 +56,7 @@ struct Command
 		kServe,
 		kHelp,
 		kToken, /* mint a JWT: realtime-fanout token --role R --jwt-secret S */
+		kCheck, /* diagnose the database and the ring, print the problems, exit */
 	} kind = Kind::kServe;
 	Config config;
 	std::string token_role;

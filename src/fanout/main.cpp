@@ -10,6 +10,7 @@
 #include "broadcast.hpp"
 #include "config.hpp"
 #include "db_health.hpp"
+#include "diagnostics.hpp"
 #include "hub.hpp"
 #include "json.hpp"
 #include "log.hpp"
@@ -91,6 +92,13 @@ Serve(const rf::Config &config)
 		rf::Log(rf::LogLevel::kError, "main", "could not start: is port %d free?", config.port);
 		return 1;
 	}
+	/* what is wrong with the database and the ring, logged once; never delays the listen */
+	std::unique_ptr<rf::StartupCheck> check;
+	if (!config.db_conninfo.empty())
+	{
+		check = std::make_unique<rf::StartupCheck>(config);
+		check->Start();
+	}
 	/* messages from realtime.send(): serialized once here, fanned out by every shard */
 	std::unique_ptr<rf::RingReader> ring;
 	if (!config.ring_path.empty())
@@ -134,6 +142,8 @@ Serve(const rf::Config &config)
 	hub.Stop();
 	if (health)
 		health->Stop();
+	if (check)
+		check->Join();
 	return 0;
 }
 
@@ -158,6 +168,8 @@ main(int argc, char **argv)
 		}
 		if (c.kind == rf::Command::Kind::kToken)
 			return MintToken(c);
+		if (c.kind == rf::Command::Kind::kCheck)
+			return rf::RunCheckCommand(c.config);
 		const std::string &lvl = c.config.log_level;
 		rf::SetLogLevel(lvl == "debug"     ? rf::LogLevel::kDebug
 		                : lvl == "warning" ? rf::LogLevel::kWarning
