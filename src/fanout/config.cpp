@@ -295,7 +295,8 @@ ParseCommandLine(int argc, char **argv)
 			return Bad("token: --role is required");
 		return cmd;
 	}
-	if (c.jwt_secret.empty() && jwks_arg.empty())
+	/* --check looks at the database and the ring only: no keys needed */
+	if (c.jwt_secret.empty() && jwks_arg.empty() && cmd.kind != Command::Kind::kCheck)
 		return Bad("--jwt-secret (or API_JWT_SECRET) or --jwt-jwks (or JWT_JWKS) is required");
 	Result<std::string> jwks = ReadJwks(jwks_arg);
 	if (!jwks.ok())
