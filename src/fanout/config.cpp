@@ -287,8 +287,9 @@ UsageText()
 	       "                                  (default 5000) [SLOW_CLIENT_CLOSE_MS]\n"
 	       "  --log-level LEVEL               debug, info, warning or error (default info) "
 	       "[LOG_LEVEL]\n"
-	       "  --check                         diagnose --db and --ring-path: print each problem\n"
-	       "                                  with its fix (or ok:), exit 1 on an error\n"
+	       "  --check                         diagnose --db and --ring-path (or every tenant of\n"
+	       "                                  --config): print each problem with its fix (or\n"
+	       "                                  ok:), exit 1 on an error\n"
 	       "  --help                          this text\n";
 }
 
