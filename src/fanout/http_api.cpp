@@ -357,7 +357,7 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 			ok = ok && one->Ready();
 		else if (set)
 			for (const auto &t : set->list)
-				ok = ok && t->Ready();
+				ok = ok && (t->Ready() || t->draining.load(std::memory_order_acquire));
 		return Respond(wsi, ok ? 200 : 503, ok ? R"({"status":"ok"})" : R"({"status":"starting"})");
 	}
 	if (path == "/metrics" || path == "/realtime/v1/metrics")

@@ -133,10 +133,19 @@ Reload(const rf::Config &config, rf::Hub &hub)
 			gone.push_back(o);
 	rf::Log(rf::LogLevel::kInfo, "main", "reload: %zu tenants kept, %zu to drain, %zu to start",
 	        kept->list.size(), gone.size(), fresh.size());
-	/* the old instances go first: a changed tenant's ring has one reader at a time */
+	/*
+	 * The old instances go first: a changed tenant's ring has one reader at a
+	 * time. While they drain they stay in the set, refusing new sockets, so
+	 * their Hosts are not taken for another tenant's (a single-tenant set
+	 * serves every Host).
+	 */
+	auto during = std::make_shared<rf::TenantSet>(*kept);
 	for (const auto &t : gone)
+	{
 		t->draining.store(true, std::memory_order_release);
-	hub.SetTenants(kept);
+		during->list.push_back(t);
+	}
+	hub.SetTenants(during);
 	for (const auto &t : gone)
 		DrainTenant(hub, t);
 	auto next = std::make_shared<rf::TenantSet>(*kept);

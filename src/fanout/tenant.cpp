@@ -227,7 +227,7 @@ TenantSet::Resolve(std::string_view host) const
 	std::shared_ptr<Tenant> t = Find(TenantIdOfHost(host));
 	if (t == nullptr && list.size() == 1)
 		return list[0];
-	return t;
+	return t; /* the caller refuses a draining one */
 }
 
 std::string

@@ -305,3 +305,27 @@ test('SIGHUP: a bad file keeps the tenants; adding c and removing b drains b onl
 	await sleep(200);
 	assert.equal(broadcastOf(c, 'after-reload').length, 0);
 });
+
+test('SIGHUP: a changed tenant is drained and starts again with its new settings', { timeout: 30000 }, async () => {
+	const topic = `realtime:${uniq('changed')}`;
+	const a = await connect('a', tokenA());
+	const c = await connect('c', tokenC());
+	await a.join(topic);
+	await c.join(topic);
+	writeConfig([tenantA(), { external_id: 'c', jwt_secret: SECRET_C, limits: { max_channels_per_client: 1 } }]);
+	sidecar.child.kill('SIGHUP');
+	const sys = await c.waitFor((f) => f.msg?.event === 'system', 10000);
+	assert.equal(sys.msg.payload.message, 'Server requested disconnect');
+	assert.equal((await c.closed).code, 1012);
+	const deadline = Date.now() + 10000;
+	while ((sidecar.output().match(/reload done: tenants a, c/g) ?? []).length < 2 && Date.now() < deadline) {
+		await sleep(50);
+	}
+	const c2 = await connect('c', tokenC());
+	assert.equal((await c2.join(topic)).msg.payload.status, 'ok');
+	const second = await c2.join(`${topic}-2`);
+	assert.equal(second.msg.payload.status, 'error', 'the new limit applies');
+	assert.equal(second.msg.payload.response.reason, 'ChannelRateLimitReached: Too many channels');
+	assert.equal(a.isClosed, false);
+	await a.heartbeat();
+});
