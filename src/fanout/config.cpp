@@ -7,6 +7,8 @@
  */
 #include "config.hpp"
 
+#include "json.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -43,21 +45,166 @@ Bad(std::string msg)
 
 /* --jwt-jwks: the JSON itself, or "@path" for a file holding it. */
 Result<std::string>
-ReadJwks(const std::string &value)
+ReadFile(const std::string &what, const std::string &path)
 {
-	if (!value.starts_with("@"))
-		return value;
-	std::string path = value.substr(1);
 	std::ifstream in(path, std::ios::binary);
 	if (!in.is_open())
-		return Bad("--jwt-jwks: cannot open " + path + ": " + strerror(errno));
+		return Bad(what + ": cannot open " + path + ": " + strerror(errno));
 	std::ostringstream text;
 	text << in.rdbuf();
 	if (in.bad())
-		return Bad("--jwt-jwks: cannot read " + path);
+		return Bad(what + ": cannot read " + path);
 	if (text.str().empty())
-		return Bad("--jwt-jwks: " + path + " is empty");
+		return Bad(what + ": " + path + " is empty");
 	return text.str();
+}
+
+/* --jwt-jwks: the JSON itself, or "@path" for a file holding it. */
+Result<std::string>
+ReadJwks(const std::string &what, const std::string &value)
+{
+	if (!value.starts_with("@"))
+		return value;
+	return ReadFile(what, value.substr(1));
+}
+
+/* A tenant id is the first DNS label of a Host: letters, digits, '-' and '_'. */
+bool
+ValidTenantId(std::string_view id)
+{
+	if (id.empty() || id.size() > 63)
+		return false;
+	for (char ch : id)
+		if (!isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_')
+			return false;
+	return true;
+}
+
+/* One entry of the file's "tenants" array. */
+Result<TenantConfig>
+ParseTenant(const rapidjson::Value &v, size_t index, const TenantConfig &defaults)
+{
+	std::string where = "tenants[" + std::to_string(index) + "]";
+	if (!v.IsObject())
+		return Bad(where + ": not an object");
+	TenantConfig t = defaults;
+	t.external_id.clear();
+	t.db_conninfo.clear();
+	t.ring_path.clear();
+	t.jwt_secret.clear();
+	t.ring_path_from_db = true;
+	std::string jwks, validators;
+	auto str = [&](const rapidjson::Value &m, const char *key, std::string &out) -> Result<bool>
+	{
+		if (!m.IsString())
+			return Bad(where + "." + key + ": a string is expected");
+		out.assign(m.GetString(), m.GetStringLength());
+		return true;
+	};
+	struct Limit
+	{
+		const char *key;
+		long long lo, hi;
+		int *target;
+	};
+	int payload_kb = (defaults.max_payload_bytes - RT_PAYLOAD_SLACK_BYTES) / 1000;
+	Limit limits[] = {
+	    {"max_concurrent_users", 1, 100000000, &t.max_concurrent_users},
+	    {"max_joins_per_second", 1, 100000000, &t.max_joins_per_second},
+	    {"max_events_per_second", 1, 1000000000, &t.max_events_per_second},
+	    {"max_bytes_per_second", 1, 2000000000, &t.max_bytes_per_second},
+	    {"max_channels_per_client", 1, 100000, &t.max_channels_per_client},
+	    {"max_presence_events_per_second", 1, 100000000, &t.max_presence_events_per_second},
+	    {"max_payload_size_in_kb", 1, 64 << 10, &payload_kb},
+	    {"max_client_presence_events_per_window", 1, 1000000,
+	     &t.max_client_presence_events_per_window},
+	    {"client_presence_window_ms", 1, 3600000, &t.client_presence_window_ms},
+	};
+	for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m)
+	{
+		std::string key(m->name.GetString(), m->name.GetStringLength());
+		Result<bool> ok = true;
+		if (key == "external_id")
+			ok = str(m->value, "external_id", t.external_id);
+		else if (key == "db")
+			ok = str(m->value, "db", t.db_conninfo);
+		else if (key == "ring_path")
+		{
+			ok = str(m->value, "ring_path", t.ring_path);
+			t.ring_path_from_db = false;
+		}
+		else if (key == "jwt_secret")
+			ok = str(m->value, "jwt_secret", t.jwt_secret);
+		else if (key == "jwt_jwks")
+		{
+			if (m->value.IsString())
+			{
+				std::string text(m->value.GetString(), m->value.GetStringLength());
+				Result<std::string> r = ReadJwks(where + ".jwt_jwks", text);
+				if (!r.ok())
+					return r.error();
+				jwks = r.value();
+			}
+			else if (m->value.IsObject())
+				jwks = json::Stringify(m->value);
+			else
+				return Bad(where + ".jwt_jwks: an object or \"@file\" is expected");
+		}
+		else if (key == "jwt_claim_validators")
+		{
+			if (!m->value.IsObject())
+				return Bad(where + ".jwt_claim_validators: an object is expected");
+			validators = json::Stringify(m->value);
+		}
+		else if (key == "suspended")
+		{
+			if (!m->value.IsBool())
+				return Bad(where + ".suspended: true or false is expected");
+			t.suspended = m->value.GetBool();
+		}
+		else if (key == "limits")
+		{
+			if (!m->value.IsObject())
+				return Bad(where + ".limits: an object is expected");
+			for (auto l = m->value.MemberBegin(); l != m->value.MemberEnd(); ++l)
+			{
+				std::string name(l->name.GetString(), l->name.GetStringLength());
+				Limit *found = nullptr;
+				for (Limit &x : limits)
+					if (name == x.key)
+						found = &x;
+				if (found == nullptr)
+					return Bad(where + ".limits: unknown key \"" + name + "\"");
+				if (!l->value.IsInt64() || l->value.GetInt64() < found->lo ||
+				    l->value.GetInt64() > found->hi)
+					return Bad(where + ".limits." + name + ": an integer from " +
+					           std::to_string(found->lo) + " to " + std::to_string(found->hi) +
+					           " is expected");
+				*found->target = static_cast<int>(l->value.GetInt64());
+			}
+		}
+		else
+			return Bad(where + ": unknown key \"" + key +
+			           "\" (known: external_id, db, ring_path, jwt_secret, jwt_jwks, "
+			           "jwt_claim_validators, suspended, limits)");
+		if (!ok.ok())
+			return ok.error();
+	}
+	if (!ValidTenantId(t.external_id))
+		return Bad(where + ".external_id: required, a DNS label (letters, digits, '-', '_')");
+	where = "tenant " + t.external_id;
+	if (t.jwt_secret.empty() && jwks.empty())
+		return Bad(where + ": jwt_secret or jwt_jwks is required");
+	if (t.db_conninfo.empty())
+		t.ring_path_from_db = false;
+	t.max_payload_bytes = payload_kb * 1000 + RT_PAYLOAD_SLACK_BYTES;
+	Result<JwtKeys> keys = MakeJwtKeys(t.jwt_secret, jwks, validators);
+	if (!keys.ok())
+		return Bad(where + ": " + keys.error().message);
+	t.jwt_keys = std::move(keys.value());
+	/* what a reload compares: the entry, and the JWKS a file held */
+	t.source = json::Stringify(v) + jwks;
+	return t;
 }
 
 /* One integer option: from "name" flag or env var. */
@@ -84,6 +231,11 @@ UsageText()
 	       "options (environment variable in brackets):\n"
 	       "  --host ADDR                     listen address (default 127.0.0.1) [HOST]\n"
 	       "  --port N                        listen port (default 4000) [PORT]\n"
+	       "  --config FILE                   the tenants, as JSON (README): {\"tenants\":[...]};\n"
+	       "                                  SIGHUP reloads it. Without it, one tenant from\n"
+	       "                                  --db, --ring-path, --jwt-* and the --max-* flags\n"
+	       "                                  (which are then the file's default limits)\n"
+	       "  --tenant-id ID                  that one tenant's id (default realtime) [TENANT_ID]\n"
 	       "  --db CONNINFO                   libpq connection string of the database [DB_URL]\n"
 	       "  --jwt-secret SECRET             HS256/384/512 secret of the project JWTs "
 	       "[API_JWT_SECRET]\n"
@@ -135,8 +287,9 @@ UsageText()
 	       "                                  (default 5000) [SLOW_CLIENT_CLOSE_MS]\n"
 	       "  --log-level LEVEL               debug, info, warning or error (default info) "
 	       "[LOG_LEVEL]\n"
-	       "  --check                         diagnose --db and --ring-path: print each problem\n"
-	       "                                  with its fix (or ok:), exit 1 on an error\n"
+	       "  --check                         diagnose --db and --ring-path (or every tenant of\n"
+	       "                                  --config): print each problem with its fix (or\n"
+	       "                                  ok:), exit 1 on an error\n"
 	       "  --help                          this text\n";
 }
 
@@ -145,8 +298,10 @@ ParseCommandLine(int argc, char **argv)
 {
 	Command cmd;
 	Config &c = cmd.config;
+	TenantConfig &t = c.tenant_defaults;
 	std::string jwks_arg, validators_arg;
 	int payload_kb = RT_DEFAULT_MAX_PAYLOAD_KB;
+	bool tenant_flag = false; /* --db, --ring-path, --jwt-*: not with --config */
 	int send_queue_kb = static_cast<int>(c.send_queue_bytes >> 10);
 	IntOption ints[] = {
 	    {"--port", "PORT", 1, 65535, &c.port},
@@ -158,21 +313,21 @@ ParseCommandLine(int argc, char **argv)
 	    {"--max-frame-bytes", "MAX_FRAME_BYTES", 1024, 64 << 20, &c.max_frame_bytes},
 	    {"--max-payload-kb", "MAX_PAYLOAD_SIZE_IN_KB", 1, 64 << 10, &payload_kb},
 	    {"--max-channels-per-client", "MAX_CHANNELS_PER_CLIENT", 1, 100000,
-	     &c.max_channels_per_client},
+	     &t.max_channels_per_client},
 	    {"--max-concurrent-users", "TENANT_MAX_CONCURRENT_USERS", 1, 100000000,
-	     &c.max_concurrent_users},
+	     &t.max_concurrent_users},
 	    {"--max-joins-per-second", "TENANT_MAX_JOINS_PER_SECOND", 1, 100000000,
-	     &c.max_joins_per_second},
+	     &t.max_joins_per_second},
 	    {"--max-events-per-second", "TENANT_MAX_EVENTS_PER_SECOND", 1, 1000000000,
-	     &c.max_events_per_second},
+	     &t.max_events_per_second},
 	    {"--max-bytes-per-second", "TENANT_MAX_BYTES_PER_SECOND", 1, 2000000000,
-	     &c.max_bytes_per_second},
+	     &t.max_bytes_per_second},
 	    {"--max-client-presence-events", "MAX_CLIENT_PRESENCE_EVENTS_PER_WINDOW", 1, 1000000,
-	     &c.max_client_presence_events_per_window},
+	     &t.max_client_presence_events_per_window},
 	    {"--client-presence-window-ms", "CLIENT_PRESENCE_WINDOW_MS", 1, 3600000,
-	     &c.client_presence_window_ms},
+	     &t.client_presence_window_ms},
 	    {"--max-presence-events-per-second", "MAX_PRESENCE_EVENTS_PER_SECOND", 1, 100000000,
-	     &c.max_presence_events_per_second},
+	     &t.max_presence_events_per_second},
 	    {"--idle-timeout-ms", "IDLE_TIMEOUT_MS", 1000, 3600000, &c.idle_timeout_ms},
 	    {"--send-queue-kb", "SEND_QUEUE_KB", 64, 1 << 20, &send_queue_kb},
 	    {"--slow-client-close-ms", "SLOW_CLIENT_CLOSE_MS", 100, 3600000, &c.slow_client_close_ms},
@@ -184,9 +339,11 @@ ParseCommandLine(int argc, char **argv)
 		std::string *target;
 	} strs[] = {
 	    {"--host", "HOST", &c.host},
-	    {"--db", "DB_URL", &c.db_conninfo},
-	    {"--ring-path", "RING_PATH", &c.ring_path},
-	    {"--jwt-secret", "API_JWT_SECRET", &c.jwt_secret},
+	    {"--config", "REALTIME_CONFIG", &c.config_file},
+	    {"--tenant-id", "TENANT_ID", &t.external_id},
+	    {"--db", "DB_URL", &t.db_conninfo},
+	    {"--ring-path", "RING_PATH", &t.ring_path},
+	    {"--jwt-secret", "API_JWT_SECRET", &t.jwt_secret},
 	    {"--jwt-jwks", "JWT_JWKS", &jwks_arg},
 	    {"--jwt-claim-validators", "JWT_CLAIM_VALIDATORS", &validators_arg},
 	    {"--metrics-jwt-secret", "METRICS_JWT_SECRET", &c.metrics_jwt_secret},
@@ -267,6 +424,8 @@ ParseCommandLine(int argc, char **argv)
 				return Bad(std::string("missing value for ") + o.flag);
 			*o.target = std::string(value);
 			matched = true;
+			tenant_flag = tenant_flag || name == "--db" || name == "--ring-path" ||
+			              name.starts_with("--jwt-");
 		}
 		if (!matched && cmd.kind == Command::Kind::kToken)
 		{
@@ -281,7 +440,7 @@ ParseCommandLine(int argc, char **argv)
 		if (!matched)
 			return Bad("unknown option " + std::string(a) + " (see --help)");
 	}
-	c.max_payload_bytes = payload_kb * 1000 + RT_PAYLOAD_SLACK_BYTES;
+	t.max_payload_bytes = payload_kb * 1000 + RT_PAYLOAD_SLACK_BYTES;
 	c.send_queue_bytes = static_cast<size_t>(send_queue_kb) << 10;
 
 	if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
@@ -289,22 +448,43 @@ ParseCommandLine(int argc, char **argv)
 		return Bad("invalid --log-level " + c.log_level);
 	if (cmd.kind == Command::Kind::kToken)
 	{
-		if (c.jwt_secret.empty())
+		if (t.jwt_secret.empty())
 			return Bad("token: --jwt-secret (or API_JWT_SECRET) is required");
 		if (cmd.token_role.empty())
 			return Bad("token: --role is required");
 		return cmd;
 	}
-	/* --check looks at the database and the ring only: no keys needed */
-	if (c.jwt_secret.empty() && jwks_arg.empty() && cmd.kind != Command::Kind::kCheck)
-		return Bad("--jwt-secret (or API_JWT_SECRET) or --jwt-jwks (or JWT_JWKS) is required");
-	Result<std::string> jwks = ReadJwks(jwks_arg);
-	if (!jwks.ok())
-		return jwks.error();
-	Result<JwtKeys> keys = MakeJwtKeys(c.jwt_secret, jwks.value(), validators_arg);
-	if (!keys.ok())
-		return Bad(keys.error().message);
-	c.jwt_keys = std::move(keys.value());
+	if (!c.config_file.empty())
+	{
+		if (tenant_flag)
+			return Bad("--db, --ring-path and --jwt-* are set per tenant in --config " +
+			           c.config_file);
+		t.db_conninfo.clear();
+		t.ring_path.clear();
+		t.jwt_secret.clear();
+		Result<std::vector<TenantConfig>> tenants = LoadTenantsFile(c.config_file, t);
+		if (!tenants.ok())
+			return tenants.error();
+		c.tenants = std::move(tenants.value());
+	}
+	else
+	{
+		if (!ValidTenantId(t.external_id))
+			return Bad("invalid --tenant-id " + t.external_id +
+			           " (a DNS label: letters, digits, '-', '_')");
+		/* --check looks at the database and the ring only: no keys needed */
+		if (t.jwt_secret.empty() && jwks_arg.empty() && cmd.kind != Command::Kind::kCheck)
+			return Bad("--jwt-secret (or API_JWT_SECRET) or --jwt-jwks (or JWT_JWKS) is required");
+		Result<std::string> jwks = ReadJwks("--jwt-jwks", jwks_arg);
+		if (!jwks.ok())
+			return jwks.error();
+		Result<JwtKeys> keys = MakeJwtKeys(t.jwt_secret, jwks.value(), validators_arg);
+		if (!keys.ok())
+			return Bad(keys.error().message);
+		TenantConfig one = t;
+		one.jwt_keys = std::move(keys.value());
+		c.tenants.push_back(std::move(one));
+	}
 	if (!c.metrics_jwt_secret.empty())
 	{
 		Result<JwtKeys> mk = MakeJwtKeys(c.metrics_jwt_secret, "", "");
@@ -313,6 +493,45 @@ ParseCommandLine(int argc, char **argv)
 		c.metrics_keys = std::move(mk.value());
 	}
 	return cmd;
+}
+
+Result<std::vector<TenantConfig>>
+LoadTenantsFile(const std::string &path, const TenantConfig &defaults)
+{
+	Result<std::string> text = ReadFile("--config", path);
+	if (!text.ok())
+		return text.error();
+	rapidjson::Document doc;
+	doc.Parse(text.value().data(), text.value().size());
+	if (doc.HasParseError())
+		return Bad("--config " + path + ": invalid JSON at offset " +
+		           std::to_string(doc.GetErrorOffset()) + ": " +
+		           rapidjson::GetParseError_En(doc.GetParseError()));
+	if (!doc.IsObject())
+		return Bad("--config " + path + ": an object {\"tenants\":[...]} is expected");
+	const rapidjson::Value *list = nullptr;
+	for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m)
+	{
+		std::string key(m->name.GetString(), m->name.GetStringLength());
+		if (key != "tenants")
+			return Bad("--config " + path + ": unknown key \"" + key +
+			           "\" (server-wide settings are flags)");
+		list = &m->value;
+	}
+	if (list == nullptr || !list->IsArray() || list->Empty())
+		return Bad("--config " + path + ": \"tenants\" must be a non-empty array");
+	std::vector<TenantConfig> out;
+	for (rapidjson::SizeType i = 0; i < list->Size(); i++)
+	{
+		Result<TenantConfig> t = ParseTenant((*list)[i], i, defaults);
+		if (!t.ok())
+			return Bad("--config " + path + ": " + t.error().message);
+		for (const TenantConfig &o : out)
+			if (o.external_id == t.value().external_id)
+				return Bad("--config " + path + ": tenant " + o.external_id + " appears twice");
+		out.push_back(std::move(t.value()));
+	}
+	return out;
 }
 
 } // namespace rt::fanout

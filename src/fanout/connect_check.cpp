@@ -107,7 +107,7 @@ HttpResponse(int status, std::string_view content_type, std::string_view body, b
 }
 
 ConnectCheck
-CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now)
+CheckConnect(const UpgradeRequest &req, const TenantConfig *tenant, int64_t now)
 {
 	ConnectCheck c;
 	const std::string &path = req.path;
@@ -129,6 +129,20 @@ CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now)
 	}
 	c.vsn = *vsn;
 
+	/* the tenant (PROTOCOL.md 1.4 rows 1 and 2; 403 for an unknown one: section 0) */
+	if (tenant == nullptr)
+	{
+		c.status = 403;
+		c.body = R"({"error":"Tenant not found","code":"TenantNotFound"})";
+		return c;
+	}
+	if (tenant->suspended)
+	{
+		c.status = 403;
+		c.body = ErrorBody("Realtime was disabled for this tenant");
+		return c;
+	}
+
 	/* x-api-key header wins over the apikey query parameter */
 	c.token = !req.x_api_key.empty() ? req.x_api_key : req.apikey.value_or("");
 	c.headers_json = req.x_headers_json;
@@ -139,7 +153,7 @@ CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now)
 		return c;
 	}
 
-	Result<JwtClaims> claims = VerifyJwt(c.token, config.jwt_keys, now);
+	Result<JwtClaims> claims = VerifyJwt(c.token, tenant->jwt_keys, now);
 	if (!claims.ok())
 	{
 		c.status = 401;

@@ -15,11 +15,14 @@
 
 #include <libwebsockets.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 
 namespace rt::fanout
 {
+
+class Tenant;
 
 struct ConnectCheck
 {
@@ -29,10 +32,12 @@ struct ConnectCheck
 	std::string token;
 	JwtClaims claims;
 	std::string headers_json = "{}"; /* the upgrade's x-* headers (PROTOCOL.md 8) */
+	std::shared_ptr<Tenant> tenant;  /* accepted: whose socket it is */
 };
 
 /* Run the checks in upstream order: path, vsn, token present, token valid. */
-ConnectCheck CheckConnect(const UpgradeRequest &req, const Config &config, int64_t now);
+/* tenant: what the Host named (null: unknown, PROTOCOL.md 1.3). */
+ConnectCheck CheckConnect(const UpgradeRequest &req, const TenantConfig *tenant, int64_t now);
 
 /* A complete HTTP/1.1 response, ready for a raw write. */
 std::string HttpResponse(int status, std::string_view content_type, std::string_view body,

@@ -279,8 +279,8 @@ SameFile(const std::string &a, const std::string &b)
 class Checker
 {
 public:
-	Checker(const std::string &conninfo, const std::string &ring_path)
-	    : conninfo_(conninfo), ring_path_(ring_path)
+	Checker(const std::string &conninfo, const std::string &ring_path, bool ring_from_db)
+	    : conninfo_(conninfo), ring_path_(ring_path), ring_from_db_(ring_from_db)
 	{
 	}
 
@@ -488,6 +488,8 @@ private:
 			if (!server.empty() && server[0] != '/' && data_directory != nullptr)
 				server = std::string(data_directory) + "/" + server;
 		}
+		if (ring_path_.empty() && ring_from_db_ && !server.empty())
+			ring_path_ = server; /* the sidecar reads the ring the database names */
 		if (ring_path_.empty())
 		{
 			Add(Severity::kWarning, "ring_path",
@@ -630,6 +632,7 @@ private:
 
 	std::string conninfo_;
 	std::string ring_path_;
+	bool ring_from_db_;
 	PgConn conn_{nullptr, &PQfinish};
 	Diagnosis d_;
 	std::string where_;
@@ -672,35 +675,47 @@ ConninfoForDisplay(const std::string &conninfo)
 }
 
 Diagnosis
-Diagnose(const std::string &conninfo, const std::string &ring_path)
+Diagnose(const std::string &conninfo, const std::string &ring_path, bool ring_from_db)
 {
-	return Checker(conninfo, ring_path).Run();
+	return Checker(conninfo, ring_path, ring_from_db).Run();
 }
 
 int
 RunCheckCommand(const Config &config)
 {
-	if (config.db_conninfo.empty())
-	{
-		printf("error db: no --db given, nothing to check; fix: realtime-fanout --check --db "
-		       "CONNINFO [--ring-path PATH]\n");
-		return 1;
-	}
-	Diagnosis d = Diagnose(config.db_conninfo, config.ring_path);
+	/* with --config, every line names its tenant */
+	bool prefix = !config.config_file.empty();
 	bool failed = false;
-	for (const Problem &p : d.problems)
+	for (const TenantConfig &t : config.tenants)
 	{
-		printf("%s %s: %s\n", SeverityName(p.severity), p.code.c_str(), p.text.c_str());
-		failed = failed || p.severity == Severity::kError;
+		std::string p = prefix ? t.external_id + ": " : "";
+		if (t.db_conninfo.empty())
+		{
+			if (prefix)
+				printf("%serror db: no \"db\" in %s, nothing to check\n", p.c_str(),
+				       config.config_file.c_str());
+			else
+				printf("error db: no --db given, nothing to check; fix: realtime-fanout --check "
+				       "--db CONNINFO [--ring-path PATH]\n");
+			failed = true;
+			continue;
+		}
+		Diagnosis d = Diagnose(t.db_conninfo, t.ring_path, t.ring_path_from_db);
+		for (const Problem &pr : d.problems)
+		{
+			printf("%s%s %s: %s\n", p.c_str(), SeverityName(pr.severity), pr.code.c_str(),
+			       pr.text.c_str());
+			failed = failed || pr.severity == Severity::kError;
+		}
+		if (d.problems.empty())
+			printf("%sok: %s\n", p.c_str(), d.summary.c_str());
 	}
-	if (d.problems.empty())
-		printf("ok: %s\n", d.summary.c_str());
 	fflush(stdout);
 	return failed ? 1 : 0;
 }
 
-StartupCheck::StartupCheck(const Config &config)
-    : conninfo_(config.db_conninfo), ring_path_(config.ring_path)
+StartupCheck::StartupCheck(std::string conninfo, std::string ring_path, std::string tenant)
+    : conninfo_(std::move(conninfo)), ring_path_(std::move(ring_path)), tenant_(std::move(tenant))
 {
 }
 
@@ -715,11 +730,12 @@ StartupCheck::Start()
 		    try
 		    {
 			    Diagnosis d = Diagnose(conninfo_, ring_path_);
+			    std::string pre = tenant_.empty() ? "" : "tenant " + tenant_ + ": ";
 			    for (const Problem &p : d.problems)
 				    Log(p.severity == Severity::kError ? LogLevel::kError : LogLevel::kWarning,
-				        "check", "%s: %s", p.code.c_str(), p.text.c_str());
+				        "check", "%s%s: %s", pre.c_str(), p.code.c_str(), p.text.c_str());
 			    if (d.problems.empty())
-				    Log(LogLevel::kInfo, "check", "ok: %s", d.summary.c_str());
+				    Log(LogLevel::kInfo, "check", "%sok: %s", pre.c_str(), d.summary.c_str());
 		    }
 		    catch (const std::exception &e)
 		    {

@@ -44,7 +44,8 @@ const char *SeverityName(Severity s);
 std::string ConninfoForDisplay(const std::string &conninfo);
 
 /* Run every check against the database of conninfo for a sidecar reading ring_path ("" none) */
-Diagnosis Diagnose(const std::string &conninfo, const std::string &ring_path);
+Diagnosis Diagnose(const std::string &conninfo, const std::string &ring_path,
+                   bool ring_from_db = false);
 
 /* realtime-fanout --check: one line per problem on stdout, "ok: ..." when there is none; 1 on
  * any error, else 0 */
@@ -54,7 +55,8 @@ int RunCheckCommand(const Config &config);
 class StartupCheck
 {
 public:
-	explicit StartupCheck(const Config &config);
+	/* tenant: prefixes its log lines ("" none) */
+	StartupCheck(std::string conninfo, std::string ring_path, std::string tenant);
 	~StartupCheck();
 	void Start();
 	void Join(); /* waits for the check to end (at most the connect and statement timeouts) */
@@ -62,6 +64,7 @@ public:
 private:
 	std::string conninfo_;
 	std::string ring_path_;
+	std::string tenant_;
 	std::thread thread_;
 };
 

@@ -91,11 +91,40 @@ RequestToken(struct lws *wsi)
 	return CustomHeaderValue(wsi, "apikey:");
 }
 
+/*
+ * The tenant of a REST request, from its Host (PROTOCOL.md 1.3); on refusal,
+ * the answer's status and body (PROTOCOL.md 0 and 4.6).
+ */
+std::shared_ptr<Tenant>
+RequestTenant(Shard &shard, struct lws *wsi, int &status, std::string &body)
+{
+	std::string host = HeaderValue(wsi, WSI_TOKEN_HOST);
+	std::shared_ptr<const TenantSet> set = shard.hub().tenants();
+	std::shared_ptr<Tenant> t = set ? set->Resolve(host) : nullptr;
+	if (t == nullptr || t->draining.load(std::memory_order_acquire))
+	{
+		Log(LogLevel::kWarning, "http",
+		    "no tenant for Host \"%s\" (configured: %s): the tenant is the Host's first label; "
+		    "a proxy in front must preserve the Host header",
+		    host.c_str(), set ? set->Ids().c_str() : "");
+		status = 403;
+		body = R"({"error":"Tenant not found","code":"TenantNotFound"})";
+		return nullptr;
+	}
+	if (t->config().suspended)
+	{
+		status = 403;
+		body = R"({"message":"Tenant is suspended"})";
+		return nullptr;
+	}
+	return t;
+}
+
 /* Validate a REST batch into req.out; returns the HTTP status and body (0: go on). */
 std::pair<int, std::string>
-Broadcast(Shard &shard, HttpRequest &req)
+Broadcast(HttpRequest &req)
 {
-	const Config &cfg = shard.config();
+	const TenantConfig &cfg = req.tenant->config();
 
 	/* the DOM is serialized recursively below: refuse deep nesting before parsing */
 	rapidjson::Document doc;
@@ -160,7 +189,9 @@ Broadcast(Shard &shard, HttpRequest &req)
 			payload += '}';
 		}
 		payload += '}';
-		req.out.push_back(MakeTextBroadcast(RoutingKey(sub_topic, is_private), topic, payload));
+		req.out.push_back(
+		    MakeTextBroadcast(req.tenant->RoutingKey(sub_topic, is_private), topic, payload));
+		req.out.back()->tenant = req.tenant;
 		req.out_topics.emplace_back(std::move(sub_topic), is_private);
 	}
 	return {0, ""};
@@ -168,9 +199,9 @@ Broadcast(Shard &shard, HttpRequest &req)
 
 /* One message from the REST single endpoint into req.out (PROTOCOL.md 4.7). */
 std::pair<int, std::string>
-BroadcastSingle(Shard &shard, HttpRequest &req)
+BroadcastSingle(HttpRequest &req)
 {
-	const Config &cfg = shard.config();
+	const TenantConfig &cfg = req.tenant->config();
 	std::string payload;
 	if (req.binary)
 		payload = req.body;
@@ -189,9 +220,10 @@ BroadcastSingle(Shard &shard, HttpRequest &req)
 	if (payload.size() > static_cast<size_t>(cfg.max_payload_bytes))
 		return {422, R"({"errors":{"payload":["Payload size exceeds tenant limit"]}})"};
 
-	req.out.push_back(MakeUserBroadcast(RoutingKey(req.topic, req.is_private),
+	req.out.push_back(MakeUserBroadcast(req.tenant->RoutingKey(req.topic, req.is_private),
 	                                    "realtime:" + req.topic, req.event,
 	                                    req.binary ? kEncodingBinary : kEncodingJson, payload, ""));
+	req.out.back()->tenant = req.tenant;
 	req.out_topics.emplace_back(req.topic, req.is_private);
 	return {0, ""};
 }
@@ -306,9 +338,26 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 		return RespondPreflight(wsi);
 	if (path == "/healthz" || path == "/realtime/v1/healthz")
 	{
+		/* ?tenant=<id>, or a Host naming one: that tenant; otherwise all of them */
 		const Hub &hub = shard.hub();
-		bool db_needed = !shard.config().db_conninfo.empty();
-		bool ok = hub.Ready() && (!db_needed || hub.db_ok.load(std::memory_order_acquire));
+		std::shared_ptr<const TenantSet> set = hub.tenants();
+		char arg[128];
+		const char *named = lws_get_urlarg_by_name(wsi, "tenant=", arg, sizeof(arg));
+		std::shared_ptr<Tenant> one;
+		if (named != nullptr)
+		{
+			one = set ? set->Find(named) : nullptr;
+			if (one == nullptr)
+				return Respond(wsi, 404, R"({"error":"Tenant not found","code":"TenantNotFound"})");
+		}
+		else if (set)
+			one = set->Find(TenantIdOfHost(HeaderValue(wsi, WSI_TOKEN_HOST)));
+		bool ok = hub.Ready() && set != nullptr;
+		if (one)
+			ok = ok && one->Ready();
+		else if (set)
+			for (const auto &t : set->list)
+				ok = ok && (t->Ready() || t->draining.load(std::memory_order_acquire));
 		return Respond(wsi, ok ? 200 : 503, ok ? R"({"status":"ok"})" : R"({"status":"starting"})");
 	}
 	if (path == "/metrics" || path == "/realtime/v1/metrics")
@@ -334,6 +383,9 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 			return -1;
 		HttpFree(shard, slot);
 		slot->http = std::make_unique<HttpRequest>().release(); /* owned by the slot */
+		/* a refusal is answered once the body is read (HttpOnBodyComplete) */
+		slot->http->tenant =
+		    RequestTenant(shard, wsi, slot->http->refused_status, slot->http->refused_body);
 		slot->http->path = path;
 		slot->http->token = RequestToken(wsi);
 		slot->http->headers_json = RequestHeadersJson(wsi);
@@ -355,6 +407,7 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 		HttpFree(shard, slot);
 		slot->http = std::make_unique<HttpRequest>().release(); /* owned by the slot */
 		HttpRequest &r = *slot->http;
+		r.tenant = RequestTenant(shard, wsi, r.refused_status, r.refused_body);
 		r.path = path;
 		r.token = RequestToken(wsi);
 		r.headers_json = RequestHeadersJson(wsi);
@@ -393,33 +446,40 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 	if (slot == nullptr || slot->http == nullptr)
 		return -1;
 	HttpRequest &req = *slot->http;
+	if (req.tenant == nullptr)
+	{
+		int status = req.refused_status;
+		std::string body = req.refused_body;
+		return Finish(shard, wsi, slot, status, body);
+	}
 	if (req.too_large)
 		return Finish(shard, wsi, slot, 413, R"({"message":"Payload too large"})");
 	/* both endpoints: a verified JWT from Authorization: Bearer or apikey (PROTOCOL.md 4.6) */
-	Result<JwtClaims> claims = VerifyJwt(req.token, shard.config().jwt_keys, time(nullptr));
+	Tenant &tenant = *req.tenant;
+	Result<JwtClaims> claims = VerifyJwt(req.token, tenant.config().jwt_keys, time(nullptr));
 	if (!claims.ok())
 		return Finish(shard, wsi, slot, 401, R"({"message":"Unauthorized"})");
 	/* the tenant's rates (PROTOCOL.md 4.6): requests, then events */
 	Hub &hub = shard.hub();
-	const Config &cfg = shard.config();
+	const TenantConfig &cfg = tenant.config();
 	int64_t now = NowMs();
-	if (hub.http_rate.Average(now) >= cfg.max_events_per_second)
+	if (tenant.http_rate.Average(now) >= cfg.max_events_per_second)
 		return Finish(shard, wsi, slot, 429, R"({"message":"Too many requests"})");
-	hub.http_rate.Add(now);
-	double events = hub.EventsAverage(now);
+	tenant.http_rate.Add(now);
+	double events = tenant.EventsAverage(now);
 	if (events > cfg.max_events_per_second)
 		return Finish(shard, wsi, slot, 429, R"({"message":"You have exceeded your rate limit"})");
-	auto [status, body] = req.single ? BroadcastSingle(shard, req) : Broadcast(shard, req);
+	auto [status, body] = req.single ? BroadcastSingle(req) : Broadcast(req);
 	if (status != 0)
 		return Finish(shard, wsi, slot, status, body);
 	if (events + static_cast<double>(req.out.size()) > cfg.max_events_per_second)
 		return Finish(
 		    shard, wsi, slot, 429,
 		    R"({"message":"Too many messages to broadcast, please reduce the batch size"})");
-	shard.events().Add(now, req.out.size()); /* each message is one event */
+	tenant.shard(shard.index()).events.Add(now, req.out.size()); /* each message is one event */
 
 	/* one write check per private topic, with the caller's claims (PROTOCOL.md 8) */
-	Authorizer *auth = shard.hub().authorizer;
+	Authorizer *auth = tenant.authorizer;
 	for (const auto &[topic, is_private] : req.out_topics)
 	{
 		if (!is_private || req.verdicts.count(topic))

@@ -22,10 +22,14 @@ namespace rt::fanout
 class Shard;
 struct SessionSlot;
 struct Delivery;
+class Tenant;
 
 /* One HTTP request being received (POST bodies arrive in pieces). */
 struct HttpRequest
 {
+	std::shared_ptr<Tenant> tenant; /* from the Host (PROTOCOL.md 1.3); null: refused */
+	int refused_status = 0;         /* ... with this answer */
+	std::string refused_body;
 	std::string path;
 	std::string token;   /* Bearer token or apikey header */
 	bool single = false; /* POST /api/broadcast/:topic/events/:event (PROTOCOL.md 4.7) */

@@ -13,14 +13,6 @@
 namespace rt::fanout
 {
 
-std::string
-RoutingKey(std::string_view sub_topic, bool is_private)
-{
-	std::string key(is_private ? "private:" : "public:");
-	key.append(sub_topic);
-	return key;
-}
-
 Hub::Hub(const Config &config) : config_(config)
 {
 	int n =
@@ -75,14 +67,25 @@ Hub::PostTo(int shard, std::shared_ptr<const Delivery> d)
 		shards_[static_cast<size_t>(shard)]->Post(std::move(d));
 }
 
-double
-Hub::EventsAverage(int64_t now_ms) const
+std::shared_ptr<const TenantSet>
+Hub::tenants() const
 {
-	uint64_t sum = 0;
-	for (const auto &s : shards_)
-		sum += s->events().Sum(now_ms);
-	return static_cast<double>(sum) * 1000.0 /
-	       static_cast<double>(RateCounter::kBuckets * RateCounter::kBucketMs);
+	std::lock_guard<std::mutex> lock(tenants_mu_);
+	return tenants_;
+}
+
+void
+Hub::SetTenants(std::shared_ptr<const TenantSet> set)
+{
+	std::lock_guard<std::mutex> lock(tenants_mu_);
+	tenants_ = std::move(set);
+}
+
+size_t
+Hub::tenant_count() const
+{
+	std::lock_guard<std::mutex> lock(tenants_mu_);
+	return tenants_ ? tenants_->list.size() : 0;
 }
 
 void

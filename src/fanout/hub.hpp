@@ -11,14 +11,13 @@
 #include "config.hpp"
 #include "frame.hpp"
 
-#include "metrics.hpp"
-#include "presence_state.hpp"
-#include "rate_counter.hpp"
+#include "tenant.hpp"
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,9 +25,6 @@ namespace rt::fanout
 {
 
 class Shard;
-class PgChangesEngine;
-class Authorizer;
-class RingReader;
 
 /*
  * A push to one channel of one session (postgres_changes, system): its
@@ -60,7 +56,8 @@ enum class DeliveryKind : uint8_t
  */
 struct Delivery
 {
-	std::string routing_key; /* RoutingKey(sub_topic, private) */
+	std::string routing_key;        /* Tenant::RoutingKey(sub_topic, private) */
+	std::shared_ptr<Tenant> tenant; /* whose message (routing-key deliveries; pushes: may be) */
 	DeliveryKind kind = DeliveryKind::kBroadcast;
 	uint64_t exclude_session = 0;    /* the sender, when self is false; 0: nobody */
 	std::shared_ptr<const Frame> v1; /* for vsn 1.0.0 sockets; null: not deliverable to them */
@@ -69,9 +66,6 @@ struct Delivery
 	std::vector<std::string> shared;
 	std::function<void(Shard &)> task; /* when set: run on the shard, nothing else */
 };
-
-/* Public and private channels of one name are different rooms (PROTOCOL.md 3.1). */
-std::string RoutingKey(std::string_view sub_topic, bool is_private);
 
 class Hub
 {
@@ -94,35 +88,17 @@ public:
 	/* Run task on a shard's thread (any thread); never dropped for a full inbox. */
 	void PostTask(int shard, std::function<void(Shard &)> task);
 
-	/* Postgres Changes, when a database and a ring are configured; set before Start. */
-	PgChangesEngine *changes = nullptr;
-	/* RLS checks of private channels, when a database is configured; set before Start. */
-	Authorizer *authorizer = nullptr;
-	/* The ring reader, when a ring is configured (for /metrics); set before Start. */
-	const RingReader *ring = nullptr;
-	/* The authorizer's checks, counted by the authorizer (metrics.hpp). */
-	AuthMetrics auth_metrics;
-	/* Presence of every topic, shared by the shards (PROTOCOL.md 5). */
-	PresenceStore presence;
-	/* presence events of the tenant: tracks and presence_state pushes (PROTOCOL.md 5.5) */
-	RateCounter presence_rate;
-	/* tenant limits (PROTOCOL.md 9.1): sockets that joined a channel; joins; events */
-	std::atomic<int64_t> users{0};
-	RateCounter join_rate;
-	RateCounter http_rate; /* REST broadcast requests */
-	/* the events average is at or over the limit: set by shard 0 once a second */
-	std::atomic<bool> events_limited{false};
-	/* The tenant's events per second over the last minute (every shard's LocalRate). */
-	double EventsAverage(int64_t now_ms) const;
+	/* The current tenants (any thread): a snapshot that stays valid while held. */
+	std::shared_ptr<const TenantSet> tenants() const;
+	/* Main thread: replace the tenant set (start and drain around it: main.cpp). */
+	void SetTenants(std::shared_ptr<const TenantSet> set);
+	size_t tenant_count() const;
 
 	bool
 	Ready() const
 	{
 		return ready_.load(std::memory_order_acquire);
 	}
-	/* Set by the database health check; /healthz needs it (when a database is configured). */
-	std::atomic<bool> db_ok{false};
-
 	const Config &
 	config() const
 	{
@@ -138,6 +114,8 @@ private:
 	const Config &config_;
 	std::vector<std::unique_ptr<Shard>> shards_;
 	std::atomic<bool> ready_{false};
+	mutable std::mutex tenants_mu_;
+	std::shared_ptr<const TenantSet> tenants_;
 };
 
 } // namespace rt::fanout

@@ -1,28 +1,28 @@
 /*
  * main.cpp: realtime-fanout entry point (main thread).
  *
- * Parses the command line, starts the shards and the database health check,
- * then waits for SIGINT/SIGTERM and stops everything. `realtime-fanout token`
+ * Parses the command line, starts the tenants and the shards, then waits for
+ * signals: SIGHUP reloads --config, SIGINT/SIGTERM stop everything. `realtime-fanout token`
  * mints a JWT for the quick-start script and for tests.
  */
 #include "auth_jwt.hpp"
-#include "authorizer.hpp"
-#include "broadcast.hpp"
 #include "config.hpp"
-#include "db_health.hpp"
 #include "diagnostics.hpp"
 #include "hub.hpp"
 #include "json.hpp"
 #include "log.hpp"
-#include "pg_changes_engine.hpp"
-#include "protocol.hpp"
-#include "ring_reader.hpp"
+#include "shard.hpp"
+#include "tenant.hpp"
 
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <exception>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 namespace
 {
@@ -43,107 +43,171 @@ MintToken(const rf::Command &cmd)
 	}
 	claims += R"(,"iat":)" + std::to_string(now);
 	claims += R"(,"exp":)" + std::to_string(now + cmd.token_ttl_s) + "}";
-	printf("%s\n", rf::SignJwtHs256(claims, cmd.config.jwt_secret).c_str());
+	printf("%s\n", rf::SignJwtHs256(claims, cmd.config.tenant_defaults.jwt_secret).c_str());
 	return 0;
+}
+
+/* Waits until count calls of Done, or the deadline (shards that never run the task). */
+struct Latch
+{
+	std::mutex mu;
+	std::condition_variable cv;
+	size_t left;
+
+	explicit Latch(size_t n) : left(n) {}
+	void
+	Done()
+	{
+		std::lock_guard<std::mutex> lock(mu);
+		if (left > 0 && --left == 0)
+			cv.notify_all();
+	}
+	bool
+	Wait(std::chrono::milliseconds timeout)
+	{
+		std::unique_lock<std::mutex> lock(mu);
+		return cv.wait_for(lock, timeout, [this] { return left == 0; });
+	}
+};
+
+/*
+ * A removed or changed tenant (PROTOCOL.md 2.6): every channel of it gets
+ * "Server requested disconnect" and its sockets close with 1012; once they
+ * are gone (or after a few seconds), its components stop, here on the main
+ * thread. The tenant object itself lives until its last session lets go.
+ */
+void
+DrainTenant(rf::Hub &hub, const std::shared_ptr<rf::Tenant> &t)
+{
+	t->draining.store(true, std::memory_order_release);
+	auto latch = std::make_shared<Latch>(hub.shards().size());
+	for (size_t i = 0; i < hub.shards().size(); i++)
+		hub.PostTask(static_cast<int>(i),
+		             [t, latch](rf::Shard &sh)
+		             {
+			             sh.DisconnectTenant(t.get());
+			             latch->Done();
+		             });
+	latch->Wait(std::chrono::seconds(5));
+	/* sockets close once their queue (the system messages) is written */
+	for (int i = 0; i < 100 && t->sessions.load(std::memory_order_relaxed) > 0; i++)
+		std::this_thread::sleep_for(std::chrono::milliseconds(50));
+	int64_t left = t->sessions.load(std::memory_order_relaxed);
+	rf::Log(left > 0 ? rf::LogLevel::kWarning : rf::LogLevel::kInfo, "main",
+	        "tenant %s: drained (%lld sockets still closing)", t->id().c_str(),
+	        static_cast<long long>(left));
+	t->Stop();
+}
+
+/* SIGHUP: read --config again; start, restart and drain tenants by what changed. */
+void
+Reload(const rf::Config &config, rf::Hub &hub)
+{
+	if (config.config_file.empty())
+	{
+		rf::Log(rf::LogLevel::kWarning, "main", "SIGHUP: no --config file, nothing to reload");
+		return;
+	}
+	rf::Result<std::vector<rf::TenantConfig>> loaded =
+	    rf::LoadTenantsFile(config.config_file, config.tenant_defaults);
+	if (!loaded.ok())
+	{
+		rf::Log(rf::LogLevel::kError, "main", "reload refused, the tenants stay as they were: %s",
+		        loaded.error().message.c_str());
+		return;
+	}
+	std::shared_ptr<const rf::TenantSet> old = hub.tenants();
+	auto kept = std::make_shared<rf::TenantSet>();
+	std::vector<rf::TenantConfig> fresh; /* added or changed */
+	for (rf::TenantConfig &tc : loaded.value())
+	{
+		std::shared_ptr<rf::Tenant> o = old->Find(tc.external_id);
+		if (o && o->config().source == tc.source)
+			kept->list.push_back(o);
+		else
+			fresh.push_back(std::move(tc));
+	}
+	std::vector<std::shared_ptr<rf::Tenant>> gone;
+	for (const auto &o : old->list)
+		if (kept->Find(o->id()) != o)
+			gone.push_back(o);
+	rf::Log(rf::LogLevel::kInfo, "main", "reload: %zu tenants kept, %zu to drain, %zu to start",
+	        kept->list.size(), gone.size(), fresh.size());
+	/*
+	 * The old instances go first: a changed tenant's ring has one reader at a
+	 * time. While they drain they stay in the set, refusing new sockets, so
+	 * their Hosts are not taken for another tenant's (a single-tenant set
+	 * serves every Host).
+	 */
+	auto during = std::make_shared<rf::TenantSet>(*kept);
+	for (const auto &t : gone)
+	{
+		t->draining.store(true, std::memory_order_release);
+		during->list.push_back(t);
+	}
+	hub.SetTenants(during);
+	for (const auto &t : gone)
+		DrainTenant(hub, t);
+	auto next = std::make_shared<rf::TenantSet>(*kept);
+	for (rf::TenantConfig &tc : fresh)
+	{
+		auto t = std::make_shared<rf::Tenant>(std::move(tc), hub);
+		t->Start();
+		next->list.push_back(std::move(t));
+	}
+	hub.SetTenants(next);
+	rf::Log(rf::LogLevel::kInfo, "main", "reload done: tenants %s", next->Ids().c_str());
 }
 
 int
 Serve(const rf::Config &config)
 {
-	/* block the stop signals in every thread; main waits for them with sigwait */
+	/* block the stop and reload signals in every thread; main waits for them with sigwait */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, nullptr);
 	signal(SIGPIPE, SIG_IGN);
 
 	rf::InstallLwsLogHook();
 	rf::Hub hub(config);
-	std::unique_ptr<rf::DbHealth> health;
-	if (config.db_conninfo.empty())
+	auto tenants = std::make_shared<rf::TenantSet>();
+	for (const rf::TenantConfig &tc : config.tenants)
 	{
-		rf::Log(rf::LogLevel::kWarning, "main",
-		        "no --db given: database features are off, /healthz does not wait for one");
+		auto t = std::make_shared<rf::Tenant>(tc, hub);
+		t->Start();
+		tenants->list.push_back(std::move(t));
 	}
-	else
-	{
-		health = std::make_unique<rf::DbHealth>(config.db_conninfo, hub.db_ok);
-		health->Start();
-	}
-	/* private channels: RLS on realtime.messages, asked over its own connection */
-	std::unique_ptr<rf::Authorizer> authorizer;
-	if (!config.db_conninfo.empty())
-	{
-		authorizer = std::make_unique<rf::Authorizer>(config.db_conninfo, &hub.auth_metrics);
-		hub.authorizer = authorizer.get();
-		authorizer->Start();
-	}
-	/* Postgres Changes need both: subscriptions are checked in the database, changes come by ring
-	 */
-	std::unique_ptr<rf::PgChangesEngine> changes;
-	if (!config.db_conninfo.empty() && !config.ring_path.empty())
-	{
-		changes = std::make_unique<rf::PgChangesEngine>(config.db_conninfo, hub);
-		hub.changes = changes.get();
-	}
+	hub.SetTenants(tenants);
 	if (!hub.Start())
 	{
 		rf::Log(rf::LogLevel::kError, "main", "could not start: is port %d free?", config.port);
+		for (const auto &t : tenants->list)
+			t->Stop();
 		return 1;
 	}
-	/* what is wrong with the database and the ring, logged once; never delays the listen */
-	std::unique_ptr<rf::StartupCheck> check;
-	if (!config.db_conninfo.empty())
-	{
-		check = std::make_unique<rf::StartupCheck>(config);
-		check->Start();
-	}
-	/* messages from realtime.send(): serialized once here, fanned out by every shard */
-	std::unique_ptr<rf::RingReader> ring;
-	if (!config.ring_path.empty())
-	{
-		ring = std::make_unique<rf::RingReader>(
-		    config.ring_path,
-		    [&hub](const rf::RingMessage &m)
-		    {
-			    /* over the tenant's events limit, database broadcasts are dropped (4.8) */
-			    if (hub.events_limited.load(std::memory_order_relaxed))
-				    return;
-			    std::string meta = R"({"id":)";
-			    rf::json::AppendQuoted(meta, m.id);
-			    meta += '}';
-			    auto d = rf::MakeUserBroadcast(
-			        rf::RoutingKey(m.topic, m.is_private), "realtime:" + std::string(m.topic),
-			        m.event, m.binary ? rf::kEncodingBinary : rf::kEncodingJson, m.payload, meta);
-			    hub.Publish(d, -1);
-		    },
-		    changes ? rf::RingReader::ChangeSink(
-		                  [&changes](const rf::RingChange &, std::string_view raw)
-		                  { changes->OnChange(raw.data(), static_cast<uint32_t>(raw.size())); })
-		            : nullptr);
-		hub.ring = ring.get();
-		if (changes)
-		{
-			changes->SetReader(ring.get());
-			changes->Start();
-		}
-		ring->Start();
-	}
 	int sig = 0;
-	sigwait(&set, &sig);
+	for (;;)
+	{
+		sigwait(&set, &sig);
+		if (sig != SIGHUP)
+			break;
+		try
+		{
+			Reload(config, hub);
+		}
+		catch (const std::exception &e)
+		{
+			rf::Log(rf::LogLevel::kError, "main", "reload failed: %s", e.what());
+		}
+	}
 	rf::Log(rf::LogLevel::kInfo, "main", "signal %d: stopping", sig);
-	if (authorizer)
-		authorizer->Stop(); /* its last answers still reach running shards */
-	if (changes)
-		changes->Stop(); /* first: the ring reader may be waiting for it */
-	if (ring)
-		ring->Stop();
+	std::shared_ptr<const rf::TenantSet> last = hub.tenants();
+	for (const auto &t : last->list)
+		t->Stop(); /* the authorizers' last answers still reach running shards */
 	hub.Stop();
-	if (health)
-		health->Stop();
-	if (check)
-		check->Join();
 	return 0;
 }
 

@@ -110,8 +110,8 @@ struct PgChangesEngine::Batch
 	std::string db_err;
 };
 
-PgChangesEngine::PgChangesEngine(std::string conninfo, Hub &hub)
-    : hub_(hub), impl_(std::make_unique<Impl>(conninfo))
+PgChangesEngine::PgChangesEngine(std::string conninfo, Hub &hub, std::weak_ptr<Tenant> owner)
+    : hub_(hub), owner_(std::move(owner)), impl_(std::make_unique<Impl>(conninfo))
 {
 }
 
@@ -244,7 +244,7 @@ PgChangesEngine::OnChange(const void *payload, uint32_t len)
 class PgOutbox
 {
 public:
-	explicit PgOutbox(Hub &hub) : hub_(hub) {}
+	PgOutbox(Hub &hub, std::shared_ptr<Tenant> tenant) : hub_(hub), tenant_(std::move(tenant)) {}
 	~PgOutbox() { Flush(); }
 
 	Delivery &
@@ -252,7 +252,10 @@ public:
 	{
 		auto &d = per_shard_[shard];
 		if (!d)
+		{
 			d = std::make_shared<Delivery>();
+			d->tenant = tenant_;
+		}
 		return *d;
 	}
 	void
@@ -277,6 +280,7 @@ public:
 
 private:
 	Hub &hub_;
+	std::shared_ptr<Tenant> tenant_;
 	std::map<int, std::shared_ptr<Delivery>> per_shard_;
 };
 
@@ -324,7 +328,7 @@ PgChangesEngine::Run()
 			}
 		}
 		room_cv_.notify_all();
-		PgOutbox out(hub_);
+		PgOutbox out(hub_, owner_.lock());
 		if (!st.retry.empty() && NowMs() >= st.retry_at_ms)
 		{
 			/* joins waiting for the database go first, in their order */

@@ -35,6 +35,7 @@ namespace rt::fanout
 {
 
 class Hub;
+class Tenant;
 class RingReader;
 class PgOutbox;
 struct JoinCheck;
@@ -58,7 +59,8 @@ struct PgJoinRequest
 class PgChangesEngine
 {
 public:
-	PgChangesEngine(std::string conninfo, Hub &hub);
+	/* owner: the tenant whose pushes these are (they carry it, for its counters) */
+	PgChangesEngine(std::string conninfo, Hub &hub, std::weak_ptr<Tenant> owner = {});
 	~PgChangesEngine();
 	PgChangesEngine(const PgChangesEngine &) = delete;
 	PgChangesEngine &operator=(const PgChangesEngine &) = delete;
@@ -128,6 +130,7 @@ private:
 	void CheckReady(PgOutbox &out);
 
 	Hub &hub_;
+	std::weak_ptr<Tenant> owner_;
 	const RingReader *reader_ = nullptr;
 	std::unique_ptr<Impl> impl_; /* engine-thread state */
 	std::thread thread_;

@@ -119,13 +119,14 @@ NowSeconds()
 
 } // namespace
 
-Session::Session(Shard &shard, struct lws *wsi, uint64_t id, Vsn vsn, JwtClaims claims,
-                 std::string token, std::string headers_json)
-    : shard_(shard), wsi_(wsi), id_(id), vsn_(vsn), claims_(std::move(claims)),
-      token_(std::move(token)), headers_json_(std::move(headers_json)), last_rx_ms_(NowMs()),
-      queue_(shard.config().send_queue_bytes, shard.config().send_queue_items,
-             shard.config().slow_client_close_ms)
+Session::Session(Shard &shard, struct lws *wsi, std::shared_ptr<Tenant> tenant, uint64_t id,
+                 Vsn vsn, JwtClaims claims, std::string token, std::string headers_json)
+    : shard_(shard), wsi_(wsi), tenant_(std::move(tenant)), id_(id), vsn_(vsn),
+      claims_(std::move(claims)), token_(std::move(token)), headers_json_(std::move(headers_json)),
+      last_rx_ms_(NowMs()), queue_(shard.config().send_queue_bytes, shard.config().send_queue_items,
+                                   shard.config().slow_client_close_ms)
 {
+	tenant_->sessions.fetch_add(1, std::memory_order_relaxed);
 }
 
 Session::~Session()
@@ -136,16 +137,17 @@ Session::~Session()
 		if (!ch->joining)
 		{
 			shard_.registry().Remove(ch->routing_key, this);
-			shard_.metrics().channels.Sub();
+			Metrics().channels.Sub();
 		}
 		pg_changes = pg_changes || ch->pg_changes != nullptr;
 		if (ch->presence_tracked)
 			Untrack(*ch); /* a dropped socket leaves at once: no ghost */
 	}
-	if (pg_changes && shard_.hub().changes != nullptr)
-		shard_.hub().changes->Leave(id_, 0);
+	if (pg_changes && tenant_->changes != nullptr)
+		tenant_->changes->Leave(id_, 0);
 	if (counted_user_)
-		shard_.hub().users.fetch_sub(1, std::memory_order_relaxed);
+		tenant_->users.fetch_sub(1, std::memory_order_relaxed);
+	tenant_->sessions.fetch_sub(1, std::memory_order_relaxed);
 }
 
 const Channel *
@@ -170,7 +172,7 @@ Session::WakeWriter()
 void
 Session::SendControl(std::shared_ptr<const Frame> frame)
 {
-	shard_.metrics().Out(Primitive::kControl, 1, frame->bytes.size());
+	Metrics().Out(Primitive::kControl, 1, frame->bytes.size());
 	QueuedFrame *q = NewQueuedFrame(std::move(frame));
 	bool was_empty = queue_.Empty();
 	EnqueueResult r = queue_.PushControl(q);
@@ -197,7 +199,7 @@ Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms)
 			WakeWriter();
 		break;
 	case EnqueueResult::kDropped:
-		shard_.metrics().Drop(DropReason::kSlowClient);
+		Metrics().Drop(DropReason::kSlowClient);
 		if (queue_.TakeDropNotice())
 		{
 			Log(LogLevel::kWarning, "shard", "slow client: dropping messages session=%llu",
@@ -270,6 +272,24 @@ Session::CloseWhenFlushed(uint16_t code, const char *reason)
 	close_code_ = code;
 	close_reason_ = reason;
 	WakeWriter(); /* an empty queue closes on the next writable turn */
+}
+
+ShardMetrics &
+Session::Metrics()
+{
+	return tenant_->shard(shard_.index()).metrics;
+}
+
+void
+Session::ServerDisconnect()
+{
+	/* every channel hears it, without a channel key (PROTOCOL.md 2.6); then close 1012 */
+	static const std::string kPayload =
+	    R"({"extension":"system","status":"ok","message":"Server requested disconnect"})";
+	for (auto &[topic, ch] : channels_)
+		if (!ch->joining)
+			Push(*ch, "system", kPayload);
+	CloseWhenFlushed(1012, "Server requested disconnect");
 }
 
 void
@@ -381,10 +401,10 @@ Session::OnReceive(const char *in, size_t len)
 	else
 	{
 		const std::string &ev = r.value().event;
-		shard_.metrics().In(ev == "broadcast"  ? Primitive::kBroadcast
-		                    : ev == "presence" ? Primitive::kPresence
-		                                       : Primitive::kControl,
-		                    msg.size());
+		Metrics().In(ev == "broadcast"  ? Primitive::kBroadcast
+		             : ev == "presence" ? Primitive::kPresence
+		                                : Primitive::kControl,
+		             msg.size());
 		HandleMessage(r.value());
 	}
 	rx_.clear();
@@ -408,7 +428,7 @@ Session::ReplyLater(const std::optional<std::string> &join_ref,
 {
 	auto frame =
 	    MakeFrame(Opcode::kText, EncodeText(vsn_, join_ref, ref, topic, "phx_reply", payload_json));
-	shard_.metrics().joins_refused.Add(); /* only join refusals are answered later */
+	Metrics().joins_refused.Add(); /* only join refusals are answered later */
 	int delay = shard_.config().channel_error_backoff_ms;
 	if (delay <= 0)
 		SendControl(std::move(frame));
@@ -485,8 +505,8 @@ Session::HandleMessage(Inbound &m)
 	if (m.join_ref.has_value() && ch.join_ref.has_value() && *m.join_ref != *ch.join_ref)
 		return;
 	/* every event on a channel counts for the tenant; over its limit the channel ends (3.7) */
-	shard_.events().Add(NowMs());
-	if (shard_.hub().events_limited.load(std::memory_order_relaxed))
+	tenant_->shard(shard_.index()).events.Add(NowMs());
+	if (tenant_->events_limited.load(std::memory_order_relaxed))
 	{
 		ShutdownChannel(ch, "Too many messages per second");
 		return;
@@ -530,16 +550,22 @@ Session::HandleJoin(Inbound &m)
 		CloseChannel(*old->second);
 
 	/* the tenant's limits (PROTOCOL.md 3.3 steps 5 and 6) */
-	Hub &hub = shard_.hub();
-	const Config &cfg = shard_.config();
-	if (!counted_user_ &&
-	    hub.users.load(std::memory_order_relaxed) >= static_cast<int64_t>(cfg.max_concurrent_users))
+	Tenant &tenant = *tenant_;
+	const TenantConfig &cfg = tenant.config();
+	if (cfg.suspended)
+	{
+		ReplyLater(m.join_ref, m.ref, m.topic,
+		           ErrorReason("RealtimeDisabledForTenant: Realtime disabled for this tenant"));
+		return;
+	}
+	if (!counted_user_ && tenant.users.load(std::memory_order_relaxed) >=
+	                          static_cast<int64_t>(cfg.max_concurrent_users))
 	{
 		ReplyLater(m.join_ref, m.ref, m.topic,
 		           ErrorReason("ConnectionRateLimitReached: Too many connected users"));
 		return;
 	}
-	if (hub.join_rate.Average(NowMs()) >= cfg.max_joins_per_second)
+	if (tenant.join_rate.Average(NowMs()) >= cfg.max_joins_per_second)
 	{
 		/* the socket goes too, once the refusal is out (close 1001: clients reconnect later) */
 		ReplyLater(m.join_ref, m.ref, m.topic,
@@ -547,9 +573,9 @@ Session::HandleJoin(Inbound &m)
 		CloseWhenFlushed(LWS_CLOSE_STATUS_GOINGAWAY, "Too many joins per second");
 		return;
 	}
-	hub.join_rate.Add(NowMs());
+	tenant.join_rate.Add(NowMs());
 
-	if (channels_.size() >= static_cast<size_t>(shard_.config().max_channels_per_client))
+	if (channels_.size() >= static_cast<size_t>(tenant_->config().max_channels_per_client))
 	{
 		ReplyLater(m.join_ref, m.ref, m.topic,
 		           ErrorReason("ChannelRateLimitReached: Too many channels"));
@@ -562,7 +588,7 @@ Session::HandleJoin(Inbound &m)
 		tok = json::String(doc, "access_token");
 	std::string token = (tok && !tok->starts_with("sb_")) ? std::string(*tok) : token_;
 	/* token_ stays the connect token: a join's token belongs to its channel only */
-	Result<JwtClaims> claims = VerifyJwt(token, shard_.config().jwt_keys, NowSeconds());
+	Result<JwtClaims> claims = VerifyJwt(token, tenant_->config().jwt_keys, NowSeconds());
 	if (!claims.ok())
 	{
 		ReplyLater(m.join_ref, m.ref, m.topic,
@@ -576,7 +602,7 @@ Session::HandleJoin(Inbound &m)
 	auto ch = std::make_unique<Channel>();
 	ch->topic = m.topic;
 	ch->sub_topic = sub_topic;
-	ch->routing_key = RoutingKey(sub_topic, is_private);
+	ch->routing_key = tenant_->RoutingKey(sub_topic, is_private);
 	ch->join_ref = m.join_ref;
 	ch->join_msg_ref = m.ref;
 	ch->is_private = is_private;
@@ -649,7 +675,7 @@ Session::HandleJoin(Inbound &m)
 		FinishJoin(*c);
 		return;
 	}
-	if (shard_.hub().authorizer == nullptr)
+	if (tenant_->authorizer == nullptr)
 	{
 		ReplyLater(m.join_ref, m.ref, m.topic,
 		           ErrorReason("UnableToConnectToProject: Realtime was unable to connect to the "
@@ -697,7 +723,7 @@ Session::Authorize(Channel &ch, uint8_t read, uint8_t write)
 				             s->OnAuthorized(topic, gen, seq, read, write, r);
 		             });
 	};
-	hub.authorizer->Submit(std::move(req));
+	tenant_->authorizer->Submit(std::move(req));
 }
 
 void
@@ -845,10 +871,10 @@ Session::FinishJoin(Channel &ch)
 	if (!counted_user_)
 	{
 		counted_user_ = true; /* a connected user from its first join until it closes */
-		shard_.hub().users.fetch_add(1, std::memory_order_relaxed);
+		tenant_->users.fetch_add(1, std::memory_order_relaxed);
 	}
-	shard_.metrics().joins_ok.Add();
-	shard_.metrics().channels.Add();
+	Metrics().joins_ok.Add();
+	Metrics().channels.Add();
 	Reply(c->join_ref, c->join_msg_ref, c->topic, c->join_response);
 	c->join_response.clear();
 	c->join_response.shrink_to_fit();
@@ -859,11 +885,11 @@ Session::FinishJoin(Channel &ch)
 			ShutdownChannel(*c, "Too many presence messages per second");
 			return;
 		}
-		Push(*c, "presence_state", shard_.hub().presence.State(c->routing_key));
+		Push(*c, "presence_state", tenant_->presence.State(c->routing_key));
 	}
 	if (!c->any_changes)
 		return;
-	PgChangesEngine *engine = shard_.hub().changes;
+	PgChangesEngine *engine = tenant_->changes;
 	if (!c->pc_error && engine == nullptr)
 		c->pc_error = "Postgres Changes are not available: this server runs without a database "
 		              "and ring (--db, --ring-path)";
@@ -896,7 +922,7 @@ Session::Hold(Channel &ch, Inbound &m)
 	if (ch.held.size() >= kMaxHeldMessages || ch.held_bytes + bytes > kMaxHeldBytes ||
 	    held_total_ + bytes > kMaxSessionHeldBytes)
 	{
-		shard_.metrics().Drop(DropReason::kHeldOverflow);
+		Metrics().Drop(DropReason::kHeldOverflow);
 		Log(LogLevel::kInfo, "shard", "channel busy authorizing: message dropped session=%llu",
 		    static_cast<unsigned long long>(id_));
 		return;
@@ -928,11 +954,11 @@ Session::CloseChannel(Channel &ch)
 	SendControl(MakeFrame(Opcode::kText,
 	                      EncodeText(vsn_, ch.join_ref, ch.join_ref, ch.topic, "phx_close", "{}")));
 	shard_.registry().Remove(ch.routing_key, this);
-	shard_.metrics().channels.Sub();
+	Metrics().channels.Sub();
 	if (ch.presence_tracked)
 		Untrack(ch);
-	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
-		shard_.hub().changes->Leave(id_, ch.gen);
+	if (ch.pg_changes != nullptr && tenant_->changes != nullptr)
+		tenant_->changes->Leave(id_, ch.gen);
 	/* ended while a check was out: what it held is answered as for a channel that is gone */
 	std::deque<Inbound> held = std::move(ch.held);
 	held_total_ -= ch.held_bytes;
@@ -984,7 +1010,7 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	/* ignored: null, unchanged, or a new-style API key (PROTOCOL.md 3.6) */
 	if (!tok || *tok == ch.token || tok->starts_with("sb_"))
 		return;
-	Result<JwtClaims> claims = VerifyJwt(*tok, shard_.config().jwt_keys, NowSeconds());
+	Result<JwtClaims> claims = VerifyJwt(*tok, tenant_->config().jwt_keys, NowSeconds());
 	if (!claims.ok())
 	{
 		ShutdownChannel(ch, claims.error().message);
@@ -992,7 +1018,7 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 	}
 	ch.token = std::string(*tok);
 	ch.claims = std::move(claims.value());
-	if (ch.is_private && shard_.hub().authorizer != nullptr)
+	if (ch.is_private && tenant_->authorizer != nullptr)
 	{
 		/*
 		 * Private: read again with the new claims (the channel keeps its
@@ -1008,7 +1034,7 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 		}
 	}
 	/* postgres_changes follow the new claims: RLS may now show other rows */
-	if (ch.pg_changes != nullptr && shard_.hub().changes != nullptr)
+	if (ch.pg_changes != nullptr && tenant_->changes != nullptr)
 	{
 		PgJoinRequest req;
 		req.channel = ch.pg_changes;
@@ -1017,7 +1043,7 @@ Session::HandleAccessToken(Inbound &m, Channel &ch)
 		req.claims_json = ch.claims.claims_json;
 		req.sub = ch.claims.sub;
 		req.entries = ch.pg_entries;
-		shard_.hub().changes->Rejoin(std::move(req));
+		tenant_->changes->Rejoin(std::move(req));
 	}
 }
 
@@ -1035,7 +1061,7 @@ Session::MayWrite(Inbound &m, Channel &ch, uint8_t ext)
 		p = Perm::kUnknown;
 	if (p != Perm::kUnknown)
 		return p == Perm::kYes;
-	if (shard_.hub().authorizer == nullptr)
+	if (tenant_->authorizer == nullptr)
 		return false;
 	/* presence also needs its read right to see the diffs (PROTOCOL.md 5.4) */
 	uint8_t read = ext == kAuthPresence && ch.read_presence == Perm::kUnknown ? kAuthPresence : 0;
@@ -1052,14 +1078,14 @@ Session::HandleBroadcast(Inbound &m, Channel &ch)
 	if (!MayWrite(m, ch, kAuthBroadcast))
 	{
 		if (!ch.checking)
-			shard_.metrics().Drop(DropReason::kNotAuthorized);
+			Metrics().Drop(DropReason::kNotAuthorized);
 		return;
 	}
-	const Config &cfg = shard_.config();
+	const TenantConfig &cfg = tenant_->config();
 	size_t size = m.user_broadcast ? m.user_payload.size() : m.payload.size();
 	if (size > static_cast<size_t>(cfg.max_payload_bytes))
 	{
-		shard_.metrics().Drop(DropReason::kPayloadTooLarge);
+		Metrics().Drop(DropReason::kPayloadTooLarge);
 		if (ch.ack)
 			Reply(ch.join_ref, m.ref, m.topic,
 			      R"({"status":"error","response":"payload_size_exceeded"})");
@@ -1071,6 +1097,7 @@ Session::HandleBroadcast(Inbound &m, Channel &ch)
 	                                                      m.encoding, m.user_payload, "")
 	                                  : MakeTextBroadcast(ch.routing_key, ch.topic, m.payload);
 	d->exclude_session = ch.self ? 0 : id_;
+	d->tenant = tenant_;
 	shard_.hub().Publish(d, shard_.index());
 	if (ch.ack)
 		Reply(ch.join_ref, m.ref, m.topic, kOkEmpty);
@@ -1100,7 +1127,7 @@ Session::HandlePresence(Inbound &m, Channel &ch)
 			return;
 	}
 	/* the client's window (PROTOCOL.md 5.5): more pushes end the channel, no reply */
-	const Config &cfg = shard_.config();
+	const TenantConfig &cfg = tenant_->config();
 	int64_t now = NowMs();
 	if (ch.presence_window_end_ms == 0 || now > ch.presence_window_end_ms)
 	{
@@ -1147,7 +1174,7 @@ Session::Track(const Inbound &m, Channel &ch, const rapidjson::Value &payload)
 {
 	std::string meta = json::Stringify(payload);
 	if (meta.size() + ch.presence_key.size() >
-	    static_cast<size_t>(shard_.config().max_payload_bytes))
+	    static_cast<size_t>(tenant_->config().max_payload_bytes))
 	{
 		ShutdownChannel(ch, "Track message size exceeded");
 		return;
@@ -1163,8 +1190,7 @@ Session::Track(const Inbound &m, Channel &ch, const rapidjson::Value &payload)
 		ShutdownChannel(ch, "Too many presence messages per second");
 		return;
 	}
-	std::string diff =
-	    shard_.hub().presence.Track(ch.routing_key, ch.presence_key, id_, ch.gen, meta);
+	std::string diff = tenant_->presence.Track(ch.routing_key, ch.presence_key, id_, ch.gen, meta);
 	ch.presence = true; /* a track turns presence on for the channel (PROTOCOL.md 5.1) */
 	ch.presence_tracked = true;
 	Reply(ch.join_ref, m.ref, m.topic, kOkEmpty);
@@ -1173,6 +1199,7 @@ Session::Track(const Inbound &m, Channel &ch, const rapidjson::Value &payload)
 		std::shared_ptr<Delivery> d =
 		    MakeTextEvent(ch.routing_key, ch.topic, "presence_diff", diff);
 		d->kind = DeliveryKind::kPresence;
+		d->tenant = tenant_;
 		shard_.hub().Publish(d, shard_.index());
 	}
 }
@@ -1181,9 +1208,9 @@ Session::Track(const Inbound &m, Channel &ch, const rapidjson::Value &payload)
 bool
 Session::CountPresenceEvent()
 {
-	RateCounter &rate = shard_.hub().presence_rate;
+	RateCounter &rate = tenant_->presence_rate;
 	int64_t now = NowMs();
-	if (rate.Average(now) > shard_.config().max_presence_events_per_second)
+	if (rate.Average(now) > tenant_->config().max_presence_events_per_second)
 		return false;
 	rate.Add(now);
 	return true;
@@ -1193,11 +1220,12 @@ void
 Session::Untrack(Channel &ch)
 {
 	ch.presence_tracked = false;
-	std::string diff = shard_.hub().presence.Untrack(ch.routing_key, id_, ch.gen);
+	std::string diff = tenant_->presence.Untrack(ch.routing_key, id_, ch.gen);
 	if (diff.empty())
 		return;
 	std::shared_ptr<Delivery> d = MakeTextEvent(ch.routing_key, ch.topic, "presence_diff", diff);
 	d->kind = DeliveryKind::kPresence;
+	d->tenant = tenant_;
 	shard_.hub().Publish(d, shard_.index());
 }
 

@@ -109,8 +109,8 @@ constexpr int kMaxDelayedReplies = 16;
 class Session
 {
 public:
-	Session(Shard &shard, struct lws *wsi, uint64_t id, Vsn vsn, JwtClaims claims,
-	        std::string token, std::string headers_json);
+	Session(Shard &shard, struct lws *wsi, std::shared_ptr<Tenant> tenant, uint64_t id, Vsn vsn,
+	        JwtClaims claims, std::string token, std::string headers_json);
 	~Session();
 	Session(const Session &) = delete;
 	Session &operator=(const Session &) = delete;
@@ -130,6 +130,11 @@ public:
 	{
 		return id_;
 	}
+	Tenant &
+	tenant() const
+	{
+		return *tenant_;
+	}
 	Vsn
 	vsn() const
 	{
@@ -147,6 +152,8 @@ public:
 	}
 	/* Close from outside this connection's callback (slow, idle). */
 	void RequestClose(uint16_t code, const char *reason);
+	/* The tenant's reload: "Server requested disconnect" on every channel, then close 1012. */
+	void ServerDisconnect();
 	/* End the joined channel of topic with a system error (shard: rate limits). */
 	void ShutdownTopic(const std::string &topic, std::string_view message);
 	/* Close with code once everything queued (delayed replies too) is written. */
@@ -194,8 +201,12 @@ private:
 	void WakeWriter();
 	int WriteSome();
 
+	/* this socket's counters for its tenant on this shard */
+	ShardMetrics &Metrics();
+
 	Shard &shard_;
 	struct lws *wsi_;
+	std::shared_ptr<Tenant> tenant_;
 	uint64_t id_;
 	Vsn vsn_;
 	JwtClaims claims_;
@@ -210,7 +221,7 @@ private:
 	size_t head_offset_ = 0;    /* bytes of the queue's front frame already written */
 	int delayed_replies_ = 0;   /* ReplyLater frames waiting on the shard timer */
 	size_t held_total_ = 0;     /* bytes held by all channels (Session::Hold) */
-	bool counted_user_ = false; /* counts in Hub::users (joined a channel) */
+	bool counted_user_ = false; /* counts in Tenant::users (joined a channel) */
 	bool close_when_flushed_ = false;
 	bool logged_malformed_ = false; /* log the first bad frame at info, later ones at debug */
 	uint16_t close_code_ = 0;

@@ -189,6 +189,8 @@ Shard::Post(std::shared_ptr<const Delivery> d)
 	if (inbox_.size() >= kMaxInbox && !d->task)
 	{
 		/* this shard is not keeping up: its subscribers lose this message, nobody else */
+		if (d->tenant)
+			d->tenant->inbox_dropped.fetch_add(1, std::memory_order_relaxed);
 		if (inbox_dropped_.fetch_add(1, std::memory_order_relaxed) % 10000 == 0)
 			Log(LogLevel::kWarning, "shard",
 			    "shard %d inbox full: dropping deliveries (%llu so far)", index_,
@@ -249,9 +251,10 @@ Shard::DeliverPushes(const Delivery &d)
 			continue;
 		}
 		/* over the events limit, changes are dropped (PROTOCOL.md 9.1) */
-		if (hub_.events_limited.load(std::memory_order_relaxed))
+		TenantShard &ts = s->tenant().shard(index_);
+		if (s->tenant().events_limited.load(std::memory_order_relaxed))
 		{
-			metrics_.Drop(DropReason::kRateLimited);
+			ts.metrics.Drop(DropReason::kRateLimited);
 			continue;
 		}
 		key.assign(1, s->vsn() == Vsn::k1 ? '1' : '2');
@@ -272,8 +275,8 @@ Shard::DeliverPushes(const Delivery &d)
 			                                        p.event, payload)));
 		}
 		s->EnqueueFanout(q, now);
-		events_.Add(now);
-		metrics_.Out(Primitive::kPostgresChanges, 1, q->frame->bytes.size());
+		ts.events.Add(now);
+		ts.metrics.Out(Primitive::kPostgresChanges, 1, q->frame->bytes.size());
 	}
 	for (auto &[k, q] : frames)
 		DropIfUnused(q);
@@ -323,8 +326,11 @@ Shard::Deliver(const Delivery &d)
 	const std::vector<Subscriber> *subs = registry_.Find(d.routing_key);
 	if (subs == nullptr)
 		return;
+	if (!d.tenant)
+		return; /* every routing-key delivery names its tenant */
+	TenantShard &ts = d.tenant->shard(index_);
 	int64_t now = NowMs();
-	if (hub_.events_limited.load(std::memory_order_relaxed))
+	if (d.tenant->events_limited.load(std::memory_order_relaxed))
 	{
 		/* over the tenant's events limit: each channel this reaches ends (PROTOCOL.md 3.7) */
 		std::vector<std::pair<Session *, std::string>> ended;
@@ -361,10 +367,10 @@ Shard::Deliver(const Delivery &d)
 			n2++;
 		}
 	}
-	events_.Add(now, n1 + n2);
+	ts.events.Add(now, n1 + n2);
 	Primitive p = d.kind == DeliveryKind::kPresence ? Primitive::kPresence : Primitive::kBroadcast;
-	metrics_.Out(p, n1 + n2,
-	             n1 * (d.v1 ? d.v1->bytes.size() : 0) + n2 * (d.v2 ? d.v2->bytes.size() : 0));
+	ts.metrics.Out(p, n1 + n2,
+	               n1 * (d.v1 ? d.v1->bytes.size() : 0) + n2 * (d.v2 ? d.v2->bytes.size() : 0));
 	DropIfUnused(q1);
 	DropIfUnused(q2);
 }
@@ -379,15 +385,27 @@ void
 Shard::AddSession(Session *s)
 {
 	sessions_[s->id()] = s;
-	metrics_.connections.Add();
-	metrics_.connections_total.Add();
+	ShardMetrics &m = s->tenant().shard(index_).metrics;
+	m.connections.Add();
+	m.connections_total.Add();
 }
 
 void
 Shard::RemoveSession(Session *s)
 {
 	if (sessions_.erase(s->id()) > 0)
-		metrics_.connections.Sub();
+		s->tenant().shard(index_).metrics.connections.Sub();
+}
+
+void
+Shard::DisconnectTenant(const Tenant *tenant)
+{
+	std::vector<Session *> of;
+	for (auto &[id, s] : sessions_)
+		if (&s->tenant() == tenant)
+			of.push_back(s);
+	for (Session *s : of)
+		s->ServerDisconnect();
 }
 
 void
@@ -428,15 +446,27 @@ Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req, std::string_view
 	accepted_.erase(fd);
 	if (req.websocket)
 	{
-		ConnectCheck c = CheckConnect(req, config_, static_cast<int64_t>(time(nullptr)));
+		/* the tenant from the Host (PROTOCOL.md 1.3) */
+		std::shared_ptr<const TenantSet> set = hub_.tenants();
+		std::shared_ptr<Tenant> tenant = set ? set->Resolve(req.host) : nullptr;
+		if (tenant && tenant->draining.load(std::memory_order_acquire))
+			tenant = nullptr; /* removed by a reload a moment ago */
+		ConnectCheck c = CheckConnect(req, tenant ? &tenant->config() : nullptr,
+		                              static_cast<int64_t>(time(nullptr)));
+		if (c.status == 403 && !tenant && !c.body.empty())
+			Log(LogLevel::kWarning, "shard",
+			    "no tenant for Host \"%s\" (configured: %s): the tenant is the Host's first "
+			    "label; a proxy in front must preserve the Host header",
+			    req.host.c_str(), set ? set->Ids().c_str() : "");
 		/* then the tenant's limits (PROTOCOL.md 1.4 rows 5 and 6) */
-		if (c.status == 0 && hub_.users.load(std::memory_order_relaxed) >=
-		                         static_cast<int64_t>(config_.max_concurrent_users))
+		if (c.status == 0 && tenant->users.load(std::memory_order_relaxed) >=
+		                         static_cast<int64_t>(tenant->config().max_concurrent_users))
 		{
 			c.status = 429;
 			c.body = R"({"error":"Too many connected users"})";
 		}
-		else if (c.status == 0 && hub_.join_rate.Average(NowMs()) >= config_.max_joins_per_second)
+		else if (c.status == 0 &&
+		         tenant->join_rate.Average(NowMs()) >= tenant->config().max_joins_per_second)
 		{
 			c.status = 429;
 			c.body = R"({"error":"Too many joins per second"})";
@@ -446,6 +476,7 @@ Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req, std::string_view
 			Reject(fd, c.status, c.body);
 			return;
 		}
+		c.tenant = std::move(tenant);
 		accepted_.emplace(fd, std::move(c));
 	}
 	/*
@@ -547,8 +578,12 @@ Shard::OnTimer()
 	/* channels whose token expired end now (PROTOCOL.md 3.6), checked once a second */
 	/* the tenant's events average, over every shard's counts (PROTOCOL.md 3.7) */
 	if (index_ == 0)
-		hub_.events_limited.store(hub_.EventsAverage(now) >= config_.max_events_per_second,
-		                          std::memory_order_relaxed);
+	{
+		if (std::shared_ptr<const TenantSet> set = hub_.tenants())
+			for (const auto &t : set->list)
+				t->events_limited.store(t->EventsAverage(now) >= t->config().max_events_per_second,
+				                        std::memory_order_relaxed);
+	}
 	int64_t now_s = static_cast<int64_t>(time(nullptr));
 	if (now_s != last_expiry_check_s_)
 	{
@@ -610,9 +645,11 @@ Shard::Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 				return -1;
 			ConnectCheck c = std::move(it->second);
 			shard->accepted_.erase(it);
-			auto s = std::make_unique<Session>(*shard, wsi, shard->NextSessionId(), c.vsn,
-			                                   std::move(c.claims), std::move(c.token),
-			                                   std::move(c.headers_json));
+			if (c.tenant->draining.load(std::memory_order_acquire))
+				return -1; /* its tenant was removed while the upgrade went on */
+			auto s = std::make_unique<Session>(*shard, wsi, std::move(c.tenant),
+			                                   shard->NextSessionId(), c.vsn, std::move(c.claims),
+			                                   std::move(c.token), std::move(c.headers_json));
 			slot->session = s.release(); /* owned by the slot until CLOSED */
 			shard->AddSession(slot->session);
 			return 0;

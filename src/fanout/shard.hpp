@@ -82,28 +82,6 @@ public:
 	{
 		return registry_;
 	}
-	/* Written by this shard's thread only; read by /metrics on any shard. */
-	ShardMetrics &
-	metrics()
-	{
-		return metrics_;
-	}
-	const ShardMetrics &
-	metrics() const
-	{
-		return metrics_;
-	}
-	/* Channel events of this shard (written by its thread only): the tenant's rate. */
-	LocalRate &
-	events()
-	{
-		return events_;
-	}
-	const LocalRate &
-	events() const
-	{
-		return events_;
-	}
 	uint64_t
 	inbox_dropped() const
 	{
@@ -123,6 +101,11 @@ public:
 	Session *FindSession(uint64_t id) const;
 	void AddSession(Session *s);
 	void RemoveSession(Session *s);
+	/*
+	 * A reload removed or changed tenant: each of its channels on this shard
+	 * gets "Server requested disconnect", then its sockets close with 1012.
+	 */
+	void DisconnectTenant(const Tenant *tenant);
 
 	/* The lws protocol callback: one for HTTP and WebSocket. */
 	static int Callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -157,8 +140,6 @@ private:
 
 	/* shard-thread state */
 	ChannelRegistry registry_;
-	ShardMetrics metrics_;
-	LocalRate events_;
 	std::unordered_map<uint64_t, Session *> sessions_;
 	uint64_t next_session_seq_ = 1;
 	std::unordered_map<uint64_t, struct lws *> http_waiting_;

@@ -23,11 +23,11 @@ extern "C"
 }
 
 using rt::fanout::CheckConnect;
-using rt::fanout::Config;
 using rt::fanout::ConnectCheck;
 using rt::fanout::HeadStatus;
 using rt::fanout::ParseRequestHead;
 using rt::fanout::SignJwtHs256;
+using rt::fanout::TenantConfig;
 using rt::fanout::UpgradeRequest;
 using rt::fanout::UrlDecode;
 using rt::fanout::Vsn;
@@ -54,9 +54,9 @@ Check(const std::string &head)
 	size_t len = 0;
 	assert_int_equal(static_cast<int>(ParseRequestHead(head, req, len)),
 	                 static_cast<int>(HeadStatus::kComplete));
-	Config cfg;
+	TenantConfig cfg;
 	cfg.jwt_keys.secret = kSecret;
-	return CheckConnect(req, cfg, kNow);
+	return CheckConnect(req, &cfg, kNow);
 }
 
 std::string

@@ -41,8 +41,9 @@ async function scrape(base) {
 		assert.ok(types.has(m[1]) || types.has(family), `no # TYPE before ${m[1]}`);
 		samples.set(m[1] + (m[2] ?? ''), Number(m[3]));
 	}
+	// every sample names its tenant: the test sidecars serve one, "realtime" (--tenant-id)
 	return (name, labels = '') => {
-		const key = name + (labels ? `{${labels}}` : '');
+		const key = `${name}{tenant="realtime"${labels ? `,${labels}` : ''}}`;
 		assert.ok(samples.has(key), `metric ${key} is exposed`);
 		return samples.get(key);
 	};

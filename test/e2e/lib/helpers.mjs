@@ -509,7 +509,8 @@ export function freePort() {
 }
 
 // Start RT_FANOUT_BIN on a free loopback port with extra flags; resolves when /healthz answers.
-export async function startSidecar(extraArgs = [], { ms = 10000 } = {}) {
+// tenantFlags: false starts it without --db and --jwt-secret (e.g. with --config FILE).
+export async function startSidecar(extraArgs = [], { ms = 10000, tenantFlags = true } = {}) {
 	if (!RT_FANOUT_BIN) {
 		throw new Error('RT_FANOUT_BIN is not set');
 	}
@@ -518,7 +519,8 @@ export async function startSidecar(extraArgs = [], { ms = 10000 } = {}) {
 	// the tenant limits lifted as for the suite's sidecar (scripts/test.sh); extraArgs come
 	// later and win, so a test can set small ones
 	const noLimits = ['--max-concurrent-users', '100000000', '--max-joins-per-second', '100000000', '--max-events-per-second', '1000000000'];
-	const args = ['--host', '127.0.0.1', '--port', String(port), '--db', db, '--jwt-secret', jwt.JWT_SECRET, ...noLimits, ...extraArgs];
+	const tenant = tenantFlags ? ['--db', db, '--jwt-secret', jwt.JWT_SECRET] : [];
+	const args = ['--host', '127.0.0.1', '--port', String(port), ...tenant, ...noLimits, ...extraArgs];
 	const child = spawn(RT_FANOUT_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 	let output = '';
 	child.stdout.on('data', (d) => (output += d));
