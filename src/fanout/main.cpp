@@ -205,6 +205,26 @@ Serve(const rf::Config &config)
 	}
 	rf::Log(rf::LogLevel::kInfo, "main", "signal %d: stopping", sig);
 	std::shared_ptr<const rf::TenantSet> last = hub.tenants();
+	/*
+	 * Shutdown drains every tenant at once (PROTOCOL.md 1.6: "Server requested
+	 * disconnect", close 1012): clients reconnect at once, to another instance
+	 * on the same port if one was started for an upgrade.
+	 */
+	for (const auto &t : last->list)
+	{
+		t->draining.store(true, std::memory_order_release);
+		for (size_t i = 0; i < hub.shards().size(); i++)
+			hub.PostTask(static_cast<int>(i), [t](rf::Shard &sh) { sh.DisconnectTenant(t.get()); });
+	}
+	for (int i = 0; i < 40; i++)
+	{
+		int64_t open = 0;
+		for (const auto &t : last->list)
+			open += t->sessions.load(std::memory_order_relaxed);
+		if (open == 0)
+			break;
+		std::this_thread::sleep_for(std::chrono::milliseconds(50));
+	}
 	for (const auto &t : last->list)
 		t->Stop(); /* the authorizers' last answers still reach running shards */
 	hub.Stop();

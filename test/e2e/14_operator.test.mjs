@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { RT_URL, RT_DB_URL, startSidecar, freePort, healthz, upgradeProbe, jwt, sleep } from './lib/helpers.mjs';
+import { RT_URL, RT_DB_URL, startSidecar, freePort, healthz, upgradeProbe, jwt, sleep, RawClient, uniq } from './lib/helpers.mjs';
 
 const BIN = process.env.RT_FANOUT_BIN;
 const sidecars = [];
@@ -78,4 +78,16 @@ test('environment equivalents: PORT, DB_URL, API_JWT_SECRET, CONNECT_ERROR_BACKO
 	const ms = performance.now() - t0;
 	assert.equal(refused.status, 401);
 	assert.ok(ms >= 390, `refusal answered after ${ms.toFixed(0)} ms`);
+});
+
+test('SIGTERM drains: every channel gets "Server requested disconnect", the socket closes with 1012', { timeout: 15000 }, async () => {
+	const s = await startSidecar();
+	const c = await RawClient.connect({ base: s.base });
+	const topic = `realtime:${uniq('shutdown')}`;
+	await c.join(topic, { joinRef: '1' });
+	const stopped = s.stop();
+	const sys = await c.waitFor((f) => f.msg?.event === 'system', 5000);
+	assert.deepEqual(sys.msg.payload, { extension: 'system', status: 'ok', message: 'Server requested disconnect' });
+	assert.equal((await c.closed).code, 1012);
+	await stopped;
 });
