@@ -495,6 +495,18 @@ ParseCommandLine(int argc, char **argv)
 	return cmd;
 }
 
+bool
+SameTenantId(std::string_view a, std::string_view b)
+{
+	auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+	if (a.size() != b.size())
+		return false;
+	for (size_t i = 0; i < a.size(); i++)
+		if (lower(a[i]) != lower(b[i]))
+			return false;
+	return true;
+}
+
 Result<std::vector<TenantConfig>>
 LoadTenantsFile(const std::string &path, const TenantConfig &defaults)
 {
@@ -527,7 +539,7 @@ LoadTenantsFile(const std::string &path, const TenantConfig &defaults)
 		if (!t.ok())
 			return Bad("--config " + path + ": " + t.error().message);
 		for (const TenantConfig &o : out)
-			if (o.external_id == t.value().external_id)
+			if (SameTenantId(o.external_id, t.value().external_id)) /* Hosts ignore case */
 				return Bad("--config " + path + ": tenant " + o.external_id + " appears twice");
 		out.push_back(std::move(t.value()));
 	}

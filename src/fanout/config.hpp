@@ -64,6 +64,9 @@ struct Config
 	TenantConfig tenant_defaults;
 };
 
+/* a and b are one tenant id ignoring ASCII case: a Host is case-insensitive (RFC 9110 4.2.3). */
+bool SameTenantId(std::string_view a, std::string_view b);
+
 /*
  * Read the --config file: {"tenants":[...]} (README). Limits not given take
  * defaults'. Unknown keys, duplicate ids and tenants without keys are errors.

@@ -351,7 +351,7 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 				return Respond(wsi, 404, R"({"error":"Tenant not found","code":"TenantNotFound"})");
 		}
 		else if (set)
-			one = set->Find(TenantIdOfHost(HeaderValue(wsi, WSI_TOKEN_HOST)));
+			one = set->FindLabel(TenantIdOfHost(HeaderValue(wsi, WSI_TOKEN_HOST)));
 		bool ok = hub.Ready() && set != nullptr;
 		if (one)
 			ok = ok && one->Ready();

@@ -222,9 +222,19 @@ TenantSet::Find(std::string_view id) const
 }
 
 std::shared_ptr<Tenant>
+TenantSet::FindLabel(std::string_view label) const
+{
+	for (const auto &t : list)
+		if (SameTenantId(t->id(), label))
+			return t;
+	return nullptr;
+}
+
+std::shared_ptr<Tenant>
 TenantSet::Resolve(std::string_view host) const
 {
-	std::shared_ptr<Tenant> t = Find(TenantIdOfHost(host));
+	/* a Host is case-insensitive (RFC 9110 4.2.3): "A.example.com" names tenant "a" */
+	std::shared_ptr<Tenant> t = FindLabel(TenantIdOfHost(host));
 	if (t == nullptr && list.size() == 1)
 		return list[0];
 	return t; /* the caller refuses a draining one */

@@ -122,6 +122,8 @@ struct TenantSet
 
 	/* By exact id, or null. */
 	std::shared_ptr<Tenant> Find(std::string_view id) const;
+	/* By a Host's first label, ignoring ASCII case (a Host is case-insensitive), or null. */
+	std::shared_ptr<Tenant> FindLabel(std::string_view label) const;
 	/*
 	 * The tenant a request's Host names (PROTOCOL.md 1.3); with exactly one
 	 * tenant configured and no match, that tenant (section 0). Null: unknown.

@@ -125,6 +125,15 @@ TestRefusals(void **)
 	Refused(R"({"tenants":[{"external_id":"a","jwt_secret":"s","suspended":"no"}]})", "suspended");
 }
 
+/* Hosts are case-insensitive (RFC 9110 4.2.3): "a" and "A" would name one tenant. */
+void
+TestIdsDifferingInCase(void **)
+{
+	Refused(
+	    R"({"tenants":[{"external_id":"acme","jwt_secret":"s"},{"external_id":"ACME","jwt_secret":"t"}]})",
+	    "appears twice");
+}
+
 void
 TestHostFirstLabel(void **)
 {
@@ -146,6 +155,7 @@ main(void)
 	    cmocka_unit_test(TestTwoTenants),
 	    cmocka_unit_test(TestRefusals),
 	    cmocka_unit_test(TestHostFirstLabel),
+	    cmocka_unit_test(TestIdsDifferingInCase),
 	};
 	return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

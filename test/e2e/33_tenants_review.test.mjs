@@ -1,0 +1,88 @@
+// 33 tenants, review findings (PROTOCOL.md 1.3, 1.6, 2.6, 3.3): a sidecar of its own with
+// --config and two tenants without a database.
+// - The tenant is the Host's first label, and a Host is case-insensitive (RFC 9110 4.2.3,
+//   RFC 4343): "A.example.com" names tenant "a", at connect, REST and /healthz alike.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { RT_FANOUT_BIN, RawClient, jwt, sleep, startSidecar, uniq, upgradeProbe } from './lib/helpers.mjs';
+
+const SECRET_A = 'review-secret-of-tenant-a-0123456789abcdef';
+const SECRET_B = 'review-secret-of-tenant-b-0123456789abcdef';
+const SECRET_D = 'review-secret-of-tenant-d-0123456789abcdef';
+const BACKOFF_MS = 2500;
+
+let confDir = '';
+let confFile = '';
+let sidecar;
+const clients = [];
+
+const token = (secret) => jwt.sign({ role: 'anon', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 }, { secret });
+
+function writeConfig(ids) {
+	const secrets = { a: SECRET_A, b: SECRET_B, d: SECRET_D };
+	writeFileSync(confFile, JSON.stringify({ tenants: ids.map((id) => ({ external_id: id, jwt_secret: secrets[id] })) }));
+}
+
+async function connect(host, secret) {
+	const c = await RawClient.connect({ base: sidecar.base, token: token(secret), vsn: '1.0.0', headers: { Host: host } });
+	clients.push(c);
+	return c;
+}
+
+// POST /api/broadcast with this Host and token: the status.
+function restBroadcast(host, tok, topic) {
+	const data = JSON.stringify({ messages: [{ topic, event: 'rest', payload: { x: 1 } }] });
+	return new Promise((resolve, reject) => {
+		const headers = { Host: host, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data), Authorization: `Bearer ${tok}` };
+		const req = http.request({ host: '127.0.0.1', port: sidecar.port, method: 'POST', path: '/api/broadcast', agent: false, headers }, (res) => {
+			res.resume();
+			res.on('end', () => resolve(res.statusCode));
+		});
+		req.setTimeout(5000, () => req.destroy(new Error('/api/broadcast: timeout')));
+		req.on('error', reject);
+		req.end(data);
+	});
+}
+
+before(async () => {
+	assert.ok(RT_FANOUT_BIN, 'RT_FANOUT_BIN is set (run through scripts/test.sh)');
+	confDir = mkdtempSync('/tmp/rt-tenants-review-');
+	confFile = `${confDir}/tenants.json`;
+	writeConfig(['a', 'b', 'd']);
+	sidecar = await startSidecar(['--config', confFile, '--connect-error-backoff-ms', '0', '--channel-error-backoff-ms', String(BACKOFF_MS)], { tenantFlags: false, ms: 20000 });
+});
+
+after(async () => {
+	for (const c of clients) {
+		c.terminate();
+	}
+	if (sidecar) {
+		await sidecar.stop();
+		const out = sidecar.output();
+		if (/ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/.test(out)) {
+			assert.fail(`sanitizer report in the sidecar's log:\n${out}`);
+		}
+	}
+	if (confDir) {
+		rmSync(confDir, { recursive: true, force: true });
+	}
+});
+
+test('the Host names its tenant whatever its case (connect and REST)', async () => {
+	for (const host of [`A.localhost:${sidecar.port}`, `a.LOCALHOST:${sidecar.port}`, `A.Example.COM.`]) {
+		const probe = await upgradeProbe({ base: sidecar.base, query: { apikey: token(SECRET_A), vsn: '1.0.0' }, headers: { Host: host } });
+		assert.equal(probe.status, 101, `Host ${host}: ${probe.body ?? ''}`);
+	}
+	// the other tenant's token is still refused under an upper-case Host of a
+	const cross = await upgradeProbe({ base: sidecar.base, query: { apikey: token(SECRET_B), vsn: '1.0.0' }, headers: { Host: `A.localhost:${sidecar.port}` } });
+	assert.equal(cross.status, 401);
+	const sub = uniq('case');
+	const c = await connect(`B.localhost:${sidecar.port}`, SECRET_B);
+	assert.equal((await c.join(`realtime:${sub}`)).msg.payload.status, 'ok');
+	assert.equal(await restBroadcast(`B.LOCALHOST:${sidecar.port}`, token(SECRET_B), sub), 202);
+	await c.waitFor((f) => f.msg?.event === 'broadcast' && f.msg?.payload?.event === 'rest');
+	assert.equal(await restBroadcast(`B.localhost:${sidecar.port}`, token(SECRET_A), sub), 401);
+});
