@@ -538,6 +538,19 @@ Session::HandleJoin(Inbound &m)
 		return;
 	}
 
+	/*
+	 * A reload or the shutdown is draining this socket's tenant ("Server
+	 * requested disconnect" is out, the close waits for its queue): a join now
+	 * would run on components being stopped (PROTOCOL.md 3.3 step 2). Answered
+	 * at once, so the close is not put off by the join-error back-off.
+	 */
+	if (tenant_->draining.load(std::memory_order_acquire))
+	{
+		Reply(m.join_ref, m.ref, m.topic,
+		      ErrorReason("RealtimeRestarting: Realtime is restarting, please standby"));
+		return;
+	}
+
 	rapidjson::Document doc;
 	json::Parse(doc, m.payload); /* DecodeText made sure it is an object */
 	const rapidjson::Value *config = json::Member(doc, "config");

@@ -2,6 +2,9 @@
 // --config and two tenants without a database.
 // - The tenant is the Host's first label, and a Host is case-insensitive (RFC 9110 4.2.3,
 //   RFC 4343): "A.example.com" names tenant "a", at connect, REST and /healthz alike.
+// - A socket of a tenant that a reload is draining ("Server requested disconnect" sent, the
+//   close waiting for a delayed join refusal) takes no new join: it is refused with
+//   RealtimeRestarting instead of joining a tenant that is being stopped.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,4 +88,22 @@ test('the Host names its tenant whatever its case (connect and REST)', async () 
 	assert.equal(await restBroadcast(`B.LOCALHOST:${sidecar.port}`, token(SECRET_B), sub), 202);
 	await c.waitFor((f) => f.msg?.event === 'broadcast' && f.msg?.payload?.event === 'rest');
 	assert.equal(await restBroadcast(`B.localhost:${sidecar.port}`, token(SECRET_A), sub), 401);
+});
+
+test('a draining socket takes no new join (RealtimeRestarting), then closes 1012', { timeout: 30000 }, async () => {
+	const topic = `realtime:${uniq('drain')}`;
+	const d = await connect(`d.localhost:${sidecar.port}`, SECRET_D);
+	assert.equal((await d.join(topic)).msg.payload.status, 'ok');
+	// a refusal answered BACKOFF_MS later keeps the socket open while it drains
+	d.push('realtime:', 'phx_join', { config: {}, access_token: d.token }, { joinRef: '900', ref: '900' });
+	writeConfig(['a', 'b']);
+	sidecar.child.kill('SIGHUP');
+	const sys = await d.waitFor((f) => f.msg?.event === 'system', 10000);
+	assert.equal(sys.msg.payload.message, 'Server requested disconnect');
+	assert.equal(d.isClosed, false, 'still open: the delayed refusal is not out yet');
+	const late = await d.join(`${topic}-late`, { ms: 2 * BACKOFF_MS + 2000 });
+	assert.equal(late.msg.payload.status, 'error', `a join after the disconnect: ${JSON.stringify(late.msg.payload)}`);
+	assert.equal(late.msg.payload.response.reason, 'RealtimeRestarting: Realtime is restarting, please standby');
+	assert.equal((await d.closed).code, 1012);
+	await sleep(100);
 });
