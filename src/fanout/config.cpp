@@ -507,14 +507,25 @@ SameTenantId(std::string_view a, std::string_view b)
 	return true;
 }
 
+/* Deepest nesting of arrays and objects accepted in the --config file. */
+constexpr int kMaxConfigNesting = 64;
+
 Result<std::vector<TenantConfig>>
 LoadTenantsFile(const std::string &path, const TenantConfig &defaults)
 {
 	Result<std::string> text = ReadFile("--config", path);
 	if (!text.ok())
 		return text.error();
+	/*
+	 * RapidJSON's default parse and every serialization of an entry recurse
+	 * once per level: a file nesting a million arrays would overflow the stack
+	 * (at a SIGHUP, of the running server). Real files nest a few levels.
+	 */
+	if (!json::NestingWithin(text.value(), kMaxConfigNesting))
+		return Bad("--config " + path + ": arrays and objects nest deeper than " +
+		           std::to_string(kMaxConfigNesting) + " levels");
 	rapidjson::Document doc;
-	doc.Parse(text.value().data(), text.value().size());
+	doc.Parse<rapidjson::kParseIterativeFlag>(text.value().data(), text.value().size());
 	if (doc.HasParseError())
 		return Bad("--config " + path + ": invalid JSON at offset " +
 		           std::to_string(doc.GetErrorOffset()) + ": " +

@@ -134,6 +134,19 @@ TestIdsDifferingInCase(void **)
 	    "appears twice");
 }
 
+/*
+ * A hostile or broken file nesting a million arrays is refused, not a stack
+ * overflow (a SIGHUP with such a file must keep the running tenants).
+ */
+void
+TestDeepNesting(void **)
+{
+	Refused("{\"tenants\":" + std::string(1000000, '[') + std::string(1000000, ']') + "}", "nest");
+	Refused(R"({"tenants":[{"external_id":"a","jwt_jwks":)" + std::string(100000, '[') +
+	            std::string(100000, ']') + "}]}",
+	        "nest");
+}
+
 void
 TestHostFirstLabel(void **)
 {
@@ -152,10 +165,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(TestTwoTenants),
-	    cmocka_unit_test(TestRefusals),
-	    cmocka_unit_test(TestHostFirstLabel),
-	    cmocka_unit_test(TestIdsDifferingInCase),
+	    cmocka_unit_test(TestTwoTenants),     cmocka_unit_test(TestRefusals),
+	    cmocka_unit_test(TestHostFirstLabel), cmocka_unit_test(TestIdsDifferingInCase),
+	    cmocka_unit_test(TestDeepNesting),
 	};
 	return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
