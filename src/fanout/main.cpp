@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace
 {
@@ -71,32 +72,49 @@ struct Latch
 };
 
 /*
- * A removed or changed tenant (PROTOCOL.md 2.6): every channel of it gets
- * "Server requested disconnect" and its sockets close with 1012; once they
- * are gone (or after a few seconds), its components stop, here on the main
- * thread. The tenant object itself lives until its last session lets go.
+ * Removed or changed tenants (PROTOCOL.md 2.6): every channel of them gets
+ * "Server requested disconnect" and their sockets close with 1012; once they
+ * are gone (or after a few seconds), their components stop, here on the main
+ * thread. All at once: a reload changing many tenants waits one drain, not
+ * one per tenant (each of them refuses new sockets meanwhile). A tenant object
+ * itself lives until its last session lets go.
  */
 void
-DrainTenant(rf::Hub &hub, const std::shared_ptr<rf::Tenant> &t)
+DrainTenants(rf::Hub &hub, const std::vector<std::shared_ptr<rf::Tenant>> &gone)
 {
-	t->draining.store(true, std::memory_order_release);
-	auto latch = std::make_shared<Latch>(hub.shards().size());
-	for (size_t i = 0; i < hub.shards().size(); i++)
-		hub.PostTask(static_cast<int>(i),
-		             [t, latch](rf::Shard &sh)
-		             {
-			             sh.DisconnectTenant(t.get());
-			             latch->Done();
-		             });
+	if (gone.empty())
+		return;
+	auto latch = std::make_shared<Latch>(hub.shards().size() * gone.size());
+	for (const auto &t : gone)
+	{
+		t->draining.store(true, std::memory_order_release);
+		for (size_t i = 0; i < hub.shards().size(); i++)
+			hub.PostTask(static_cast<int>(i),
+			             [t, latch](rf::Shard &sh)
+			             {
+				             sh.DisconnectTenant(t.get());
+				             latch->Done();
+			             });
+	}
 	latch->Wait(std::chrono::seconds(5));
 	/* sockets close once their queue (the system messages) is written */
-	for (int i = 0; i < 100 && t->sessions.load(std::memory_order_relaxed) > 0; i++)
+	auto open = [&gone]
+	{
+		int64_t n = 0;
+		for (const auto &t : gone)
+			n += t->sessions.load(std::memory_order_relaxed);
+		return n;
+	};
+	for (int i = 0; i < 100 && open() > 0; i++)
 		std::this_thread::sleep_for(std::chrono::milliseconds(50));
-	int64_t left = t->sessions.load(std::memory_order_relaxed);
-	rf::Log(left > 0 ? rf::LogLevel::kWarning : rf::LogLevel::kInfo, "main",
-	        "tenant %s: drained (%lld sockets still closing)", t->id().c_str(),
-	        static_cast<long long>(left));
-	t->Stop();
+	for (const auto &t : gone)
+	{
+		int64_t left = t->sessions.load(std::memory_order_relaxed);
+		rf::Log(left > 0 ? rf::LogLevel::kWarning : rf::LogLevel::kInfo, "main",
+		        "tenant %s: drained (%lld sockets still closing)", t->id().c_str(),
+		        static_cast<long long>(left));
+		t->Stop();
+	}
 }
 
 /* SIGHUP: read --config again; start, restart and drain tenants by what changed. */
@@ -146,8 +164,7 @@ Reload(const rf::Config &config, rf::Hub &hub)
 		during->list.push_back(t);
 	}
 	hub.SetTenants(during);
-	for (const auto &t : gone)
-		DrainTenant(hub, t);
+	DrainTenants(hub, gone);
 	auto next = std::make_shared<rf::TenantSet>(*kept);
 	for (rf::TenantConfig &tc : fresh)
 	{

@@ -5,6 +5,7 @@
 // - A socket of a tenant that a reload is draining ("Server requested disconnect" sent, the
 //   close waiting for a delayed join refusal) takes no new join: it is refused with
 //   RealtimeRestarting instead of joining a tenant that is being stopped.
+// - A reload that drains several tenants drains them at once: its time is one drain, not the sum.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,4 +107,45 @@ test('a draining socket takes no new join (RealtimeRestarting), then closes 1012
 	assert.equal(late.msg.payload.response.reason, 'RealtimeRestarting: Realtime is restarting, please standby');
 	assert.equal((await d.closed).code, 1012);
 	await sleep(100);
+});
+
+// Keeps c open after its disconnect: a refused join (empty topic) every 300 ms until the
+// "Server requested disconnect" arrives, each answered BACKOFF_MS later.
+async function holdOpen(c) {
+	let n = 0;
+	while (!c.isClosed && !c.frames.items.some((f) => f.msg?.event === 'system')) {
+		c.push('realtime:', 'phx_join', { config: {}, access_token: c.token }, { joinRef: `h${n}`, ref: `h${n++}` });
+		await sleep(300);
+	}
+}
+
+test('a reload changing two tenants drains them together, not one after the other', { timeout: 40000 }, async () => {
+	const done = () => (sidecar.output().match(/reload done/g) ?? []).length;
+	let before = done();
+	writeConfig(['a', 'b', 'd']);
+	sidecar.child.kill('SIGHUP');
+	for (let i = 0; i < 200 && done() === before; i++) {
+		await sleep(50);
+	}
+	const topic = `realtime:${uniq('both')}`;
+	const b = await connect(`b.localhost:${sidecar.port}`, SECRET_B);
+	const d = await connect(`d.localhost:${sidecar.port}`, SECRET_D);
+	assert.equal((await b.join(topic)).msg.payload.status, 'ok');
+	assert.equal((await d.join(topic)).msg.payload.status, 'ok');
+	const holds = [holdOpen(b), holdOpen(d)];
+	await sleep(BACKOFF_MS); // both have refusals in flight all along
+	before = done();
+	const secrets = { a: SECRET_A, b: SECRET_B, d: SECRET_D };
+	writeFileSync(confFile, JSON.stringify({ tenants: ['a', 'b', 'd'].map((id) => ({ external_id: id, jwt_secret: secrets[id], ...(id === 'a' ? {} : { limits: { max_channels_per_client: 7 } }) })) }));
+	const t0 = Date.now();
+	sidecar.child.kill('SIGHUP');
+	while (done() === before && Date.now() - t0 < 20000) {
+		await sleep(20);
+	}
+	const took = Date.now() - t0;
+	await Promise.all(holds);
+	assert.equal((await b.closed).code, 1012);
+	assert.equal((await d.closed).code, 1012);
+	// each socket needs about BACKOFF_MS after its disconnect; one after the other is twice that
+	assert.ok(took < 1.6 * BACKOFF_MS, `the reload took ${took} ms for two drains of about ${BACKOFF_MS} ms each`);
 });
