@@ -513,6 +513,9 @@ LoadJwk(const rapidjson::Value &v, Jwk &jwk)
 			return "k must be a string";
 		if (!Base64UrlDecode(*k, jwk.secret))
 			return "k is not base64url";
+		/* an empty HMAC key is one anybody can compute: every token naming its kid passes */
+		if (jwk.secret.empty())
+			return "k is empty";
 		return "";
 	}
 	if (jwk.kty == "RSA")

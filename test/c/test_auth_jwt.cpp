@@ -1044,6 +1044,25 @@ TestJwksMalformedEntries(void **)
 	}
 }
 
+/*
+ * An oct entry with an empty k is no key: HMAC with an empty key is one
+ * anybody can compute, so a token naming its kid would be forged at will.
+ * It is unusable (and so shadows the secret for its kid: the signer error).
+ */
+void
+TestJwksEmptyOctKey(void **)
+{
+	Result<JwtKeys> made =
+	    MakeJwtKeys(std::string(kSecret), R"({"keys":[{"kty":"oct","kid":"empty","k":""}]})", "");
+	assert_true(made.ok());
+	std::string forged =
+	    MakeToken(R"({"alg":"HS256","kid":"empty"})", Claims(60), "", EVP_sha256());
+	ExpectError(VerifyJwt(forged, made.value(), kNow), ErrorCode::kJwtSigner,
+	            KidSigner("\"empty\"").c_str());
+	/* the secret still serves tokens without that kid */
+	ExpectOk(VerifyJwt(Hs256Token(Claims(60)), made.value(), kNow));
+}
+
 void
 TestClaimValidators(void **)
 {
@@ -1120,6 +1139,7 @@ main()
 	    cmocka_unit_test(TestJwksKtyMismatch),
 	    cmocka_unit_test(TestJwksEsSignatureLength),
 	    cmocka_unit_test(TestJwksMalformedEntries),
+	    cmocka_unit_test(TestJwksEmptyOctKey),
 	    cmocka_unit_test(TestClaimValidators),
 	};
 	return cmocka_run_group_tests_name("auth_jwt", tests, nullptr, nullptr);
