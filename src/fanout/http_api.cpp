@@ -103,10 +103,8 @@ RequestTenant(Shard &shard, struct lws *wsi, int &status, std::string &body)
 	std::shared_ptr<Tenant> t = set ? set->Resolve(host) : nullptr;
 	if (t == nullptr || t->draining.load(std::memory_order_acquire))
 	{
-		Log(LogLevel::kWarning, "http",
-		    "no tenant for Host \"%s\" (configured: %s): the tenant is the Host's first label; "
-		    "a proxy in front must preserve the Host header",
-		    host.c_str(), set ? set->Ids().c_str() : "");
+		if (set)
+			set->LogUnknownHost("http", host);
 		status = 403;
 		body = R"({"error":"Tenant not found","code":"TenantNotFound"})";
 		return nullptr;

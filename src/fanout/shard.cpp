@@ -453,11 +453,8 @@ Shard::OnHead(int fd, HeadStatus st, const UpgradeRequest &req, std::string_view
 			tenant = nullptr; /* removed by a reload a moment ago */
 		ConnectCheck c = CheckConnect(req, tenant ? &tenant->config() : nullptr,
 		                              static_cast<int64_t>(time(nullptr)));
-		if (c.status == 403 && !tenant && !c.body.empty())
-			Log(LogLevel::kWarning, "shard",
-			    "no tenant for Host \"%s\" (configured: %s): the tenant is the Host's first "
-			    "label; a proxy in front must preserve the Host header",
-			    req.host.c_str(), set ? set->Ids().c_str() : "");
+		if (c.status == 403 && !tenant && !c.body.empty() && set)
+			set->LogUnknownHost("shard", req.host);
 		/* then the tenant's limits (PROTOCOL.md 1.4 rows 5 and 6) */
 		if (c.status == 0 && tenant->users.load(std::memory_order_relaxed) >=
 		                         static_cast<int64_t>(tenant->config().max_concurrent_users))

@@ -13,8 +13,12 @@
 #include "pg_changes_engine.hpp"
 #include "protocol.hpp"
 #include "ring_reader.hpp"
+#include "shard.hpp"
 
 #include <libpq-fe.h>
+
+#include <atomic>
+#include <cstdio>
 
 namespace rt::fanout
 {
@@ -251,6 +255,38 @@ TenantSet::Ids() const
 		out += t->id();
 	}
 	return out;
+}
+
+void
+TenantSet::LogUnknownHost(const char *component, std::string_view host) const
+{
+	static std::atomic<int64_t> last_ms{0};
+	static std::atomic<uint64_t> suppressed{0};
+	int64_t now = NowMs();
+	int64_t last = last_ms.load(std::memory_order_relaxed);
+	if (now - last < 1000 || !last_ms.compare_exchange_strong(last, now))
+	{
+		suppressed.fetch_add(1, std::memory_order_relaxed);
+		return;
+	}
+	std::string shown;
+	for (unsigned char c : host.substr(0, 256))
+	{
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			shown += static_cast<char>(c);
+		else
+		{
+			char esc[8];
+			snprintf(esc, sizeof(esc), "\\x%02x", c);
+			shown += esc;
+		}
+	}
+	Log(LogLevel::kWarning, component,
+	    "no tenant for Host \"%s\" (configured: %s): the tenant is the Host's first label; a "
+	    "proxy in front must preserve the Host header (%llu more such requests since the last "
+	    "line)",
+	    shown.c_str(), Ids().c_str(),
+	    static_cast<unsigned long long>(suppressed.exchange(0, std::memory_order_relaxed)));
 }
 
 } // namespace rt::fanout

@@ -129,6 +129,13 @@ struct TenantSet
 	 * tenant configured and no match, that tenant (section 0). Null: unknown.
 	 */
 	std::shared_ptr<Tenant> Resolve(std::string_view host) const;
+	/*
+	 * Log that host names no tenant, with the configured ids and the proxy hint.
+	 * Any thread; at most one line a second (the rest are counted into the next
+	 * one): a client sending bad Hosts cannot flood the log. The host is
+	 * client text: non-printable bytes are escaped.
+	 */
+	void LogUnknownHost(const char *component, std::string_view host) const;
 	/* "a, b": for log lines */
 	std::string Ids() const;
 };

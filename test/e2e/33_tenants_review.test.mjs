@@ -149,3 +149,18 @@ test('a reload changing two tenants drains them together, not one after the othe
 	// each socket needs about BACKOFF_MS after its disconnect; one after the other is twice that
 	assert.ok(took < 1.6 * BACKOFF_MS, `the reload took ${took} ms for two drains of about ${BACKOFF_MS} ms each`);
 });
+
+test('unknown Hosts are logged at most once a second, escaped, the rest counted', { timeout: 15000 }, async () => {
+	const before = sidecar.output().split('\n').filter((l) => l.includes('no tenant for Host')).length;
+	await sleep(1100); // a line logged by an earlier test does not hold back the first one here
+	const probes = [];
+	for (let i = 0; i < 40; i++) {
+		probes.push(upgradeProbe({ base: sidecar.base, query: { apikey: token(SECRET_A), vsn: '1.0.0' }, headers: { Host: `nobody"${i}\\.example.test` } }).catch(() => null));
+	}
+	await Promise.all(probes);
+	await sleep(200);
+	const lines = sidecar.output().split('\n').filter((l) => l.includes('no tenant for Host')).slice(before);
+	assert.ok(lines.length >= 1 && lines.length <= 2, `${lines.length} lines for 40 bad Hosts`);
+	assert.ok(!/nobody"/.test(lines.join('\n')), 'quotes of the Host are escaped');
+	assert.match(lines[0], /nobody\\x22\d+\\x5c\.example\.test/);
+});
