@@ -71,6 +71,12 @@ else
 fi
 pg_port=${PG_PORT:-$(free_port)}
 conninfo=$(bash "$here/cluster.sh" start "$cluster_dir" "$pg_port")
+# The publication Postgres Changes follow, empty, as the Supabase platform creates it: add tables
+# with ALTER PUBLICATION supabase_realtime ADD TABLE ...
+"$(pg_bindir)/psql" -X -q -v ON_ERROR_STOP=1 "$conninfo" -c "DO \$\$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'supabase_realtime') THEN
+		CREATE PUBLICATION supabase_realtime;
+	END IF; END \$\$" || die "could not create the publication supabase_realtime"
 
 secret=${API_JWT_SECRET:-$(random_secret)}
 fanout_bin=$root/build/realtime-fanout
