@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { RT_DB_URL, RT_FANOUT_BIN, RawClient, freePort, jwt, sleep, startSidecar, textBroadcast, uniq, upgradeProbe } from './lib/helpers.mjs';
+import { RT_DB_URL, RT_FANOUT_BIN, RawClient, freePort, jwt, sleep, startSidecar, stopChecked, textBroadcast, uniq, upgradeProbe } from './lib/helpers.mjs';
 
 const RT_RING_PATH = process.env.RT_RING_PATH ?? '';
 const CLUSTER_SH = fileURLToPath(new URL('../../scripts/cluster.sh', import.meta.url));
@@ -133,13 +133,7 @@ after(async () => {
 	for (const c of clients) {
 		c.terminate();
 	}
-	if (sidecar) {
-		await sidecar.stop();
-		const out = sidecar.output();
-		if (/ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/.test(out)) {
-			assert.fail(`sanitizer report in the sidecar's log:\n${out}`);
-		}
-	}
+	await stopChecked(sidecar);
 	await dbA?.end().catch(() => {});
 	await dbB?.end().catch(() => {});
 	if (clusterStarted) {

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { RT_FANOUT_BIN, RawClient, jwt, sleep, startSidecar, uniq, upgradeProbe } from './lib/helpers.mjs';
+import { RT_FANOUT_BIN, RawClient, jwt, sleep, startSidecar, stopChecked, uniq, upgradeProbe } from './lib/helpers.mjs';
 
 const SECRET_A = 'review-secret-of-tenant-a-0123456789abcdef';
 const SECRET_B = 'review-secret-of-tenant-b-0123456789abcdef';
@@ -63,13 +63,7 @@ after(async () => {
 	for (const c of clients) {
 		c.terminate();
 	}
-	if (sidecar) {
-		await sidecar.stop();
-		const out = sidecar.output();
-		if (/ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/.test(out)) {
-			assert.fail(`sanitizer report in the sidecar's log:\n${out}`);
-		}
-	}
+	await stopChecked(sidecar);
 	if (confDir) {
 		rmSync(confDir, { recursive: true, force: true });
 	}

@@ -560,3 +560,16 @@ export async function startSidecar(extraArgs = [], { ms = 10000, tenantFlags = t
 	await sidecar.stop();
 	throw new Error(`sidecar on port ${port} did not answer /healthz within ${ms} ms: ${output}`);
 }
+
+// Stop a sidecar from startSidecar (if any) and fail when its log has a sanitizer report
+// (DEBUG=1 builds run with AddressSanitizer and UBSan).
+export async function stopChecked(sidecar) {
+	if (!sidecar) {
+		return;
+	}
+	await sidecar.stop();
+	const out = sidecar.output();
+	if (/ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/.test(out)) {
+		throw new Error(`sanitizer report in the sidecar's log:\n${out}`);
+	}
+}
