@@ -44,9 +44,9 @@ FANOUT_CXXFLAGS = -std=c++20 $(FANOUT_OPT) $(FANOUT_WARN) -Isrc/common -Isrc/fan
                   -DRT_EXTENSION_VERSION='"$(RT_EXTENSION_VERSION)"'
 FANOUT_LIBS     = -lwebsockets -lssl -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
 
-FANOUT_SRCS     = $(wildcard src/fanout/*.cpp)
+FANOUT_SRCS     = $(wildcard src/fanout/*/*.cpp)
 FANOUT_OBJS     = $(patsubst src/fanout/%.cpp,$(BUILD)/fanout/%.o,$(FANOUT_SRCS))
-FANOUT_LIB_OBJS = $(filter-out $(BUILD)/fanout/main.o,$(FANOUT_OBJS))
+FANOUT_LIB_OBJS = $(filter-out $(BUILD)/fanout/server/main.o,$(FANOUT_OBJS))
 UNIT_SRCS       = $(wildcard test/c/test_*.cpp)
 UNIT_BINS       = $(patsubst test/c/%.cpp,$(BUILD)/test/%,$(UNIT_SRCS))
 # Test tools the e2e suite runs (scripts/test.sh passes their paths): ring_hold uses
@@ -61,8 +61,8 @@ $(BUILD)/gen/pg_errcodes.inc: $(shell $(PG_CONFIG) --sharedir)/errcodes.txt
 	@mkdir -p $(dir $@)
 	awk 'NF >= 4 && $$1 ~ /^[0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z]$$/ && $$3 ~ /^ERRCODE_/ { printf "{\"%s\", \"%s\"},\n", $$1, $$4 }' $< > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/fanout/pg_sqlstate.o: $(BUILD)/gen/pg_errcodes.inc
-$(BUILD)/fanout/diagnostics.o: $(EXTENSION).control
+$(BUILD)/fanout/postgres_changes/pg_sqlstate.o: $(BUILD)/gen/pg_errcodes.inc
+$(BUILD)/fanout/ops/diagnostics.o: $(EXTENSION).control
 
 $(BUILD)/fanout/%.o: src/fanout/%.cpp
 	@mkdir -p $(dir $@)
@@ -98,7 +98,7 @@ unitcheck: $(UNIT_BINS)
 test:
 	@scripts/test.sh
 
-FORMAT_FILES = $(wildcard src/*/*.cpp src/*/*.hpp src/*/*.h test/c/*.cpp bench/*.cpp bench/*/*.cpp)
+FORMAT_FILES = $(wildcard src/*/*.cpp src/*/*.hpp src/*/*.h src/fanout/*/*.cpp src/fanout/*/*.hpp test/c/*.cpp bench/*.cpp bench/*.hpp bench/*/*.cpp)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -16,8 +16,8 @@
  * empty schema/table where they cannot be, an `in` or `is` filter that passed
  * the checks without its values or keyword, an error text without its prefix.
  */
-#include "json.hpp"
-#include "pg_changes_params.hpp"
+#include "base/json.hpp"
+#include "postgres_changes/pg_changes_params.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -18,7 +18,7 @@
  * both match, or when a right-hand side that compiles as `eq` is not equal to
  * itself (or is below itself) as a row value.
  */
-#include "pg_filter_eval.hpp"
+#include "postgres_changes/pg_filter_eval.hpp"
 
 #include <cstddef>
 #include <cstdint>

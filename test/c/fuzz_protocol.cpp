@@ -11,8 +11,8 @@
  * survive re-encoding, or when a kind-3 push would not give valid JSON text to
  * a vsn 1.0.0 subscriber.
  */
-#include "json.hpp"
-#include "protocol.hpp"
+#include "base/json.hpp"
+#include "protocol/protocol.hpp"
 
 #include <cstddef>
 #include <cstdint>

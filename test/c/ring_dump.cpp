@@ -11,9 +11,9 @@
  * prints records until COUNT have been printed (exit 0) or TIMEOUT_MS pass
  * (exit 1). Gaps are printed as {"type":"gap","lost":N}.
  */
-#include "json.hpp"
-#include "log.hpp"
-#include "ring_reader.hpp"
+#include "base/json.hpp"
+#include "base/log.hpp"
+#include "db/ring_reader.hpp"
 
 #include <chrono>
 #include <condition_variable>

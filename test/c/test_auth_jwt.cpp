@@ -8,7 +8,7 @@
  * tests generate RSA, EC and EdDSA keys here, export them as JWKs and sign
  * tokens with EVP_DigestSign (ES* signatures converted from DER to r || s).
  */
-#include "auth_jwt.hpp"
+#include "auth/auth_jwt.hpp"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>

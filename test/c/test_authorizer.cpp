@@ -7,8 +7,8 @@
  * CMocka program; the authorizer runs its own thread. Loopback only: the
  * "database" is a bound socket that does not listen (connection refused).
  */
-#include "authorizer.hpp"
-#include "log.hpp"
+#include "auth/authorizer.hpp"
+#include "base/log.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

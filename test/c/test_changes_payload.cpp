@@ -4,7 +4,7 @@
  * keys per action, column masks, the TOAST fallback, DELETE under RLS with
  * the primary key only, the 400/401/413 error shapes and the commit time.
  */
-#include "changes_payload.hpp"
+#include "postgres_changes/changes_payload.hpp"
 
 #include <cstring>
 #include <string>

@@ -5,10 +5,10 @@
  *
  * Single-threaded CMocka program; no sockets: heads are byte strings.
  */
-#include "auth_jwt.hpp"
-#include "connect_check.hpp"
-#include "upgrade_request.hpp"
-#include "url.hpp"
+#include "auth/auth_jwt.hpp"
+#include "server/connect_check.hpp"
+#include "server/upgrade_request.hpp"
+#include "base/url.hpp"
 
 #include <string>
 

@@ -7,8 +7,8 @@
  * and Inspect.Algebra's 80 column layout; hostile sizes stay bounded.
  */
 /* ours and std first: cmocka.h defines a fail() macro that <ios> would trip over */
-#include "elixir_inspect.hpp"
-#include "json.hpp"
+#include "protocol/elixir_inspect.hpp"
+#include "base/json.hpp"
 
 #include <string>
 #include <string_view>

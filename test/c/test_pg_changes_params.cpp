@@ -10,8 +10,8 @@
  * (huge, comma floods, NUL, deep nesting) with a time bound.
  */
 /* ours and std first: cmocka.h defines a fail() macro that <ios> would trip over */
-#include "json.hpp"
-#include "pg_changes_params.hpp"
+#include "base/json.hpp"
+#include "postgres_changes/pg_changes_params.hpp"
 
 #include <chrono>
 #include <cstdio>

@@ -7,7 +7,7 @@
  * produce are tested in test_changes_payload.cpp; end to end in
  * test/e2e/21_pg_changes and 22_pg_changes_rls.
  */
-#include "pg_changes_registry.hpp"
+#include "postgres_changes/pg_changes_registry.hpp"
 
 #include <memory>
 #include <string>

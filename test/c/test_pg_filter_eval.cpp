@@ -15,7 +15,7 @@
  * from their to_jsonb text back to the column type.
  */
 /* ours and std first: cmocka.h defines a fail() macro that <ios> would trip over */
-#include "pg_filter_eval.hpp"
+#include "postgres_changes/pg_filter_eval.hpp"
 
 #include <chrono>
 #include <cstdio>

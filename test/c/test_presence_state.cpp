@@ -7,8 +7,8 @@
  * random sequence applied the way Phoenix clients do (syncDiff) must
  * reproduce StateJson after each step.
  */
-#include "json.hpp"
-#include "presence_state.hpp"
+#include "base/json.hpp"
+#include "presence/presence_state.hpp"
 
 #include <cstring>
 #include <map>

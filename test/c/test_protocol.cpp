@@ -16,7 +16,7 @@ extern "C"
 #include <cmocka.h>
 }
 
-#include "protocol.hpp"
+#include "protocol/protocol.hpp"
 
 #include <cstdio>
 #include <string>

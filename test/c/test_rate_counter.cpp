@@ -3,7 +3,7 @@
  * (PROTOCOL.md 9.1): counts within the window, buckets that age out, a bucket
  * slot reused a minute later, concurrent adds.
  */
-#include "rate_counter.hpp"
+#include "tenancy/rate_counter.hpp"
 
 #include <thread>
 #include <vector>

@@ -5,7 +5,7 @@
  * The plugin's own records are compared with SQL decoding end to end in
  * test/e2e/19_ring_changes.test.mjs.
  */
-#include "ring_change.hpp"
+#include "db/ring_change.hpp"
 #include "rt_ring.h"
 
 #include <string>

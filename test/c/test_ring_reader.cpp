@@ -6,7 +6,7 @@
  * its own thread as in the sidecar: it must wait for the file, attach, decode
  * MESSAGE records in order, count gaps, skip malformed records and keep going.
  */
-#include "ring_reader.hpp"
+#include "db/ring_reader.hpp"
 #include "rt_ring.h"
 
 #include <chrono>

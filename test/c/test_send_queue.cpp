@@ -6,8 +6,8 @@
  * must count what it drops, must ask for a close only after a sustained
  * episode, and must release every frame reference it took.
  */
-#include "frame.hpp"
-#include "send_queue.hpp"
+#include "protocol/frame.hpp"
+#include "channel/send_queue.hpp"
 
 #include <memory>
 #include <string>

@@ -3,8 +3,8 @@
  * keys and limits, refusals) and the Host rule of src/fanout/tenant.cpp
  * (PROTOCOL.md 1.3).
  */
-#include "config.hpp"
-#include "tenant.hpp"
+#include "tenancy/config.hpp"
+#include "tenancy/tenant.hpp"
 
 #include <cstdio>
 #include <cstdlib>

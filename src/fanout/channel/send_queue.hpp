@@ -1,0 +1,87 @@
+/*
+ * send_queue.hpp: one connection's bounded queue of outgoing frames.
+ *
+ * Shard thread only. Push never blocks: past the byte or item cap a message is
+ * dropped and counted (the client is told once per episode with a `system`
+ * message); a client that keeps the queue full for longer than close_after_ms
+ * is to be closed. A slow client therefore only ever loses its own messages.
+ * Control frames (replies) bypass the soft cap up to twice its size, so a
+ * client that stops reading cannot grow the queue without bound either.
+ */
+#pragma once
+
+#include "protocol/frame.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+
+namespace rt::fanout
+{
+
+enum class EnqueueResult
+{
+	kQueued,
+	kDropped,
+	kClose,
+};
+
+class SendQueue
+{
+public:
+	SendQueue(size_t max_bytes, size_t max_items, int64_t close_after_ms)
+	    : max_bytes_(max_bytes), max_items_(max_items), close_after_ms_(close_after_ms)
+	{
+	}
+	~SendQueue();
+	SendQueue(const SendQueue &) = delete;
+	SendQueue &operator=(const SendQueue &) = delete;
+
+	/* Fan-out message: subject to the caps. Takes a reference when queued. */
+	EnqueueResult Push(QueuedFrame *f, int64_t now_ms);
+	/* Reply or notice for this client: allowed up to twice the caps. */
+	EnqueueResult PushControl(QueuedFrame *f);
+
+	bool
+	Empty() const
+	{
+		return items_.empty();
+	}
+	QueuedFrame *
+	Front() const
+	{
+		return items_.front();
+	}
+	/* Remove the front frame after it was written. */
+	void Pop();
+
+	size_t
+	bytes() const
+	{
+		return bytes_;
+	}
+	size_t
+	size() const
+	{
+		return items_.size();
+	}
+	uint64_t
+	dropped() const
+	{
+		return dropped_;
+	}
+	/* True once per drop episode: time to tell the client it lost messages. */
+	bool TakeDropNotice();
+
+private:
+	std::deque<QueuedFrame *> items_;
+	size_t bytes_ = 0;
+	size_t max_bytes_;
+	size_t max_items_;
+	int64_t close_after_ms_;
+	uint64_t dropped_ = 0;
+	int64_t episode_start_ms_ = -1; /* first drop of the current full episode */
+	bool notice_pending_ = false;
+};
+
+} // namespace rt::fanout
