@@ -65,14 +65,6 @@ const struct lws_protocols kProtocols[] = {
 
 } // namespace
 
-int64_t
-NowMs()
-{
-	timespec ts{};
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 Shard::Shard(int index, const Config &config, Hub &hub) : index_(index), config_(config), hub_(hub)
 {
 	timer_.shard = this;

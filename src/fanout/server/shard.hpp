@@ -14,6 +14,7 @@
 #include "protocol/frame.hpp"
 #include "server/connect_check.hpp"
 #include "server/handshake_gate.hpp"
+#include "base/clock.hpp"
 #include "server/hub.hpp"
 #include "ops/metrics.hpp"
 
@@ -166,8 +167,5 @@ private:
 	int64_t last_sweep_ms_ = 0;
 	int64_t last_expiry_check_s_ = 0;
 };
-
-/* Monotonic milliseconds (CLOCK_MONOTONIC). */
-int64_t NowMs();
 
 } // namespace rt::fanout
