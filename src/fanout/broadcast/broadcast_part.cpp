@@ -19,9 +19,7 @@ namespace rt::fanout
 JoinStep
 BroadcastPart::Join(ChannelHost &, Channel &ch, JoinConfig &join)
 {
-	const rapidjson::Value *broadcast =
-	    join.config ? json::Member(*join.config, "broadcast") : nullptr;
-	if (broadcast)
+	if (const rapidjson::Value *broadcast = join.Options("broadcast"))
 	{
 		ch.broadcast.self = json::Bool(*broadcast, "self").value_or(false);
 		ch.broadcast.ack = json::Bool(*broadcast, "ack").value_or(false);

@@ -22,11 +22,7 @@ struct BroadcastChannel
 class BroadcastPart final : public ChannelPart
 {
 public:
-	std::string_view
-	Event() const override
-	{
-		return "broadcast";
-	}
+	BroadcastPart() : ChannelPart("broadcast") {}
 	JoinStep Join(ChannelHost &host, Channel &ch, JoinConfig &join) override;
 	void Push(ChannelHost &host, Channel &ch, Inbound &m) override;
 };

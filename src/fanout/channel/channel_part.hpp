@@ -100,6 +100,13 @@ struct JoinConfig
 	const rapidjson::Value *config = nullptr; /* the join payload's "config", if any */
 	std::string response; /* members of the ok reply's "response" object, comma-separated */
 	std::string refusal;  /* with kRefused: the reply's reason */
+
+	/* config.<name> (a part's options), or nullptr when absent. */
+	const rapidjson::Value *
+	Options(const char *name) const
+	{
+		return config ? json::Member(*config, name) : nullptr;
+	}
 };
 
 /*
@@ -109,12 +116,13 @@ struct JoinConfig
 class ChannelPart
 {
 public:
+	/* event: the inbound event this part handles ("broadcast", "presence"), or empty */
+	explicit ChannelPart(std::string_view event = {}) : event_(event) {}
 	virtual ~ChannelPart() = default;
-	/* The inbound event this part handles ("broadcast", "presence"), or empty. */
-	virtual std::string_view
+	std::string_view
 	Event() const
 	{
-		return {};
+		return event_;
 	}
 	/* A phx_join: read this part's options; the channel is not joined yet. */
 	virtual JoinStep Join(ChannelHost &host, Channel &ch, JoinConfig &join) = 0;
@@ -139,6 +147,9 @@ public:
 	Leave(ChannelHost &, Channel &)
 	{
 	}
+
+private:
+	std::string_view event_;
 };
 
 } // namespace rt::fanout

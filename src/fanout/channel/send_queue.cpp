@@ -28,10 +28,7 @@ SendQueue::Push(QueuedFrame *f, int64_t now_ms)
 			return EnqueueResult::kClose;
 		return EnqueueResult::kDropped;
 	}
-	RetainQueuedFrame(f);
-	items_.push_back(f);
-	bytes_ += len;
-	return EnqueueResult::kQueued;
+	return Append(f, len);
 }
 
 EnqueueResult
@@ -40,6 +37,13 @@ SendQueue::PushControl(QueuedFrame *f)
 	size_t len = f->frame->bytes.size();
 	if (bytes_ + len > 2 * max_bytes_ || items_.size() >= 2 * max_items_)
 		return EnqueueResult::kClose;
+	return Append(f, len);
+}
+
+/* Keep a reference to f (len bytes) at the back of the queue. */
+EnqueueResult
+SendQueue::Append(QueuedFrame *f, size_t len)
+{
 	RetainQueuedFrame(f);
 	items_.push_back(f);
 	bytes_ += len;

@@ -74,6 +74,8 @@ public:
 	bool TakeDropNotice();
 
 private:
+	EnqueueResult Append(QueuedFrame *f, size_t len);
+
 	std::deque<QueuedFrame *> items_;
 	size_t bytes_ = 0;
 	size_t max_bytes_;

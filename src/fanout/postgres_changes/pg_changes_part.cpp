@@ -72,8 +72,7 @@ PgChangesPart::Join(ChannelHost &, Channel &ch, JoinConfig &join)
 	PgChangesChannel &pc = ch.pg_changes;
 	std::string &response = join.response;
 	response += R"("postgres_changes":[)";
-	const rapidjson::Value *list =
-	    join.config ? json::Member(*join.config, "postgres_changes") : nullptr;
+	const rapidjson::Value *list = join.Options("postgres_changes");
 	if (list && list->IsArray())
 	{
 		for (const rapidjson::Value &entry : list->GetArray())

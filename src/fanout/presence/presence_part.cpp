@@ -31,9 +31,7 @@ constexpr std::string_view kReplyErrorEmpty = R"({"status":"error","response":{}
 JoinStep
 PresencePart::Join(ChannelHost &, Channel &ch, JoinConfig &join)
 {
-	const rapidjson::Value *presence =
-	    join.config ? json::Member(*join.config, "presence") : nullptr;
-	if (presence)
+	if (const rapidjson::Value *presence = join.Options("presence"))
 	{
 		ch.presence.enabled = json::Bool(*presence, "enabled").value_or(false);
 		if (std::optional<std::string_view> key = json::String(*presence, "key"))

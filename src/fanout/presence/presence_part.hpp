@@ -29,11 +29,7 @@ struct PresenceChannel
 class PresencePart final : public ChannelPart
 {
 public:
-	std::string_view
-	Event() const override
-	{
-		return "presence";
-	}
+	PresencePart() : ChannelPart("presence") {}
 	JoinStep Join(ChannelHost &host, Channel &ch, JoinConfig &join) override;
 	bool Joined(ChannelHost &host, Channel &ch) override;
 	void Push(ChannelHost &host, Channel &ch, Inbound &m) override;
