@@ -50,7 +50,7 @@ FANOUT_LIB_OBJS = $(filter-out $(BUILD)/fanout/server/main.o,$(FANOUT_OBJS))
 UNIT_SRCS       = $(wildcard test/c/test_*.cpp)
 UNIT_BINS       = $(patsubst test/c/%.cpp,$(BUILD)/test/%,$(UNIT_SRCS))
 # Test tools the e2e suite runs (scripts/test.sh passes their paths): ring_hold uses
-# rt_ring.h only; ring_dump the sidecar's own ring reader
+# rt_ring_reader.h only; ring_dump the sidecar's own ring reader
 TOOL_BINS       = $(BUILD)/test/ring_hold $(BUILD)/test/ring_dump
 
 all: $(BUILD)/realtime-fanout $(TOOL_BINS)

@@ -36,7 +36,7 @@ extern "C"
 }
 
 #include "encode.hpp"
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
 
 namespace rt::ext
 {

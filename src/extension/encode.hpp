@@ -37,7 +37,7 @@
 
 #include <string_view>
 
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
 
 namespace rt::ext
 {

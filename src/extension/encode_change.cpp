@@ -32,7 +32,7 @@ extern "C"
 
 #include "encode.hpp"
 #include "encode_change.hpp"
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
 
 namespace rt::ext
 {

@@ -11,7 +11,7 @@
 #ifndef RT_EXT_RING_WRITER_HPP
 #define RT_EXT_RING_WRITER_HPP
 
-#include "rt_ring.h"
+#include "rt_ring_writer.h"
 
 namespace rt::ext
 {

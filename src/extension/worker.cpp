@@ -65,6 +65,7 @@ extern "C"
 
 #include "guc.hpp"
 #include "ring_writer.hpp"
+#include "rt_ring_fields.h"
 #include "shmem.hpp"
 #include "worker.hpp"
 

@@ -15,7 +15,9 @@
  * reports any access outside it. Besides crashes, it traps when a returned record
  * does not fit the caller's buffer or the reader's position leaves what it read.
  */
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
+#include "rt_ring_reader.h"
+#include "rt_ring_writer.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -17,7 +17,7 @@
  * One thread: signals are blocked and taken with sigtimedwait, whose timeout
  * paces the heartbeats.
  */
-#include "rt_ring.h"
+#include "rt_ring_reader.h"
 
 #include <cerrno>
 #include <csignal>

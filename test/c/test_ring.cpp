@@ -7,7 +7,9 @@
  * reports through its exit status. Single-process tests map the ring into a buffer of
  * exactly its size, so AddressSanitizer (make DEBUG=1) catches any read past it.
  */
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
+#include "rt_ring_reader.h"
+#include "rt_ring_writer.h"
 
 #include <algorithm>
 #include <cerrno>

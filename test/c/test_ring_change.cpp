@@ -6,7 +6,7 @@
  * test/e2e/19_ring_changes.test.mjs.
  */
 #include "db/ring_change.hpp"
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
 
 #include <string>
 #include <string_view>

@@ -7,7 +7,8 @@
  * MESSAGE records in order, count gaps, skip malformed records and keep going.
  */
 #include "db/ring_reader.hpp"
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
+#include "rt_ring_writer.h"
 
 #include <chrono>
 #include <cstdio>

@@ -3,7 +3,7 @@
  */
 #include "db/ring_change.hpp"
 
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
 
 namespace rt::fanout
 {

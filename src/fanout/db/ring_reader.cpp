@@ -9,7 +9,8 @@
 #include "db/ring_reader.hpp"
 
 #include "base/log.hpp"
-#include "rt_ring.h"
+#include "rt_ring_fields.h"
+#include "rt_ring_reader.h"
 
 #include <cerrno>
 #include <cstring>
@@ -189,6 +190,85 @@ RingReader::Close()
 	attached_.store(false, std::memory_order_relaxed);
 }
 
+/* A record was read: count what was lost before it and hand it to its sink. */
+void
+RingReader::Deliver(const RtRingRecordInfo &info)
+{
+	if (info.lost > 0)
+	{
+		lost_.fetch_add(info.lost, std::memory_order_relaxed);
+		Log(LogLevel::kWarning, "ring", "gap: %llu records lost before seq %llu",
+		    static_cast<unsigned long long>(info.lost), static_cast<unsigned long long>(info.seq));
+	}
+	if (info.type == RT_REC_MESSAGE)
+	{
+		RingMessage m;
+		if (DecodeRingMessage(state_->buf.data(), info.length, m))
+		{
+			messages_.fetch_add(1, std::memory_order_relaxed);
+			AdvanceConsumed(m.commit_lsn);
+			sink_(m);
+		}
+		else
+			Log(LogLevel::kWarning, "ring", "malformed message record seq=%llu",
+			    static_cast<unsigned long long>(info.seq));
+	}
+	else if (info.type == RT_REC_CHANGE)
+	{
+		if (DecodeRingChange(state_->buf.data(), info.length, state_->change))
+		{
+			changes_.fetch_add(1, std::memory_order_relaxed);
+			AdvanceConsumed(state_->change.commit_lsn);
+			if (change_sink_)
+				change_sink_(state_->change,
+				             std::string_view(reinterpret_cast<const char *>(state_->buf.data()),
+				                              info.length));
+		}
+		else
+			Log(LogLevel::kWarning, "ring", "malformed change record seq=%llu",
+			    static_cast<unsigned long long>(info.seq));
+	}
+	/* GAP: counted above */
+}
+
+/* The read returned no record: wait, grow the buffer, reattach or reopen. */
+void
+RingReader::OnNotRead(int rc, const RtRingRecordInfo &info, uint64_t decoded, uint64_t now)
+{
+	RtRingReader &r = state_->r;
+	switch (rc)
+	{
+	case RT_RING_EMPTY:
+	{
+		uint32_t val = 0;
+		AdvanceConsumed(decoded);
+		if (RtRingReaderPrepareWait(&r, &val))
+		{
+			FutexWait(RtRingFutexWord(r.hdr), val, kWaitMs);
+			RtRingReaderFinishWait(&r);
+		}
+		break;
+	}
+	case RT_RING_BUFFER_SMALL:
+		state_->buf.resize(info.length);
+		break;
+	case RT_RING_EVICTED:
+		/* the writer thought us dead: take a slot again where we were */
+		Log(LogLevel::kWarning, "ring", "slot reclaimed by the writer: reattaching");
+		if (RtRingReaderAttach(&r, static_cast<uint32_t>(getpid()), now, RT_RING_START_RESUME) !=
+		    RT_RING_OK)
+			Close();
+		break;
+	case RT_RING_CORRUPT:
+		Log(LogLevel::kError, "ring", "corrupt record skipped in %s", path_.c_str());
+		break;
+	default: /* CLOSED, RESET or anything unexpected: open the path again */
+		Log(LogLevel::kInfo, "ring", "ring %s: %s; reopening", path_.c_str(), RtRingResultName(rc));
+		Close();
+		break;
+	}
+}
+
 void
 RingReader::Run()
 {
@@ -224,78 +304,9 @@ RingReader::Run()
 		uint64_t written = RT_LOAD_ACQUIRE(&r.hdr->write_pos);
 		lag_bytes_.store(written > r.pos ? written - r.pos : 0, std::memory_order_relaxed);
 		if (rc == RT_RING_OK)
-		{
-			if (info.lost > 0)
-			{
-				lost_.fetch_add(info.lost, std::memory_order_relaxed);
-				Log(LogLevel::kWarning, "ring", "gap: %llu records lost before seq %llu",
-				    static_cast<unsigned long long>(info.lost),
-				    static_cast<unsigned long long>(info.seq));
-			}
-			if (info.type == RT_REC_MESSAGE)
-			{
-				RingMessage m;
-				if (DecodeRingMessage(state_->buf.data(), info.length, m))
-				{
-					messages_.fetch_add(1, std::memory_order_relaxed);
-					AdvanceConsumed(m.commit_lsn);
-					sink_(m);
-				}
-				else
-					Log(LogLevel::kWarning, "ring", "malformed message record seq=%llu",
-					    static_cast<unsigned long long>(info.seq));
-			}
-			else if (info.type == RT_REC_CHANGE)
-			{
-				if (DecodeRingChange(state_->buf.data(), info.length, state_->change))
-				{
-					changes_.fetch_add(1, std::memory_order_relaxed);
-					AdvanceConsumed(state_->change.commit_lsn);
-					if (change_sink_)
-						change_sink_(
-						    state_->change,
-						    std::string_view(reinterpret_cast<const char *>(state_->buf.data()),
-						                     info.length));
-				}
-				else
-					Log(LogLevel::kWarning, "ring", "malformed change record seq=%llu",
-					    static_cast<unsigned long long>(info.seq));
-			}
-			/* GAP: counted above */
-			continue;
-		}
-		switch (rc)
-		{
-		case RT_RING_EMPTY:
-		{
-			uint32_t val = 0;
-			AdvanceConsumed(decoded);
-			if (RtRingReaderPrepareWait(&r, &val))
-			{
-				FutexWait(RtRingFutexWord(r.hdr), val, kWaitMs);
-				RtRingReaderFinishWait(&r);
-			}
-			break;
-		}
-		case RT_RING_BUFFER_SMALL:
-			state_->buf.resize(info.length);
-			break;
-		case RT_RING_EVICTED:
-			/* the writer thought us dead: take a slot again where we were */
-			Log(LogLevel::kWarning, "ring", "slot reclaimed by the writer: reattaching");
-			if (RtRingReaderAttach(&r, static_cast<uint32_t>(getpid()), now,
-			                       RT_RING_START_RESUME) != RT_RING_OK)
-				Close();
-			break;
-		case RT_RING_CORRUPT:
-			Log(LogLevel::kError, "ring", "corrupt record skipped in %s", path_.c_str());
-			break;
-		default: /* CLOSED, RESET or anything unexpected: open the path again */
-			Log(LogLevel::kInfo, "ring", "ring %s: %s; reopening", path_.c_str(),
-			    RtRingResultName(rc));
-			Close();
-			break;
-		}
+			Deliver(info);
+		else
+			OnNotRead(rc, info, decoded, now);
 	}
 	Close();
 }

@@ -21,6 +21,8 @@
 
 #include "db/ring_change.hpp"
 
+struct RtRingRecordInfo; /* rt_ring_reader.h */
+
 namespace rt::fanout
 {
 
@@ -100,6 +102,8 @@ public:
 
 private:
 	void Run();
+	void Deliver(const RtRingRecordInfo &info);
+	void OnNotRead(int rc, const RtRingRecordInfo &info, uint64_t decoded, uint64_t now);
 	void AdvanceConsumed(uint64_t lsn);
 	bool OpenAndAttach();
 	void Close();
