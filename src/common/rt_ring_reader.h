@@ -224,12 +224,9 @@ RT_INLINE void
 RtRingFillInfo(RtRingRecordInfo *info, uint64_t seq, uint64_t pos, uint64_t lost, uint32_t len,
                uint16_t type, uint16_t flags)
 {
-	info->seq = seq;
-	info->pos = pos;
-	info->lost = lost;
-	info->length = len;
-	info->type = type;
-	info->flags = flags;
+	RtRingRecordInfo filled = {seq, pos, lost, len, type, flags};
+
+	*info = filled;
 }
 
 /*

@@ -52,6 +52,19 @@ RtRingWriterPublishCounters(RtRingWriter *w)
 	RT_STORE_RELAXED(&h->corrupt_resets, w->corrupt_resets);
 }
 
+/* Point a zeroed writer at the ring mapped at base (its geometry from the caller, never the file)
+ */
+RT_INLINE void
+RtRingWriterBind(RtRingWriter *w, void *base, uint64_t capacity, uint64_t reader_timeout_ms)
+{
+	__builtin_memset(w, 0, sizeof(*w));
+	w->hdr = (RtRingHeader *)base;
+	w->data = (uint8_t *)base + RT_RING_HEADER_SIZE;
+	w->capacity = capacity;
+	w->mask = capacity - 1;
+	w->reader_timeout_ms = reader_timeout_ms;
+}
+
 /*
  * Initialise a new, empty ring in a mapping of map_len bytes at base (the
  * caller zero-filled or just created the file). Readers are refused until the
@@ -86,12 +99,7 @@ RtRingWriterInit(RtRingWriter *w, void *base, uint64_t map_len, uint64_t capacit
 	for (i = 0; i < RT_RING_SLOTS; i++)
 		h->slots[i].owner = RT_SLOT_OWNER(0, RT_SLOT_FREE);
 
-	__builtin_memset(w, 0, sizeof(*w));
-	w->hdr = h;
-	w->data = (uint8_t *)base + RT_RING_HEADER_SIZE;
-	w->capacity = capacity;
-	w->mask = capacity - 1;
-	w->reader_timeout_ms = reader_timeout_ms;
+	RtRingWriterBind(w, base, capacity, reader_timeout_ms);
 	w->next_seq = 1;
 
 	RT_STORE_RELEASE(&h->magic, RT_RING_MAGIC);
@@ -128,12 +136,7 @@ RtRingWriterResume(RtRingWriter *w, void *base, uint64_t map_len, uint64_t new_e
 	    seq == 0 || seq > UINT64_MAX / 2)
 		goto reinit;
 
-	__builtin_memset(w, 0, sizeof(*w));
-	w->hdr = h;
-	w->data = (uint8_t *)base + RT_RING_HEADER_SIZE;
-	w->capacity = capacity;
-	w->mask = capacity - 1;
-	w->reader_timeout_ms = reader_timeout_ms;
+	RtRingWriterBind(w, base, capacity, reader_timeout_ms);
 	w->write_pos = wp;
 	w->tail_pos = tail;
 	w->next_seq = seq;

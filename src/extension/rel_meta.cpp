@@ -249,6 +249,17 @@ BuildMeta(Relation rel, rt::ext::RelMeta *meta)
 	meta->json_head_len = head.len;
 }
 
+/* JSON's two-character escape of a control character, quote or backslash; nullptr: use \u00XX */
+const char *
+JsonShortEscape(unsigned char c)
+{
+	static const char kChars[] = "\b\f\n\r\t\"\\";
+	static const char *const kEscapes[] = {"\\b", "\\f", "\\n", "\\r", "\\t", "\\\"", "\\\\"};
+	const char *hit = c != 0 ? strchr(kChars, c) : nullptr;
+
+	return hit != nullptr ? kEscapes[hit - kChars] : nullptr;
+}
+
 } // namespace
 
 namespace rt::ext
@@ -270,30 +281,9 @@ AppendJsonEscaped(StringInfo out, const char *str, int len)
 		if (i > run)
 			appendBinaryStringInfo(out, str + run, i - run);
 		run = i + 1;
-		switch (c)
+		esc = JsonShortEscape(c);
+		if (esc == nullptr)
 		{
-		case '\b':
-			esc = "\\b";
-			break;
-		case '\f':
-			esc = "\\f";
-			break;
-		case '\n':
-			esc = "\\n";
-			break;
-		case '\r':
-			esc = "\\r";
-			break;
-		case '\t':
-			esc = "\\t";
-			break;
-		case '"':
-			esc = "\\\"";
-			break;
-		case '\\':
-			esc = "\\\\";
-			break;
-		default:
 			appendStringInfo(out, "\\u%04x", static_cast<int>(c));
 			continue;
 		}
