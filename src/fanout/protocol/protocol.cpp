@@ -307,52 +307,38 @@ public:
 	bool
 	Bool(bool b)
 	{
-		if (depth_ >= 2)
-			return !capturing_ || writer_.Bool(b);
-		return Scalar();
+		return Forward([&] { return writer_.Bool(b); });
 	}
 	/* With kParseNumbersAsStringsFlag only RawNumber is called; the rest satisfy the concept. */
 	bool
 	Int(int i)
 	{
-		if (depth_ >= 2)
-			return !capturing_ || writer_.Int(i);
-		return Scalar();
+		return Forward([&] { return writer_.Int(i); });
 	}
 	bool
 	Uint(unsigned u)
 	{
-		if (depth_ >= 2)
-			return !capturing_ || writer_.Uint(u);
-		return Scalar();
+		return Forward([&] { return writer_.Uint(u); });
 	}
 	bool
 	Int64(int64_t i)
 	{
-		if (depth_ >= 2)
-			return !capturing_ || writer_.Int64(i);
-		return Scalar();
+		return Forward([&] { return writer_.Int64(i); });
 	}
 	bool
 	Uint64(uint64_t u)
 	{
-		if (depth_ >= 2)
-			return !capturing_ || writer_.Uint64(u);
-		return Scalar();
+		return Forward([&] { return writer_.Uint64(u); });
 	}
 	bool
 	Double(double d)
 	{
-		if (depth_ >= 2)
-			return !capturing_ || writer_.Double(d);
-		return Scalar();
+		return Forward([&] { return writer_.Double(d); });
 	}
 	bool
 	RawNumber(const char *s, rapidjson::SizeType n, bool)
 	{
-		if (depth_ >= 2)
-			return !capturing_ || writer_.RawValue(s, n, rapidjson::kNumberType);
-		return Scalar();
+		return Forward([&] { return writer_.RawValue(s, n, rapidjson::kNumberType); });
 	}
 	bool
 	String(const char *s, rapidjson::SizeType n, bool)
@@ -469,6 +455,16 @@ public:
 	}
 
 private:
+	/* A scalar: written out inside the payload, checked against its slot directly in the root */
+	template <typename Write>
+	bool
+	Forward(Write write)
+	{
+		if (depth_ >= 2)
+			return !capturing_ || write();
+		return Scalar();
+	}
+
 	/* The slot of the top-level value that is starting now (called once per value). */
 	Slot
 	NextSlot()
