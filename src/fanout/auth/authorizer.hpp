@@ -3,6 +3,12 @@
  * section 8): RLS policies on realtime.messages decide who may receive and
  * send on a topic.
  *
+ * Folder auth/: who may do what. auth_jwt (JWT verification: HS*, RS*, ES*,
+ * EdDSA, JWKS; any thread), this authorizer and authorizer_db (RLS checks of
+ * private channels; their own thread) and private_part (the channel part that
+ * keeps a private channel's rights and holds messages while a check is out;
+ * shard thread).
+ *
  * One thread with one libpq connection (authorizer_db.hpp). Submit queues a
  * request from any thread and never waits for the database; the thread takes
  * everything queued (up to a cap) and runs it in one pipelined round trip, each

@@ -1,6 +1,10 @@
 /*
  * log.hpp: the sidecar's logger (STYLE.md section 8).
  *
+ * Folder base/: small pieces every folder uses, none of them knowing about
+ * the others: log, json (rapidjson helpers), result, uuid, url and clock. Any
+ * thread.
+ *
  * Any thread. One line per event on stderr:
  *   2026-11-27T18:40:00.123Z info shard message key=value ...
  * Tokens, keys and payload bodies never go above debug.

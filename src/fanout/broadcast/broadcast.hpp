@@ -2,6 +2,10 @@
  * broadcast.hpp: a broadcast serialized once, in the frames each kind of
  * subscriber receives (PROTOCOL.md 2.4).
  *
+ * Folder broadcast/: this serializer and broadcast_part (the channel part
+ * that handles the join's config.broadcast and client broadcast pushes: self,
+ * ack, private write rights). The serializer is any thread; the part runs on the shard thread.
+ *
  * Any thread; pure. Used by client pushes (session.cpp), the REST endpoints
  * (http_api.cpp) and, later, messages from the database.
  */

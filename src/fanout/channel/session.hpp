@@ -1,6 +1,13 @@
 /*
  * session.hpp: one WebSocket connection and the Phoenix channels it joined.
  *
+ * Folder channel/: a connection and its channels. session (the connection:
+ * receive, heartbeat, close) and session_channels (join, leave and routing to
+ * the parts), channel (one joined channel's state), channel_part (the interface
+ * every feature implements: join, joined, push, token refreshed, leave),
+ * channel_registry (topic -> subscribers of a shard) and send_queue (the bounded
+ * queue of frames of one socket). Shard thread only.
+ *
  * The session owns the connection (receive, send queue, close) and routes
  * each message: heartbeats, joins and leaves it answers itself; a channel's
  * events go to the part that handles them (channel_part.hpp), and the parts

@@ -4,6 +4,10 @@
  * writes and hands each decoded message to a sink (the Hub, in main.cpp) and
  * each row change to a change sink.
  *
+ * Folder db/: the sidecar's view of the database host. This ring reader
+ * (one thread per tenant), ring_change (change records decoded into views,
+ * any thread) and db_health (the periodic database check; its own thread).
+ *
  * Own thread. Start order does not matter: the reader waits for the file to
  * appear, reattaches when its slot was reclaimed, reopens the path when the
  * writer retires or re-creates the ring, and reports every gap it sees.

@@ -1,6 +1,9 @@
 /*
  * metrics.hpp: the sidecar's counters and their Prometheus text (GET /metrics).
  *
+ * Folder ops/: what an operator sees: these metrics and diagnostics (the
+ * --check run, main thread).
+ *
  * Hot-path counters live per shard and are written by that shard's thread
  * only (ShardMetrics): a relaxed load and store, no locked instruction, no
  * shared cache line between shards. The authorizer's are written by its

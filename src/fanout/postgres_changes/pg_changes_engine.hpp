@@ -2,6 +2,14 @@
  * pg_changes_engine.hpp: Postgres Changes, from ring records to channels
  * (PROTOCOL.md 6; ARCHITECTURE.md "Authorizer").
  *
+ * Folder postgres_changes/: everything between a row change in the ring and a
+ * postgres_changes push: pg_changes_params (join parameters and filters),
+ * pg_filter_pattern, pg_filter_eval and pg_jsonb_scalar (filters evaluated per
+ * column type), pg_changes_registry (who listens to what), this engine (its own
+ * thread), pg_changes_db (its database connection: RLS and column checks),
+ * changes_payload (the payload variants), pg_sqlstate (error texts) and
+ * pg_changes_part (the channel part, on shard threads).
+ *
  * One thread owns the subscription registry and a database connection.
  * Shards hand it joins, leaves and token changes (Join, Leave, Rejoin: any
  * thread, queued); the ring reader hands it row changes (OnChange: blocks

@@ -3,6 +3,11 @@
  * tracked under which presence key of a routing key, the presence_diff a
  * track or untrack produces, and the presence_state payload.
  *
+ * Folder presence/: this state (the pure logic and the per-tenant store) and
+ * presence_part (the channel part: track, untrack, presence_state at join,
+ * presence limits). The part runs on shard threads; the store is shared by them
+ * behind its mutex.
+ *
  * No I/O. PresenceTopic is not thread-safe; PresenceStore holds all topics of
  * one sidecar behind one mutex (any shard thread). NewPhxRef: any thread.
  *

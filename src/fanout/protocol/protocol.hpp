@@ -1,6 +1,11 @@
 /*
  * protocol.hpp: the Phoenix codec of PROTOCOL.md section 2, bytes <-> messages.
  *
+ * Folder protocol/: bytes <-> Phoenix messages and nothing else. protocol
+ * (the vsn 1.0.0 / 2.0.0 codec), frame (the serialized frames one message is
+ * sent as) and elixir_inspect (upstream's error texts render values as Elixir's
+ * inspect does). Pure functions, any thread.
+ *
  * Any thread; pure functions. vsn 1.0.0 is JSON objects in text frames;
  * vsn 2.0.0 is JSON arrays in text frames plus binary kinds 3 (user
  * broadcast push, client to server) and 4 (user broadcast, server to client).

@@ -1,6 +1,14 @@
 /*
  * hub.hpp: the set of shards and the cross-shard fan-out of one message.
  *
+ * Folder server/: the process and its sockets. main.cpp starts the tenants
+ * and the shards; shard (one libwebsockets context and thread per core, owning
+ * its sessions), listener (each shard's own SO_REUSEPORT socket),
+ * handshake_gate and upgrade_request (a connection's request head, read before
+ * libwebsockets owns it), connect_check (JWT and tenant at connect), http_api
+ * (the REST endpoints, /healthz and /metrics) and this hub.
+ * Threads: the main thread, one thread per shard; the hub is called from any.
+ *
  * Publish runs on any thread (a shard's loop, the HTTP handler, later the ring
  * reader): the message is already serialized into immutable frames; each shard
  * gets one shared reference through its inbox and fans out to its own

@@ -1,6 +1,10 @@
 /*
  * tenant.hpp: one tenant's runtime (PROTOCOL.md 1.3, 9.1) and the set of them.
  *
+ * Folder tenancy/: config (flags, environment and the --config file; main
+ * thread), this tenant (one tenant's components, limits and counters) and
+ * rate_counter (the sliding windows of the per-tenant limits; any thread).
+ *
  * A Tenant owns its database health check, authorizer, Postgres Changes
  * engine, ring reader, presence and rate counters. The main thread starts and
  * stops its components; shards read its counters and the components' thread-
