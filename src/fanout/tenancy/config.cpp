@@ -12,7 +12,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <array>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string_view>
 
@@ -80,6 +82,136 @@ ValidTenantId(std::string_view id)
 	return true;
 }
 
+/* One integer option: a flag, an environment variable and, for a tenant limit, its key in a
+ * --config entry's "limits" */
+struct IntOption
+{
+	const char *flag;
+	const char *env;
+	long long lo, hi;
+	int *target;
+	const char *key = nullptr;
+};
+
+/*
+ * The limits a tenant may set (PROTOCOL.md 9.1): as flags and environment variables (the
+ * defaults of every tenant) and as keys of a --config entry's "limits", with one range.
+ */
+std::array<IntOption, 9>
+LimitOptions(TenantConfig &t, int &payload_kb)
+{
+	/* one limit a line */
+	/* clang-format off */
+	return {{
+	    {"--max-channels-per-client", "MAX_CHANNELS_PER_CLIENT", 1, 100000, &t.max_channels_per_client, "max_channels_per_client"},
+	    {"--max-concurrent-users", "TENANT_MAX_CONCURRENT_USERS", 1, 100000000, &t.max_concurrent_users, "max_concurrent_users"},
+	    {"--max-joins-per-second", "TENANT_MAX_JOINS_PER_SECOND", 1, 100000000, &t.max_joins_per_second, "max_joins_per_second"},
+	    {"--max-events-per-second", "TENANT_MAX_EVENTS_PER_SECOND", 1, 1000000000, &t.max_events_per_second, "max_events_per_second"},
+	    {"--max-bytes-per-second", "TENANT_MAX_BYTES_PER_SECOND", 1, 2000000000, &t.max_bytes_per_second, "max_bytes_per_second"},
+	    {"--max-client-presence-events", "MAX_CLIENT_PRESENCE_EVENTS_PER_WINDOW", 1, 1000000, &t.max_client_presence_events_per_window, "max_client_presence_events_per_window"},
+	    {"--client-presence-window-ms", "CLIENT_PRESENCE_WINDOW_MS", 1, 3600000, &t.client_presence_window_ms, "client_presence_window_ms"},
+	    {"--max-presence-events-per-second", "MAX_PRESENCE_EVENTS_PER_SECOND", 1, 100000000, &t.max_presence_events_per_second, "max_presence_events_per_second"},
+	    {"--max-payload-kb", "MAX_PAYLOAD_SIZE_IN_KB", 1, 64 << 10, &payload_kb, "max_payload_size_in_kb"},
+	}};
+	/* clang-format on */
+}
+
+/* A --config entry's "limits" object, over the limits of the entry's tenant */
+Result<bool>
+ParseLimits(const rapidjson::Value &v, const std::string &where, std::span<IntOption> limits)
+{
+	if (!v.IsObject())
+		return Bad(where + ".limits: an object is expected");
+	for (auto l = v.MemberBegin(); l != v.MemberEnd(); ++l)
+	{
+		std::string name(l->name.GetString(), l->name.GetStringLength());
+		IntOption *found = nullptr;
+		for (IntOption &x : limits)
+			if (name == x.key)
+				found = &x;
+		if (found == nullptr)
+			return Bad(where + ".limits: unknown key \"" + name + "\"");
+		if (!l->value.IsInt64() || l->value.GetInt64() < found->lo ||
+		    l->value.GetInt64() > found->hi)
+			return Bad(where + ".limits." + name + ": an integer from " +
+			           std::to_string(found->lo) + " to " + std::to_string(found->hi) +
+			           " is expected");
+		*found->target = static_cast<int>(l->value.GetInt64());
+	}
+	return true;
+}
+
+/* A --config entry's "jwt_jwks": the JWKS object, or "@file" holding it */
+Result<std::string>
+ParseJwksMember(const rapidjson::Value &v, const std::string &where)
+{
+	if (v.IsString())
+		return ReadJwks(where + ".jwt_jwks", std::string(v.GetString(), v.GetStringLength()));
+	if (v.IsObject())
+		return json::Stringify(v);
+	return Bad(where + ".jwt_jwks: an object or \"@file\" is expected");
+}
+
+/* What a --config entry says besides its limits, JWKS and validators */
+struct TenantEntry
+{
+	TenantConfig &t;
+	std::string jwks, validators;
+	std::span<IntOption> limits;
+};
+
+/* One member of a --config entry */
+Result<bool>
+ParseTenantMember(const std::string &key, const rapidjson::Value &v, const std::string &where,
+                  TenantEntry &e)
+{
+	auto str = [&](std::string &out) -> Result<bool>
+	{
+		if (!v.IsString())
+			return Bad(where + "." + key + ": a string is expected");
+		out.assign(v.GetString(), v.GetStringLength());
+		return true;
+	};
+	if (key == "external_id")
+		return str(e.t.external_id);
+	if (key == "db")
+		return str(e.t.db_conninfo);
+	if (key == "ring_path")
+	{
+		e.t.ring_path_from_db = false;
+		return str(e.t.ring_path);
+	}
+	if (key == "jwt_secret")
+		return str(e.t.jwt_secret);
+	if (key == "jwt_jwks")
+	{
+		Result<std::string> r = ParseJwksMember(v, where);
+		if (!r.ok())
+			return r.error();
+		e.jwks = std::move(r.value());
+		return true;
+	}
+	if (key == "jwt_claim_validators")
+	{
+		if (!v.IsObject())
+			return Bad(where + ".jwt_claim_validators: an object is expected");
+		e.validators = json::Stringify(v);
+		return true;
+	}
+	if (key == "suspended")
+	{
+		if (!v.IsBool())
+			return Bad(where + ".suspended: true or false is expected");
+		e.t.suspended = v.GetBool();
+		return true;
+	}
+	if (key == "limits")
+		return ParseLimits(v, where, e.limits);
+	return Bad(where + ": unknown key \"" + key +
+	           "\" (known: external_id, db, ring_path, jwt_secret, jwt_jwks, "
+	           "jwt_claim_validators, suspended, limits)");
+}
+
 /* One entry of the file's "tenants" array. */
 Result<TenantConfig>
 ParseTenant(const rapidjson::Value &v, size_t index, const TenantConfig &defaults)
@@ -93,128 +225,32 @@ ParseTenant(const rapidjson::Value &v, size_t index, const TenantConfig &default
 	t.ring_path.clear();
 	t.jwt_secret.clear();
 	t.ring_path_from_db = true;
-	std::string jwks, validators;
-	auto str = [&](const rapidjson::Value &m, const char *key, std::string &out) -> Result<bool>
-	{
-		if (!m.IsString())
-			return Bad(where + "." + key + ": a string is expected");
-		out.assign(m.GetString(), m.GetStringLength());
-		return true;
-	};
-	struct Limit
-	{
-		const char *key;
-		long long lo, hi;
-		int *target;
-	};
 	int payload_kb = (defaults.max_payload_bytes - RT_PAYLOAD_SLACK_BYTES) / 1000;
-	Limit limits[] = {
-	    {"max_concurrent_users", 1, 100000000, &t.max_concurrent_users},
-	    {"max_joins_per_second", 1, 100000000, &t.max_joins_per_second},
-	    {"max_events_per_second", 1, 1000000000, &t.max_events_per_second},
-	    {"max_bytes_per_second", 1, 2000000000, &t.max_bytes_per_second},
-	    {"max_channels_per_client", 1, 100000, &t.max_channels_per_client},
-	    {"max_presence_events_per_second", 1, 100000000, &t.max_presence_events_per_second},
-	    {"max_payload_size_in_kb", 1, 64 << 10, &payload_kb},
-	    {"max_client_presence_events_per_window", 1, 1000000,
-	     &t.max_client_presence_events_per_window},
-	    {"client_presence_window_ms", 1, 3600000, &t.client_presence_window_ms},
-	};
+	std::array<IntOption, 9> limits = LimitOptions(t, payload_kb);
+	TenantEntry e{t, {}, {}, limits};
 	for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m)
 	{
 		std::string key(m->name.GetString(), m->name.GetStringLength());
-		Result<bool> ok = true;
-		if (key == "external_id")
-			ok = str(m->value, "external_id", t.external_id);
-		else if (key == "db")
-			ok = str(m->value, "db", t.db_conninfo);
-		else if (key == "ring_path")
-		{
-			ok = str(m->value, "ring_path", t.ring_path);
-			t.ring_path_from_db = false;
-		}
-		else if (key == "jwt_secret")
-			ok = str(m->value, "jwt_secret", t.jwt_secret);
-		else if (key == "jwt_jwks")
-		{
-			if (m->value.IsString())
-			{
-				std::string text(m->value.GetString(), m->value.GetStringLength());
-				Result<std::string> r = ReadJwks(where + ".jwt_jwks", text);
-				if (!r.ok())
-					return r.error();
-				jwks = r.value();
-			}
-			else if (m->value.IsObject())
-				jwks = json::Stringify(m->value);
-			else
-				return Bad(where + ".jwt_jwks: an object or \"@file\" is expected");
-		}
-		else if (key == "jwt_claim_validators")
-		{
-			if (!m->value.IsObject())
-				return Bad(where + ".jwt_claim_validators: an object is expected");
-			validators = json::Stringify(m->value);
-		}
-		else if (key == "suspended")
-		{
-			if (!m->value.IsBool())
-				return Bad(where + ".suspended: true or false is expected");
-			t.suspended = m->value.GetBool();
-		}
-		else if (key == "limits")
-		{
-			if (!m->value.IsObject())
-				return Bad(where + ".limits: an object is expected");
-			for (auto l = m->value.MemberBegin(); l != m->value.MemberEnd(); ++l)
-			{
-				std::string name(l->name.GetString(), l->name.GetStringLength());
-				Limit *found = nullptr;
-				for (Limit &x : limits)
-					if (name == x.key)
-						found = &x;
-				if (found == nullptr)
-					return Bad(where + ".limits: unknown key \"" + name + "\"");
-				if (!l->value.IsInt64() || l->value.GetInt64() < found->lo ||
-				    l->value.GetInt64() > found->hi)
-					return Bad(where + ".limits." + name + ": an integer from " +
-					           std::to_string(found->lo) + " to " + std::to_string(found->hi) +
-					           " is expected");
-				*found->target = static_cast<int>(l->value.GetInt64());
-			}
-		}
-		else
-			return Bad(where + ": unknown key \"" + key +
-			           "\" (known: external_id, db, ring_path, jwt_secret, jwt_jwks, "
-			           "jwt_claim_validators, suspended, limits)");
+		Result<bool> ok = ParseTenantMember(key, m->value, where, e);
 		if (!ok.ok())
 			return ok.error();
 	}
 	if (!ValidTenantId(t.external_id))
 		return Bad(where + ".external_id: required, a DNS label (letters, digits, '-', '_')");
 	where = "tenant " + t.external_id;
-	if (t.jwt_secret.empty() && jwks.empty())
+	if (t.jwt_secret.empty() && e.jwks.empty())
 		return Bad(where + ": jwt_secret or jwt_jwks is required");
 	if (t.db_conninfo.empty())
 		t.ring_path_from_db = false;
 	t.max_payload_bytes = payload_kb * 1000 + RT_PAYLOAD_SLACK_BYTES;
-	Result<JwtKeys> keys = MakeJwtKeys(t.jwt_secret, jwks, validators);
+	Result<JwtKeys> keys = MakeJwtKeys(t.jwt_secret, e.jwks, e.validators);
 	if (!keys.ok())
 		return Bad(where + ": " + keys.error().message);
 	t.jwt_keys = std::move(keys.value());
 	/* what a reload compares: the entry, and the JWKS a file held */
-	t.source = json::Stringify(v) + jwks;
+	t.source = json::Stringify(v) + e.jwks;
 	return t;
 }
-
-/* One integer option: from "name" flag or env var. */
-struct IntOption
-{
-	const char *flag;
-	const char *env;
-	long long lo, hi;
-	int *target;
-};
 
 } // namespace
 
@@ -293,170 +329,211 @@ UsageText()
 	       "  --help                          this text\n";
 }
 
-Result<Command>
-ParseCommandLine(int argc, char **argv)
+namespace
 {
-	Command cmd;
-	Config &c = cmd.config;
-	TenantConfig &t = c.tenant_defaults;
+
+/* One string option: a flag and an environment variable */
+struct StrOption
+{
+	const char *flag;
+	const char *env;
+	std::string *target;
+};
+
+/* Every option of the command line, pointing into the Command being built */
+struct Options
+{
+	Options(Config &c, TenantConfig &t)
+	    : send_queue_kb(static_cast<int>(c.send_queue_bytes >> 10)),
+	      limits(LimitOptions(t, payload_kb)),
+	      /* one option a line */
+	      /* clang-format off */
+	      ints{{
+	          {"--port", "PORT", 1, 65535, &c.port},
+	          {"--shards", "SHARDS", 0, 256, &c.shards},
+	          {"--connect-error-backoff-ms", "CONNECT_ERROR_BACKOFF_MS", 0, 600000, &c.connect_error_backoff_ms},
+	          {"--channel-error-backoff-ms", "CHANNEL_ERROR_BACKOFF_MS", 0, 600000, &c.channel_error_backoff_ms},
+	          {"--max-frame-bytes", "MAX_FRAME_BYTES", 1024, 64 << 20, &c.max_frame_bytes},
+	          {"--idle-timeout-ms", "IDLE_TIMEOUT_MS", 1000, 3600000, &c.idle_timeout_ms},
+	          {"--send-queue-kb", "SEND_QUEUE_KB", 64, 1 << 20, &send_queue_kb},
+	          {"--slow-client-close-ms", "SLOW_CLIENT_CLOSE_MS", 100, 3600000, &c.slow_client_close_ms},
+	      }},
+	      /* clang-format on */
+	      strs{{
+	          {"--host", "HOST", &c.host},
+	          {"--config", "REALTIME_CONFIG", &c.config_file},
+	          {"--tenant-id", "TENANT_ID", &t.external_id},
+	          {"--db", "DB_URL", &t.db_conninfo},
+	          {"--ring-path", "RING_PATH", &t.ring_path},
+	          {"--jwt-secret", "API_JWT_SECRET", &t.jwt_secret},
+	          {"--jwt-jwks", "JWT_JWKS", &jwks_arg},
+	          {"--jwt-claim-validators", "JWT_CLAIM_VALIDATORS", &validators_arg},
+	          {"--metrics-jwt-secret", "METRICS_JWT_SECRET", &c.metrics_jwt_secret},
+	          {"--log-level", "LOG_LEVEL", &c.log_level},
+	      }}
+	{
+	}
+	Options(const Options &) = delete;
+	Options &operator=(const Options &) = delete;
+
 	std::string jwks_arg, validators_arg;
 	int payload_kb = RT_DEFAULT_MAX_PAYLOAD_KB;
+	int send_queue_kb;
 	bool tenant_flag = false; /* --db, --ring-path, --jwt-*: not with --config */
-	int send_queue_kb = static_cast<int>(c.send_queue_bytes >> 10);
-	IntOption ints[] = {
-	    {"--port", "PORT", 1, 65535, &c.port},
-	    {"--shards", "SHARDS", 0, 256, &c.shards},
-	    {"--connect-error-backoff-ms", "CONNECT_ERROR_BACKOFF_MS", 0, 600000,
-	     &c.connect_error_backoff_ms},
-	    {"--channel-error-backoff-ms", "CHANNEL_ERROR_BACKOFF_MS", 0, 600000,
-	     &c.channel_error_backoff_ms},
-	    {"--max-frame-bytes", "MAX_FRAME_BYTES", 1024, 64 << 20, &c.max_frame_bytes},
-	    {"--max-payload-kb", "MAX_PAYLOAD_SIZE_IN_KB", 1, 64 << 10, &payload_kb},
-	    {"--max-channels-per-client", "MAX_CHANNELS_PER_CLIENT", 1, 100000,
-	     &t.max_channels_per_client},
-	    {"--max-concurrent-users", "TENANT_MAX_CONCURRENT_USERS", 1, 100000000,
-	     &t.max_concurrent_users},
-	    {"--max-joins-per-second", "TENANT_MAX_JOINS_PER_SECOND", 1, 100000000,
-	     &t.max_joins_per_second},
-	    {"--max-events-per-second", "TENANT_MAX_EVENTS_PER_SECOND", 1, 1000000000,
-	     &t.max_events_per_second},
-	    {"--max-bytes-per-second", "TENANT_MAX_BYTES_PER_SECOND", 1, 2000000000,
-	     &t.max_bytes_per_second},
-	    {"--max-client-presence-events", "MAX_CLIENT_PRESENCE_EVENTS_PER_WINDOW", 1, 1000000,
-	     &t.max_client_presence_events_per_window},
-	    {"--client-presence-window-ms", "CLIENT_PRESENCE_WINDOW_MS", 1, 3600000,
-	     &t.client_presence_window_ms},
-	    {"--max-presence-events-per-second", "MAX_PRESENCE_EVENTS_PER_SECOND", 1, 100000000,
-	     &t.max_presence_events_per_second},
-	    {"--idle-timeout-ms", "IDLE_TIMEOUT_MS", 1000, 3600000, &c.idle_timeout_ms},
-	    {"--send-queue-kb", "SEND_QUEUE_KB", 64, 1 << 20, &send_queue_kb},
-	    {"--slow-client-close-ms", "SLOW_CLIENT_CLOSE_MS", 100, 3600000, &c.slow_client_close_ms},
-	};
-	struct StrOption
-	{
-		const char *flag;
-		const char *env;
-		std::string *target;
-	} strs[] = {
-	    {"--host", "HOST", &c.host},
-	    {"--config", "REALTIME_CONFIG", &c.config_file},
-	    {"--tenant-id", "TENANT_ID", &t.external_id},
-	    {"--db", "DB_URL", &t.db_conninfo},
-	    {"--ring-path", "RING_PATH", &t.ring_path},
-	    {"--jwt-secret", "API_JWT_SECRET", &t.jwt_secret},
-	    {"--jwt-jwks", "JWT_JWKS", &jwks_arg},
-	    {"--jwt-claim-validators", "JWT_CLAIM_VALIDATORS", &validators_arg},
-	    {"--metrics-jwt-secret", "METRICS_JWT_SECRET", &c.metrics_jwt_secret},
-	    {"--log-level", "LOG_LEVEL", &c.log_level},
-	};
+	std::array<IntOption, 9> limits;
+	std::array<IntOption, 8> ints;
+	std::array<StrOption, 10> strs;
+};
 
-	/* environment first, so flags override */
-	for (IntOption &o : ints)
+/* An integer option's value, or false when out of its range */
+bool
+SetInt(const IntOption &o, std::string_view value)
+{
+	long long n = 0;
+	if (!ParseInt(value, o.lo, o.hi, n))
+		return false;
+	*o.target = static_cast<int>(n);
+	return true;
+}
+
+/* The environment first, so that flags override it */
+Result<bool>
+ApplyEnvironment(Options &o)
+{
+	for (std::span<IntOption> group :
+	     {std::span<IntOption>(o.ints), std::span<IntOption>(o.limits)})
+		for (IntOption &opt : group)
+		{
+			const char *v = getenv(opt.env);
+			if (v != nullptr && !SetInt(opt, v))
+				return Bad(std::string("invalid value for ") + opt.env + ": " + v);
+		}
+	for (StrOption &opt : o.strs)
 	{
-		const char *v = getenv(o.env);
-		long long n = 0;
-		if (v == nullptr)
-			continue;
-		if (!ParseInt(v, o.lo, o.hi, n))
-			return Bad(std::string("invalid value for ") + o.env + ": " + v);
-		*o.target = static_cast<int>(n);
-	}
-	for (StrOption &o : strs)
-	{
-		const char *v = getenv(o.env);
+		const char *v = getenv(opt.env);
 		if (v != nullptr)
-			*o.target = v;
+			*opt.target = v;
 	}
+	return true;
+}
 
-	int i = 1;
-	if (argc > 1 && strcmp(argv[1], "token") == 0)
-	{
-		cmd.kind = Command::Kind::kToken;
-		i = 2;
-	}
-	for (; i < argc; i++)
+/* The flag at argv[i] and its value (--flag=value or --flag value) */
+struct FlagCursor
+{
+	int argc;
+	char **argv;
+	int &i;
+	std::string_view name, value;
+	bool has_value = false;
+
+	FlagCursor(int argc_in, char **argv_in, int &i_in) : argc(argc_in), argv(argv_in), i(i_in)
 	{
 		std::string_view a = argv[i];
-		if (a == "--help" || a == "-h")
-		{
-			cmd.kind = Command::Kind::kHelp;
-			return cmd;
-		}
-		if (a == "--check" && cmd.kind == Command::Kind::kServe)
-		{
-			cmd.kind = Command::Kind::kCheck;
-			continue;
-		}
-		/* accept --flag=value and --flag value */
-		std::string_view name = a, value;
-		bool has_value = false;
+		name = a;
 		if (auto eq = a.find('='); eq != std::string_view::npos && a.starts_with("--"))
 		{
 			name = a.substr(0, eq);
 			value = a.substr(eq + 1);
 			has_value = true;
 		}
-		auto take = [&]() -> bool
-		{
-			if (has_value)
-				return true;
-			if (i + 1 >= argc)
-				return false;
-			value = argv[++i];
+	}
+	/* The value: after '=', or the next argument (consumed) */
+	bool
+	Take()
+	{
+		if (has_value)
 			return true;
-		};
-		bool matched = false;
-		for (IntOption &o : ints)
+		if (i + 1 >= argc)
+			return false;
+		value = argv[++i];
+		return true;
+	}
+};
+
+/* One option of the table; true when the flag is one of them, err set when its value is bad */
+bool
+MatchOption(FlagCursor &f, Options &o, std::string &err)
+{
+	for (std::span<IntOption> group :
+	     {std::span<IntOption>(o.ints), std::span<IntOption>(o.limits)})
+		for (IntOption &opt : group)
+			if (f.name == opt.flag)
+			{
+				if (!f.Take() || !SetInt(opt, f.value))
+					err = std::string("invalid value for ") + opt.flag;
+				return true;
+			}
+	for (StrOption &opt : o.strs)
+		if (f.name == opt.flag)
 		{
-			if (name != o.flag)
-				continue;
-			long long n = 0;
-			if (!take() || !ParseInt(value, o.lo, o.hi, n))
-				return Bad(std::string("invalid value for ") + o.flag);
-			*o.target = static_cast<int>(n);
-			matched = true;
+			if (!f.Take())
+			{
+				err = std::string("missing value for ") + opt.flag;
+				return true;
+			}
+			*opt.target = std::string(f.value);
+			o.tenant_flag = o.tenant_flag || f.name == "--db" || f.name == "--ring-path" ||
+			                f.name.starts_with("--jwt-");
+			return true;
 		}
-		for (StrOption &o : strs)
+	return false;
+}
+
+/* The options of `realtime-fanout token` */
+bool
+MatchTokenOption(FlagCursor &f, Command &cmd)
+{
+	long long n = 0;
+	if (f.name == "--role" && f.Take())
+		cmd.token_role = std::string(f.value);
+	else if (f.name == "--sub" && f.Take())
+		cmd.token_sub = std::string(f.value);
+	else if (f.name == "--ttl" && f.Take() && ParseInt(f.value, 1, 100LL * 365 * 86400, n))
+		cmd.token_ttl_s = n;
+	else
+		return false;
+	return true;
+}
+
+/* argv after the program name (and "token"): false with err set on a bad option */
+Result<bool>
+ParseFlags(int argc, char **argv, int i, Options &o, Command &cmd)
+{
+	for (; i < argc; i++)
+	{
+		std::string_view a = argv[i];
+		if (a == "--help" || a == "-h")
 		{
-			if (name != o.flag)
-				continue;
-			if (!take())
-				return Bad(std::string("missing value for ") + o.flag);
-			*o.target = std::string(value);
-			matched = true;
-			tenant_flag = tenant_flag || name == "--db" || name == "--ring-path" ||
-			              name.starts_with("--jwt-");
+			cmd.kind = Command::Kind::kHelp;
+			return true;
 		}
+		if (a == "--check" && cmd.kind == Command::Kind::kServe)
+		{
+			cmd.kind = Command::Kind::kCheck;
+			continue;
+		}
+		FlagCursor f(argc, argv, i);
+		std::string err;
+		bool matched = MatchOption(f, o, err);
+		if (!err.empty())
+			return Bad(err);
 		if (!matched && cmd.kind == Command::Kind::kToken)
-		{
-			long long n = 0;
-			if (name == "--role" && take())
-				cmd.token_role = std::string(value), matched = true;
-			else if (name == "--sub" && take())
-				cmd.token_sub = std::string(value), matched = true;
-			else if (name == "--ttl" && take() && ParseInt(value, 1, 100LL * 365 * 86400, n))
-				cmd.token_ttl_s = n, matched = true;
-		}
+			matched = MatchTokenOption(f, cmd);
 		if (!matched)
 			return Bad("unknown option " + std::string(a) + " (see --help)");
 	}
-	t.max_payload_bytes = payload_kb * 1000 + RT_PAYLOAD_SLACK_BYTES;
-	c.send_queue_bytes = static_cast<size_t>(send_queue_kb) << 10;
+	return true;
+}
 
-	if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
-	    c.log_level != "error")
-		return Bad("invalid --log-level " + c.log_level);
-	if (cmd.kind == Command::Kind::kToken)
-	{
-		if (t.jwt_secret.empty())
-			return Bad("token: --jwt-secret (or API_JWT_SECRET) is required");
-		if (cmd.token_role.empty())
-			return Bad("token: --role is required");
-		return cmd;
-	}
+/* The tenants: from --config, or the one the flags describe */
+Result<bool>
+ResolveTenants(Command &cmd, Options &o)
+{
+	Config &c = cmd.config;
+	TenantConfig &t = c.tenant_defaults;
 	if (!c.config_file.empty())
 	{
-		if (tenant_flag)
+		if (o.tenant_flag)
 			return Bad("--db, --ring-path and --jwt-* are set per tenant in --config " +
 			           c.config_file);
 		t.db_conninfo.clear();
@@ -466,25 +543,48 @@ ParseCommandLine(int argc, char **argv)
 		if (!tenants.ok())
 			return tenants.error();
 		c.tenants = std::move(tenants.value());
+		return true;
 	}
-	else
+	if (!ValidTenantId(t.external_id))
+		return Bad("invalid --tenant-id " + t.external_id +
+		           " (a DNS label: letters, digits, '-', '_')");
+	/* --check looks at the database and the ring only: no keys needed */
+	if (t.jwt_secret.empty() && o.jwks_arg.empty() && cmd.kind != Command::Kind::kCheck)
+		return Bad("--jwt-secret (or API_JWT_SECRET) or --jwt-jwks (or JWT_JWKS) is required");
+	Result<std::string> jwks = ReadJwks("--jwt-jwks", o.jwks_arg);
+	if (!jwks.ok())
+		return jwks.error();
+	Result<JwtKeys> keys = MakeJwtKeys(t.jwt_secret, jwks.value(), o.validators_arg);
+	if (!keys.ok())
+		return Bad(keys.error().message);
+	TenantConfig one = t;
+	one.jwt_keys = std::move(keys.value());
+	c.tenants.push_back(std::move(one));
+	return true;
+}
+
+/* What the flags leave to check once they are all read */
+Result<bool>
+Validate(Command &cmd, Options &o)
+{
+	Config &c = cmd.config;
+	TenantConfig &t = c.tenant_defaults;
+	t.max_payload_bytes = o.payload_kb * 1000 + RT_PAYLOAD_SLACK_BYTES;
+	c.send_queue_bytes = static_cast<size_t>(o.send_queue_kb) << 10;
+	if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
+	    c.log_level != "error")
+		return Bad("invalid --log-level " + c.log_level);
+	if (cmd.kind == Command::Kind::kToken)
 	{
-		if (!ValidTenantId(t.external_id))
-			return Bad("invalid --tenant-id " + t.external_id +
-			           " (a DNS label: letters, digits, '-', '_')");
-		/* --check looks at the database and the ring only: no keys needed */
-		if (t.jwt_secret.empty() && jwks_arg.empty() && cmd.kind != Command::Kind::kCheck)
-			return Bad("--jwt-secret (or API_JWT_SECRET) or --jwt-jwks (or JWT_JWKS) is required");
-		Result<std::string> jwks = ReadJwks("--jwt-jwks", jwks_arg);
-		if (!jwks.ok())
-			return jwks.error();
-		Result<JwtKeys> keys = MakeJwtKeys(t.jwt_secret, jwks.value(), validators_arg);
-		if (!keys.ok())
-			return Bad(keys.error().message);
-		TenantConfig one = t;
-		one.jwt_keys = std::move(keys.value());
-		c.tenants.push_back(std::move(one));
+		if (t.jwt_secret.empty())
+			return Bad("token: --jwt-secret (or API_JWT_SECRET) is required");
+		if (cmd.token_role.empty())
+			return Bad("token: --role is required");
+		return true;
 	}
+	Result<bool> tenants = ResolveTenants(cmd, o);
+	if (!tenants.ok())
+		return tenants.error();
 	if (!c.metrics_jwt_secret.empty())
 	{
 		Result<JwtKeys> mk = MakeJwtKeys(c.metrics_jwt_secret, "", "");
@@ -492,6 +592,33 @@ ParseCommandLine(int argc, char **argv)
 			return Bad(mk.error().message);
 		c.metrics_keys = std::move(mk.value());
 	}
+	return true;
+}
+
+} // namespace
+
+Result<Command>
+ParseCommandLine(int argc, char **argv)
+{
+	Command cmd;
+	Options o(cmd.config, cmd.config.tenant_defaults);
+	Result<bool> env = ApplyEnvironment(o);
+	if (!env.ok())
+		return env.error();
+	int i = 1;
+	if (argc > 1 && strcmp(argv[1], "token") == 0)
+	{
+		cmd.kind = Command::Kind::kToken;
+		i = 2;
+	}
+	Result<bool> flags = ParseFlags(argc, argv, i, o, cmd);
+	if (!flags.ok())
+		return flags.error();
+	if (cmd.kind == Command::Kind::kHelp)
+		return cmd;
+	Result<bool> valid = Validate(cmd, o);
+	if (!valid.ok())
+		return valid.error();
 	return cmd;
 }
 
