@@ -747,41 +747,88 @@ MakeJwtKeys(std::string secret, std::string_view jwks_json, std::string_view val
 	return keys;
 }
 
-Result<JwtClaims>
-VerifyJwt(std::string_view token, const JwtKeys &keys, int64_t now)
+namespace
 {
-	/* Before any copy or decoding: the cap is what bounds the work. */
-	if (token.size() > kMaxJwtBytes)
-		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
 
-	std::string clean;
-	if (!CleanToken(token, clean))
-		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
+/* The three base64url parts of a compact JWS, and what the signature covers */
+struct TokenParts
+{
+	std::string_view header, payload, signature, signing_input;
+};
 
-	size_t dot1 = clean.find('.');
-	size_t dot2 = dot1 == std::string::npos ? dot1 : clean.find('.', dot1 + 1);
-	if (dot2 == std::string::npos || clean.find('.', dot2 + 1) != std::string::npos)
-		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
-	std::string_view all(clean);
-	std::string_view header_b64 = all.substr(0, dot1);
-	std::string_view payload_b64 = all.substr(dot1 + 1, dot2 - dot1 - 1);
-	std::string_view signature_b64 = all.substr(dot2 + 1);
-	std::string_view signing_input = all.substr(0, dot2);
+/* header.payload.signature, exactly two dots */
+bool
+SplitToken(std::string_view all, TokenParts &p)
+{
+	size_t dot1 = all.find('.');
+	size_t dot2 = dot1 == std::string_view::npos ? dot1 : all.find('.', dot1 + 1);
+	if (dot2 == std::string_view::npos || all.find('.', dot2 + 1) != std::string_view::npos)
+		return false;
+	p.header = all.substr(0, dot1);
+	p.payload = all.substr(dot1 + 1, dot2 - dot1 - 1);
+	p.signature = all.substr(dot2 + 1);
+	p.signing_input = all.substr(0, dot2);
+	return true;
+}
 
-	/* Upstream peeks at the claims before the header: keep that order. */
-	rapidjson::Document claims;
-	if (!DecodeJsonObject(payload_b64, claims))
-		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
-	rapidjson::Document header;
-	if (!DecodeJsonObject(header_b64, header))
-		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
+/* HS*: an oct JWK by kid, else the secret (most Supabase Auth tokens carry a kid) */
+Result<bool>
+VerifyHmac(const Algorithm &algo, const JwtKeys &keys, std::optional<std::string_view> kid,
+           std::string_view signing_input, const std::string &signature, bool sig_ok)
+{
+	std::string_view key = keys.secret;
+	const Jwk *jwk = keys.has_jwks && kid ? FindJwk(keys, "oct", *kid) : nullptr;
+	if (jwk != nullptr && !jwk->usable)
+		return SignerError(kid);
+	if (jwk != nullptr)
+		key = jwk->secret;
+	else if (keys.secret.empty())
+		return SignerError(kid);
 
-	/*
-	 * Key selection (upstream's generate_signer clauses). A missing or
-	 * non-string alg, "none" and every other algorithm fall through to the
-	 * signer error, as its last clause does; so do RS/ES/EdDSA without a
-	 * string kid or without a JWKS.
-	 */
+	std::string expected;
+	if (!Hmac(algo.digest, key, signing_input, expected))
+		return SignerError(std::nullopt);
+	if (!sig_ok || signature.size() != expected.size() ||
+	    CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0)
+		return MakeError(ErrorCode::kJwtSignature, kSignatureText);
+	return true;
+}
+
+/* RS*, ES*, EdDSA: the JWKS key named by kid */
+Result<bool>
+VerifyPublicKey(const Algorithm &algo, const JwtKeys &keys, std::optional<std::string_view> kid,
+                std::string_view signing_input, std::string &signature, bool sig_ok)
+{
+	if (!keys.has_jwks || !kid)
+		return SignerError(std::nullopt);
+	const Jwk *jwk = FindJwk(keys, KtyOf(algo.family), *kid);
+	if (jwk == nullptr || !jwk->usable)
+		return SignerError(kid);
+
+	/* ES256 needs P-256 and so on; Ed25519/Ed448 name their curve, EdDSA takes either */
+	if (!algo.curve.empty() && jwk->crv != algo.curve)
+		return MakeError(ErrorCode::kJwtSignature, kSignatureText);
+	std::string der;
+	if (algo.family == Family::kEc)
+	{
+		const EcCurve *curve = FindEcCurve(jwk->crv);
+		sig_ok = sig_ok && curve != nullptr && EcdsaRawToDer(signature, curve->bytes, der);
+		signature.swap(der);
+	}
+	if (!sig_ok || !PublicKeyVerify(jwk->pkey.get(), algo.digest, signing_input, signature))
+		return MakeError(ErrorCode::kJwtSignature, kSignatureText);
+	return true;
+}
+
+/*
+ * Key selection (upstream's generate_signer clauses) and the signature. A
+ * missing or non-string alg, "none" and every other algorithm fall through to
+ * the signer error, as its last clause does; so do RS/ES/EdDSA without a
+ * string kid or without a JWKS.
+ */
+Result<bool>
+VerifySignature(const rapidjson::Document &header, const TokenParts &p, const JwtKeys &keys)
+{
 	std::optional<std::string_view> alg = LastString(header, "alg");
 	std::optional<std::string_view> kid = LastString(header, "kid");
 	const Algorithm *algo = nullptr;
@@ -794,55 +841,22 @@ VerifyJwt(std::string_view token, const JwtKeys &keys, int64_t now)
 		return SignerError(std::nullopt);
 
 	std::string signature;
-	bool sig_ok = Base64UrlDecode(signature_b64, signature);
+	bool sig_ok = Base64UrlDecode(p.signature, signature);
 	if (algo->family == Family::kHmac)
-	{
-		/* an oct JWK by kid, else the secret (most Supabase Auth tokens carry a kid) */
-		std::string_view key = keys.secret;
-		const Jwk *jwk = keys.has_jwks && kid ? FindJwk(keys, "oct", *kid) : nullptr;
-		if (jwk != nullptr && !jwk->usable)
-			return SignerError(kid);
-		if (jwk != nullptr)
-			key = jwk->secret;
-		else if (keys.secret.empty())
-			return SignerError(kid);
+		return VerifyHmac(*algo, keys, kid, p.signing_input, signature, sig_ok);
+	return VerifyPublicKey(*algo, keys, kid, p.signing_input, signature, sig_ok);
+}
 
-		std::string expected;
-		if (!Hmac(algo->digest, key, signing_input, expected))
-			return SignerError(std::nullopt);
-		if (!sig_ok || signature.size() != expected.size() ||
-		    CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0)
-			return MakeError(ErrorCode::kJwtSignature, kSignatureText);
-	}
-	else
-	{
-		if (!keys.has_jwks || !kid)
-			return SignerError(std::nullopt);
-		const Jwk *jwk = FindJwk(keys, KtyOf(algo->family), *kid);
-		if (jwk == nullptr || !jwk->usable)
-			return SignerError(kid);
-
-		/* ES256 needs P-256 and so on; Ed25519/Ed448 name their curve, EdDSA takes either */
-		if (!algo->curve.empty() && jwk->crv != algo->curve)
-			return MakeError(ErrorCode::kJwtSignature, kSignatureText);
-		std::string der;
-		if (algo->family == Family::kEc)
-		{
-			const EcCurve *curve = FindEcCurve(jwk->crv);
-			sig_ok = sig_ok && curve != nullptr && EcdsaRawToDer(signature, curve->bytes, der);
-			signature.swap(der);
-		}
-		if (!sig_ok || !PublicKeyVerify(jwk->pkey.get(), algo->digest, signing_input, signature))
-			return MakeError(ErrorCode::kJwtSignature, kSignatureText);
-	}
-
-	/*
-	 * Claims, only now that the token is authentic. Upstream's Joken
-	 * validators run before the required-claims check (so an expired token
-	 * without a role reads as expired), in claim-name order: the operator's
-	 * validators named before "exp" (phase 0), exp, those between (1), iat,
-	 * those after "iat" (2). Validators for exp and iat were dropped at start.
-	 */
+/*
+ * Claims, only once the token is authentic. Upstream's Joken validators run
+ * before the required-claims check (so an expired token without a role reads
+ * as expired), in claim-name order: the operator's validators named before
+ * "exp" (phase 0), exp, those between (1), iat, those after "iat" (2).
+ * Validators for exp and iat were dropped at start.
+ */
+Result<JwtClaims>
+CheckClaims(rapidjson::Document &claims, const JwtKeys &keys, int64_t now)
+{
 	auto validators = [&](int phase) -> bool
 	{
 		for (const auto &[name, value] : keys.claim_validators)
@@ -887,6 +901,34 @@ VerifyJwt(std::string_view token, const JwtKeys &keys, int64_t now)
 	RoundClaimInPlace(claims, "iat");
 	out.claims_json = json::Stringify(claims);
 	return out;
+}
+
+} // namespace
+
+Result<JwtClaims>
+VerifyJwt(std::string_view token, const JwtKeys &keys, int64_t now)
+{
+	/* Before any copy or decoding: the cap is what bounds the work. */
+	if (token.size() > kMaxJwtBytes)
+		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
+
+	std::string clean;
+	TokenParts parts;
+	if (!CleanToken(token, clean) || !SplitToken(clean, parts))
+		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
+
+	/* Upstream peeks at the claims before the header: keep that order. */
+	rapidjson::Document claims;
+	if (!DecodeJsonObject(parts.payload, claims))
+		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
+	rapidjson::Document header;
+	if (!DecodeJsonObject(parts.header, header))
+		return MakeError(ErrorCode::kMalformedJwt, kMalformedText);
+
+	Result<bool> signed_ok = VerifySignature(header, parts, keys);
+	if (!signed_ok.ok())
+		return signed_ok.error();
+	return CheckClaims(claims, keys, now);
 }
 
 std::string

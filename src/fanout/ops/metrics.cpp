@@ -122,186 +122,251 @@ SumShards(const Tenant &t, ShardMetrics &sum)
 
 } // namespace
 
-std::string
-RenderMetrics(const Hub &hub)
+namespace
 {
-	std::shared_ptr<const TenantSet> set = hub.tenants();
-	std::vector<std::shared_ptr<Tenant>> tenants;
-	if (set)
-		tenants = set->list;
-	std::vector<ShardMetrics> sums(tenants.size());
-	std::vector<std::string> tl; /* tenant="<id>" */
-	for (size_t t = 0; t < tenants.size(); t++)
-	{
-		SumShards(*tenants[t], sums[t]);
-		tl.push_back(Label("tenant", tenants[t]->id().c_str()));
-	}
-	auto with = [&](size_t t, const char *key, const char *value)
-	{ return tl[t] + "," + Label(key, value); };
 
-	std::string out;
-	out.reserve(8192 * (tenants.size() + 1));
-	Writer w(out);
-	struct
+/* One scrape: every tenant's figures, one metric family after the other */
+class Scrape
+{
+public:
+	explicit Scrape(const Hub &hub) : tenants_(TenantsOf(hub)), sums_(tenants_.size()), w_(out_)
 	{
-		const char *name, *type, *help;
-		Counter ShardMetrics::*field;
-	} plain[] = {
-	    {"realtime_connections_connected", "gauge", "WebSocket connections open now.",
-	     &ShardMetrics::connections},
-	    {"realtime_connections_total", "counter", "WebSocket connections accepted.",
-	     &ShardMetrics::connections_total},
-	    {"realtime_channels_joined", "gauge", "Channels joined now, over all connections.",
-	     &ShardMetrics::channels},
-	};
-	for (const auto &f : plain)
-	{
-		w.Head(f.name, f.type, f.help);
-		for (size_t t = 0; t < tenants.size(); t++)
-			w.Line(f.name, tl[t], (sums[t].*f.field).Get());
-	}
-	w.Head("realtime_channel_joins_total", "counter", "Channel joins answered, by result.");
-	for (size_t t = 0; t < tenants.size(); t++)
-	{
-		w.Line("realtime_channel_joins_total", with(t, "result", "ok"), sums[t].joins_ok.Get());
-		w.Line("realtime_channel_joins_total", with(t, "result", "refused"),
-		       sums[t].joins_refused.Get());
+		for (size_t t = 0; t < tenants_.size(); t++)
+		{
+			SumShards(*tenants_[t], sums_[t]);
+			tl_.push_back(Label("tenant", tenants_[t]->id().c_str()));
+		}
+		out_.reserve(8192 * (tenants_.size() + 1));
 	}
 
-	struct
+	std::string
+	Render()
 	{
-		const char *name, *help;
-		std::array<Counter, kPrimitives> ShardMetrics::*c;
-	} per_primitive[] = {
-	    {"realtime_messages_in_total", "Messages received from clients, by primitive.",
-	     &ShardMetrics::in_messages},
-	    {"realtime_bytes_in_total", "Bytes of messages received from clients, by primitive.",
-	     &ShardMetrics::in_bytes},
-	    {"realtime_messages_out_total", "Messages queued to clients, by primitive.",
-	     &ShardMetrics::out_messages},
-	    {"realtime_bytes_out_total", "Bytes queued to clients (WebSocket frames), by primitive.",
-	     &ShardMetrics::out_bytes},
-	};
-	for (const auto &f : per_primitive)
-	{
-		w.Head(f.name, "counter", f.help);
-		for (size_t t = 0; t < tenants.size(); t++)
-			for (size_t i = 0; i < kPrimitives; i++)
-				w.Line(f.name, with(t, "primitive", kPrimitiveNames[i]), (sums[t].*f.c)[i].Get());
-	}
-	w.Head("realtime_messages_dropped_total", "counter",
-	       "Messages not delivered, by reason (shard_inbox_full: a shard fell behind).");
-	for (size_t t = 0; t < tenants.size(); t++)
-	{
-		for (size_t i = 0; i < kDropReasons; i++)
-			w.Line("realtime_messages_dropped_total", with(t, "reason", kDropNames[i]),
-			       sums[t].dropped[i].Get());
-		w.Line("realtime_messages_dropped_total", with(t, "reason", "shard_inbox_full"),
-		       tenants[t]->inbox_dropped.load(std::memory_order_relaxed));
+		Connections();
+		Messages();
+		Presence();
+		Ring();
+		PostgresChanges();
+		Authorizer();
+		return std::move(out_);
 	}
 
-	w.Head("realtime_presence_topics", "gauge", "Topics with at least one tracked presence.");
-	for (size_t t = 0; t < tenants.size(); t++)
-		w.Line("realtime_presence_topics", tl[t], tenants[t]->presence.topics());
-
-	struct
+private:
+	static std::vector<std::shared_ptr<Tenant>>
+	TenantsOf(const Hub &hub)
 	{
-		const char *name, *type, *help;
-		uint64_t (*get)(const RingReader &);
-	} ring_families[] = {
-	    {"realtime_ring_attached", "gauge", "1 when the sidecar reads the ring.",
-	     [](const RingReader &r) -> uint64_t { return r.attached() ? 1 : 0; }},
-	    {"realtime_ring_messages_total", "counter",
-	     "Broadcast messages read from the ring (realtime.send).",
-	     [](const RingReader &r) -> uint64_t { return r.messages(); }},
-	    {"realtime_ring_changes_total", "counter",
-	     "Row changes read from the ring (Postgres Changes).",
-	     [](const RingReader &r) -> uint64_t { return r.changes(); }},
-	    {"realtime_ring_records_lost_total", "counter",
-	     "Ring records overwritten before the sidecar read them (gaps).",
-	     [](const RingReader &r) -> uint64_t { return r.lost(); }},
-	    {"realtime_ring_lag_bytes", "gauge",
-	     "Bytes written to the ring and not yet read by the sidecar.",
-	     [](const RingReader &r) -> uint64_t { return r.lag_bytes(); }},
-	};
-	for (const auto &f : ring_families)
+		std::shared_ptr<const TenantSet> set = hub.tenants();
+		return set ? set->list : std::vector<std::shared_ptr<Tenant>>{};
+	}
+
+	/* tenant="<id>",key="value" */
+	std::string
+	With(size_t t, const char *key, const char *value) const
+	{
+		return tl_[t] + "," + Label(key, value);
+	}
+
+	void
+	Connections()
+	{
+		struct
+		{
+			const char *name, *type, *help;
+			Counter ShardMetrics::*field;
+		} plain[] = {
+		    {"realtime_connections_connected", "gauge", "WebSocket connections open now.",
+		     &ShardMetrics::connections},
+		    {"realtime_connections_total", "counter", "WebSocket connections accepted.",
+		     &ShardMetrics::connections_total},
+		    {"realtime_channels_joined", "gauge", "Channels joined now, over all connections.",
+		     &ShardMetrics::channels},
+		};
+		for (const auto &f : plain)
+		{
+			w_.Head(f.name, f.type, f.help);
+			for (size_t t = 0; t < tenants_.size(); t++)
+				w_.Line(f.name, tl_[t], (sums_[t].*f.field).Get());
+		}
+		w_.Head("realtime_channel_joins_total", "counter", "Channel joins answered, by result.");
+		for (size_t t = 0; t < tenants_.size(); t++)
+		{
+			w_.Line("realtime_channel_joins_total", With(t, "result", "ok"),
+			        sums_[t].joins_ok.Get());
+			w_.Line("realtime_channel_joins_total", With(t, "result", "refused"),
+			        sums_[t].joins_refused.Get());
+		}
+	}
+
+	void
+	Messages()
+	{
+		struct
+		{
+			const char *name, *help;
+			std::array<Counter, kPrimitives> ShardMetrics::*c;
+		} per_primitive[] = {
+		    {"realtime_messages_in_total", "Messages received from clients, by primitive.",
+		     &ShardMetrics::in_messages},
+		    {"realtime_bytes_in_total", "Bytes of messages received from clients, by primitive.",
+		     &ShardMetrics::in_bytes},
+		    {"realtime_messages_out_total", "Messages queued to clients, by primitive.",
+		     &ShardMetrics::out_messages},
+		    {"realtime_bytes_out_total",
+		     "Bytes queued to clients (WebSocket frames), by primitive.", &ShardMetrics::out_bytes},
+		};
+		for (const auto &f : per_primitive)
+		{
+			w_.Head(f.name, "counter", f.help);
+			for (size_t t = 0; t < tenants_.size(); t++)
+				for (size_t i = 0; i < kPrimitives; i++)
+					w_.Line(f.name, With(t, "primitive", kPrimitiveNames[i]),
+					        (sums_[t].*f.c)[i].Get());
+		}
+		w_.Head("realtime_messages_dropped_total", "counter",
+		        "Messages not delivered, by reason (shard_inbox_full: a shard fell behind).");
+		for (size_t t = 0; t < tenants_.size(); t++)
+		{
+			for (size_t i = 0; i < kDropReasons; i++)
+				w_.Line("realtime_messages_dropped_total", With(t, "reason", kDropNames[i]),
+				        sums_[t].dropped[i].Get());
+			w_.Line("realtime_messages_dropped_total", With(t, "reason", "shard_inbox_full"),
+			        tenants_[t]->inbox_dropped.load(std::memory_order_relaxed));
+		}
+	}
+
+	void
+	Presence()
+	{
+		w_.Head("realtime_presence_topics", "gauge", "Topics with at least one tracked presence.");
+		for (size_t t = 0; t < tenants_.size(); t++)
+			w_.Line("realtime_presence_topics", tl_[t], tenants_[t]->presence.topics());
+	}
+
+	void
+	Ring()
+	{
+		struct
+		{
+			const char *name, *type, *help;
+			uint64_t (*get)(const RingReader &);
+		} ring_families[] = {
+		    {"realtime_ring_attached", "gauge", "1 when the sidecar reads the ring.",
+		     [](const RingReader &r) -> uint64_t { return r.attached() ? 1 : 0; }},
+		    {"realtime_ring_messages_total", "counter",
+		     "Broadcast messages read from the ring (realtime.send).",
+		     [](const RingReader &r) -> uint64_t { return r.messages(); }},
+		    {"realtime_ring_changes_total", "counter",
+		     "Row changes read from the ring (Postgres Changes).",
+		     [](const RingReader &r) -> uint64_t { return r.changes(); }},
+		    {"realtime_ring_records_lost_total", "counter",
+		     "Ring records overwritten before the sidecar read them (gaps).",
+		     [](const RingReader &r) -> uint64_t { return r.lost(); }},
+		    {"realtime_ring_lag_bytes", "gauge",
+		     "Bytes written to the ring and not yet read by the sidecar.",
+		     [](const RingReader &r) -> uint64_t { return r.lag_bytes(); }},
+		};
+		for (const auto &f : ring_families)
+		{
+			bool head = false;
+			for (size_t t = 0; t < tenants_.size(); t++)
+			{
+				const RingReader *ring = tenants_[t]->ring;
+				if (ring == nullptr)
+					continue;
+				if (!head)
+					w_.Head(f.name, f.type, f.help);
+				head = true;
+				w_.Line(f.name, tl_[t], f.get(*ring));
+			}
+		}
+	}
+
+	void
+	PostgresChanges()
 	{
 		bool head = false;
-		for (size_t t = 0; t < tenants.size(); t++)
+		for (size_t t = 0; t < tenants_.size(); t++)
 		{
-			const RingReader *ring = tenants[t]->ring;
-			if (ring == nullptr)
+			const PgChangesEngine *engine = tenants_[t]->changes;
+			if (engine == nullptr)
 				continue;
 			if (!head)
-				w.Head(f.name, f.type, f.help);
+				w_.Head("realtime_postgres_changes_delivered_total", "counter",
+				        "Postgres Changes pushes to channels.");
 			head = true;
-			w.Line(f.name, tl[t], f.get(*ring));
+			w_.Line("realtime_postgres_changes_delivered_total", tl_[t], engine->delivered());
 		}
-	}
-	bool head = false;
-	for (size_t t = 0; t < tenants.size(); t++)
-	{
-		const PgChangesEngine *engine = tenants[t]->changes;
-		if (engine == nullptr)
-			continue;
-		if (!head)
-			w.Head("realtime_postgres_changes_delivered_total", "counter",
-			       "Postgres Changes pushes to channels.");
-		head = true;
-		w.Line("realtime_postgres_changes_delivered_total", tl[t], engine->delivered());
 	}
 
-	std::vector<size_t> authed;
-	for (size_t t = 0; t < tenants.size(); t++)
-		if (tenants[t]->authorizer != nullptr)
-			authed.push_back(t);
-	if (!authed.empty())
+	void
+	Authorizer()
 	{
-		w.Head("realtime_authorizer_checks_total", "counter",
-		       "Private-channel authorization checks answered, by status.");
+		std::vector<size_t> authed;
+		for (size_t t = 0; t < tenants_.size(); t++)
+			if (tenants_[t]->authorizer != nullptr)
+				authed.push_back(t);
+		if (authed.empty())
+			return;
+		w_.Head("realtime_authorizer_checks_total", "counter",
+		        "Private-channel authorization checks answered, by status.");
 		for (size_t t : authed)
 		{
-			const AuthMetrics &a = tenants[t]->auth_metrics;
+			const AuthMetrics &a = tenants_[t]->auth_metrics;
 			for (size_t i = 0; i < a.answered.size(); i++)
-				w.Line("realtime_authorizer_checks_total", with(t, "status", kAuthStatusNames[i]),
-				       a.answered[i].Get());
+				w_.Line("realtime_authorizer_checks_total", With(t, "status", kAuthStatusNames[i]),
+				        a.answered[i].Get());
 		}
-		w.Head("realtime_authorizer_queue", "gauge",
-		       "Authorization checks submitted and not answered yet.");
+		w_.Head("realtime_authorizer_queue", "gauge",
+		        "Authorization checks submitted and not answered yet.");
 		for (size_t t : authed)
 		{
-			const AuthMetrics &a = tenants[t]->auth_metrics;
+			const AuthMetrics &a = tenants_[t]->auth_metrics;
 			uint64_t answered = 0;
 			for (size_t i = 0; i < a.answered.size(); i++)
 				answered += a.answered[i].Get();
 			uint64_t submitted = a.submitted.load(std::memory_order_relaxed);
-			w.Line("realtime_authorizer_queue", tl[t],
-			       submitted > answered ? submitted - answered : 0);
+			w_.Line("realtime_authorizer_queue", tl_[t],
+			        submitted > answered ? submitted - answered : 0);
 		}
-		const char *h = "realtime_authorizer_latency_seconds";
-		w.Head(h, "histogram", "Time from submitting a check to its answer.");
+		w_.Head("realtime_authorizer_latency_seconds", "histogram",
+		        "Time from submitting a check to its answer.");
 		for (size_t t : authed)
-		{
-			const AuthMetrics &a = tenants[t]->auth_metrics;
-			uint64_t cum = 0;
-			char le[32];
-			for (size_t b = 0; b < a.latency.size(); b++)
-			{
-				cum += a.latency[b].Get();
-				if (b < AuthMetrics::kBuckets.size())
-					snprintf(le, sizeof(le), "%g", AuthMetrics::kBuckets[b]);
-				else
-					snprintf(le, sizeof(le), "+Inf");
-				w.Line("realtime_authorizer_latency_seconds_bucket", with(t, "le", le), cum);
-			}
-			char sumtxt[64];
-			snprintf(sumtxt, sizeof(sumtxt), "%.6f",
-			         static_cast<double>(a.latency_sum_us.Get()) / 1e6);
-			out += "realtime_authorizer_latency_seconds_sum{" + tl[t] + "} " + sumtxt + "\n";
-			w.Line("realtime_authorizer_latency_seconds_count", tl[t], cum);
-		}
+			LatencyHistogram(t, tenants_[t]->auth_metrics);
 	}
-	return out;
+
+	void
+	LatencyHistogram(size_t t, const AuthMetrics &a)
+	{
+		uint64_t cum = 0;
+		char le[32];
+		for (size_t b = 0; b < a.latency.size(); b++)
+		{
+			cum += a.latency[b].Get();
+			if (b < AuthMetrics::kBuckets.size())
+				snprintf(le, sizeof(le), "%g", AuthMetrics::kBuckets[b]);
+			else
+				snprintf(le, sizeof(le), "+Inf");
+			w_.Line("realtime_authorizer_latency_seconds_bucket", With(t, "le", le), cum);
+		}
+		char sumtxt[64];
+		snprintf(sumtxt, sizeof(sumtxt), "%.6f", static_cast<double>(a.latency_sum_us.Get()) / 1e6);
+		out_ += "realtime_authorizer_latency_seconds_sum{" + tl_[t] + "} " + sumtxt + "\n";
+		w_.Line("realtime_authorizer_latency_seconds_count", tl_[t], cum);
+	}
+
+	std::vector<std::shared_ptr<Tenant>> tenants_;
+	std::vector<ShardMetrics> sums_;
+	std::vector<std::string> tl_; /* tenant="<id>" */
+	std::string out_;
+	Writer w_;
+};
+
+} // namespace
+
+std::string
+RenderMetrics(const Hub &hub)
+{
+	return Scrape(hub).Render();
 }
 
 } // namespace rt::fanout
