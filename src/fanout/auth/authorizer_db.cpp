@@ -312,18 +312,14 @@ AuthorizerDb::Next(const std::atomic<bool> &stop, PGresult *&out)
 	return true;
 }
 
-bool
-AuthorizerDb::Run(std::span<AuthCheck> checks, const std::atomic<bool> &stop, AuthRoundStats &stats,
-                  std::string &err)
+namespace
 {
-	stats = AuthRoundStats{};
-	stats.requests = checks.size();
-	if (!Connect(err))
-		return false;
-	auto fail = [&]() { return Fail(err); };
 
-	/* the read probes' ids and extensions as array literals, per check */
-	std::vector<std::string> ids(checks.size()), exts(checks.size());
+/* The read probes' ids and extensions as array literals, per check; resets every result */
+void
+BuildProbes(std::span<AuthCheck> checks, std::vector<std::string> &ids,
+            std::vector<std::string> &exts)
+{
 	std::string uuid;
 	for (size_t i = 0; i < checks.size(); i++)
 	{
@@ -349,7 +345,15 @@ AuthorizerDb::Run(std::span<AuthCheck> checks, const std::atomic<bool> &stop, Au
 		ids[i] += '}';
 		exts[i] += '}';
 	}
+}
 
+} // namespace
+
+/* Queue every check's statements: begin, probe, context, read or write, rollback */
+bool
+AuthorizerDb::SendChecks(std::span<const AuthCheck> checks, const std::vector<std::string> &ids,
+                         const std::vector<std::string> &exts, AuthRoundStats &stats)
+{
 	auto send = [&](const char *stmt, int n, const char *const *vals)
 	{
 		stats.statements++;
@@ -375,7 +379,7 @@ AuthorizerDb::Run(std::span<AuthCheck> checks, const std::atomic<bool> &stop, Au
 			if (!send("rt_auth_begin", 0, nullptr) || !send("rt_auth_probe", 3, probe) ||
 			    !send("rt_auth_context", 5, ctx) || !send("rt_auth_read", 1, read) || !sync() ||
 			    !send("rt_auth_rollback", 0, nullptr) || !sync())
-				return fail();
+				return false;
 		}
 		for (uint8_t bit : kExts)
 		{
@@ -385,13 +389,16 @@ AuthorizerDb::Run(std::span<AuthCheck> checks, const std::atomic<bool> &stop, Au
 			if (!send("rt_auth_begin", 0, nullptr) || !send("rt_auth_context", 5, ctx) ||
 			    !send("rt_auth_write", 2, write) || !sync() ||
 			    !send("rt_auth_rollback", 0, nullptr) || !sync())
-				return fail();
+				return false;
 		}
 	}
-	if (!Flush(stop))
-		return fail();
+	return true;
+}
 
-	/* the answers, in the order sent; false: the link broke */
+/* Read the answers in the order sent; false: the link broke */
+bool
+AuthorizerDb::ReadAnswers(std::span<AuthCheck> checks, const std::atomic<bool> &stop)
+{
 	auto group = [&](AuthResult &res, std::initializer_list<Stmt> kinds, uint8_t bit)
 	{
 		for (Stmt kind : kinds)
@@ -423,16 +430,31 @@ AuthorizerDb::Run(std::span<AuthCheck> checks, const std::atomic<bool> &stop, Au
 		if (c.req->read != 0 &&
 		    (!group(c.result, {Stmt::kBegin, Stmt::kProbe, Stmt::kContext, Stmt::kRead}, 0) ||
 		     !group(c.result, {Stmt::kRollback}, 0)))
-			return fail();
+			return false;
 		for (uint8_t bit : kExts)
 			if ((c.req->write & bit) != 0 &&
 			    (!group(c.result, {Stmt::kBegin, Stmt::kContext, Stmt::kWrite}, bit) ||
 			     !group(c.result, {Stmt::kRollback}, 0)))
-				return fail();
+				return false;
 		c.result.read_ok &= c.req->read;
 		if (c.result.status != AuthResult::Status::kOk)
 			c.result.read_ok = c.result.write_ok = 0;
 	}
+	return true;
+}
+
+bool
+AuthorizerDb::Run(std::span<AuthCheck> checks, const std::atomic<bool> &stop, AuthRoundStats &stats,
+                  std::string &err)
+{
+	stats = AuthRoundStats{};
+	stats.requests = checks.size();
+	if (!Connect(err))
+		return false;
+	std::vector<std::string> ids(checks.size()), exts(checks.size());
+	BuildProbes(checks, ids, exts);
+	if (!SendChecks(checks, ids, exts, stats) || !Flush(stop) || !ReadAnswers(checks, stop))
+		return Fail(err);
 	return true;
 }
 

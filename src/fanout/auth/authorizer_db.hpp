@@ -22,6 +22,7 @@
 #include <atomic>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace rt::fanout
 {
@@ -76,6 +77,9 @@ private:
 	bool Flush(const std::atomic<bool> &stop);
 	bool WaitInput(const std::atomic<bool> &stop);
 	bool Next(const std::atomic<bool> &stop, PGresult *&out);
+	bool SendChecks(std::span<const AuthCheck> checks, const std::vector<std::string> &ids,
+	                const std::vector<std::string> &exts, AuthRoundStats &stats);
+	bool ReadAnswers(std::span<AuthCheck> checks, const std::atomic<bool> &stop);
 
 	std::string conninfo_;
 	PGconn *conn_ = nullptr;
