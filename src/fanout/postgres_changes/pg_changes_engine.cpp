@@ -611,104 +611,112 @@ PgChangesEngine::CheckReady(PgOutbox &out)
 	              });
 }
 
-std::unique_ptr<PgChangesEngine::Batch>
-PgChangesEngine::Prepare(std::deque<std::string> &raw_in)
+/* Prepare's steps: match the batch, then plan its one round trip of checks */
+struct PgChangesEngine::Planner
 {
-	Impl &st = *impl_;
-	auto batch = std::make_unique<Batch>();
-	Batch &b = *batch;
-	b.raw.swap(raw_in);
-	std::deque<std::string> &raw = b.raw;
-	size_t n = raw.size();
-	std::vector<RingChange> &changes = b.changes;
-	changes.resize(n);
-	std::vector<std::vector<const PgSubscription *>> &cands = b.cands;
-	cands.resize(n);
-	std::vector<uint8_t> needs_check(n, 0);
-	bool any = false;
-	for (size_t i = 0; i < n; i++)
-	{
-		RingChange &c = changes[i];
-		if (!DecodeRingChange(raw[i].data(), static_cast<uint32_t>(raw[i].size()), c))
-			continue;
-		st.registry.Match(c, cands[i]);
-		if (cands[i].empty())
-			continue;
-		any = true;
-		bool has_pk = std::any_of(c.columns.begin(), c.columns.end(),
-		                          [](const RingColumn &col) { return col.pk; });
-		needs_check[i] = c.rls() && c.action != RingChange::Action::kDelete && has_pk;
-	}
-	if (!any)
-		return nullptr;
+	Impl &st;
+	Batch &b;
 
-	/* one round trip: visibility per (group, table), privileges per (role, table) */
-	std::vector<std::vector<int32_t>> &set_of = b.set_of;
-	b.sets = PlanVisibility(cands, needs_check, st.registry.group_slots(), set_of);
-	std::vector<VisibilitySet> &sets = b.sets;
-	std::vector<VisibilityCheck> &vis = b.vis;
-	vis.resize(sets.size());
-	/* the groups of one table usually ask about the same changes: one key list for them */
-	std::map<std::vector<uint32_t>, std::shared_ptr<const std::string>> key_lists;
-	for (size_t s = 0; s < sets.size(); s++)
+	/* Decode and match every record; false when no subscription wants any of them */
+	bool
+	Match(std::vector<uint8_t> &needs_check)
 	{
-		VisibilityCheck &v = vis[s];
-		const ClaimsGroup *g = sets[s].group;
-		const RingChange &first = changes[sets[s].changes[0]];
-		v.role = &g->role;
-		v.claims_json = &g->claims_json;
-		v.sub = &g->sub;
-		v.relid = sets[s].relid;
-		v.schema = first.schema;
-		v.table = first.table;
-		for (const RingColumn &col : first.columns)
-			if (col.pk)
-			{
-				v.pk_columns.emplace_back(col.name);
-				v.pk_type = col.type;
-			}
-		v.count = sets[s].changes.size();
-		if (v.pk_columns.size() == 1)
-			for (uint32_t ci : sets[s].changes)
-				for (const RingColumn &col : changes[ci].columns)
-					if (col.pk)
-						v.key_values.push_back(col.new_value);
-		std::shared_ptr<const std::string> &keys = key_lists[sets[s].changes];
-		if (!keys)
-		{
-			auto json = std::make_shared<std::string>("[");
-			for (uint32_t ci : sets[s].changes)
-			{
-				*json += json->size() > 1 ? ",{" : "{";
-				bool first_key = true;
-				for (const RingColumn &col : changes[ci].columns)
-				{
-					if (!col.pk || col.new_value.empty())
-						continue;
-					if (!first_key)
-						*json += ',';
-					first_key = false;
-					json::AppendQuoted(*json, col.name);
-					*json += ':';
-					*json += col.new_value;
-				}
-				*json += '}';
-			}
-			*json += ']';
-			keys = std::move(json);
-		}
-		v.keys_json = keys;
-	}
-	int64_t now = NowMs();
-	b.now = now;
-	/* the (group, table) pairs of this batch, each once: privileges are per (role, table) */
-	std::vector<std::pair<const ClaimsGroup *, uint32_t>> pairs;
-	{
-		std::unordered_map<uint32_t, std::vector<uint8_t>> seen; /* table -> group index seen */
+		size_t n = b.raw.size();
+		b.changes.resize(n);
+		b.cands.resize(n);
+		needs_check.assign(n, 0);
+		bool any = false;
 		for (size_t i = 0; i < n; i++)
 		{
+			RingChange &c = b.changes[i];
+			if (!DecodeRingChange(b.raw[i].data(), static_cast<uint32_t>(b.raw[i].size()), c))
+				continue;
+			st.registry.Match(c, b.cands[i]);
+			if (b.cands[i].empty())
+				continue;
+			any = true;
+			bool has_pk = std::any_of(c.columns.begin(), c.columns.end(),
+			                          [](const RingColumn &col) { return col.pk; });
+			needs_check[i] = c.rls() && c.action != RingChange::Action::kDelete && has_pk;
+		}
+		return any;
+	}
+
+	/* [{"pk":value,...},...] of the changes of one set */
+	std::shared_ptr<const std::string>
+	KeysJson(const std::vector<uint32_t> &change_indexes) const
+	{
+		auto json = std::make_shared<std::string>("[");
+		for (uint32_t ci : change_indexes)
+		{
+			*json += json->size() > 1 ? ",{" : "{";
+			bool first_key = true;
+			for (const RingColumn &col : b.changes[ci].columns)
+			{
+				if (!col.pk || col.new_value.empty())
+					continue;
+				if (!first_key)
+					*json += ',';
+				first_key = false;
+				json::AppendQuoted(*json, col.name);
+				*json += ':';
+				*json += col.new_value;
+			}
+			*json += '}';
+		}
+		*json += ']';
+		return json;
+	}
+
+	/* One visibility check per (group, table) set: role, claims, table, keys */
+	void
+	VisibilityChecks(const std::vector<uint8_t> &needs_check)
+	{
+		b.sets = PlanVisibility(b.cands, needs_check, st.registry.group_slots(), b.set_of);
+		b.vis.resize(b.sets.size());
+		/* the groups of one table usually ask about the same changes: one key list for them */
+		std::map<std::vector<uint32_t>, std::shared_ptr<const std::string>> key_lists;
+		for (size_t s = 0; s < b.sets.size(); s++)
+		{
+			VisibilityCheck &v = b.vis[s];
+			const VisibilitySet &set = b.sets[s];
+			const ClaimsGroup *g = set.group;
+			const RingChange &first = b.changes[set.changes[0]];
+			v.role = &g->role;
+			v.claims_json = &g->claims_json;
+			v.sub = &g->sub;
+			v.relid = set.relid;
+			v.schema = first.schema;
+			v.table = first.table;
+			for (const RingColumn &col : first.columns)
+				if (col.pk)
+				{
+					v.pk_columns.emplace_back(col.name);
+					v.pk_type = col.type;
+				}
+			v.count = set.changes.size();
+			if (v.pk_columns.size() == 1)
+				for (uint32_t ci : set.changes)
+					for (const RingColumn &col : b.changes[ci].columns)
+						if (col.pk)
+							v.key_values.push_back(col.new_value);
+			std::shared_ptr<const std::string> &keys = key_lists[set.changes];
+			if (!keys)
+				keys = KeysJson(set.changes);
+			v.keys_json = keys;
+		}
+	}
+
+	/* The (group, table) pairs of this batch, each once */
+	std::vector<std::pair<const ClaimsGroup *, uint32_t>>
+	Pairs() const
+	{
+		std::vector<std::pair<const ClaimsGroup *, uint32_t>> pairs;
+		std::unordered_map<uint32_t, std::vector<uint8_t>> seen; /* table -> group index seen */
+		for (const std::vector<const PgSubscription *> &cands : b.cands)
+		{
 			std::vector<uint8_t> *mark = nullptr;
-			for (const PgSubscription *s : cands[i])
+			for (const PgSubscription *s : cands)
 			{
 				if (mark == nullptr)
 				{
@@ -722,53 +730,49 @@ PgChangesEngine::Prepare(std::deque<std::string> &raw_in)
 				}
 			}
 		}
+		return pairs;
 	}
-	std::vector<PrivilegeCheck> &privs = b.privs;
+
+	/* Privileges are per (role, table): ask for those not cached or past their TTL */
+	void
+	PrivilegeChecks()
 	{
 		std::map<std::pair<std::string, uint32_t>, bool> asked;
-		for (const auto &[g, relid] : pairs)
+		for (const auto &[g, relid] : Pairs())
 		{
 			auto key = std::make_pair(g->role, relid);
 			auto it = st.privileges.find(key);
-			if (it != st.privileges.end() && now - it->second.checked_ms < kPrivilegeTtlMs)
+			if (it != st.privileges.end() && b.now - it->second.checked_ms < kPrivilegeTtlMs)
 				continue;
 			if (asked.emplace(key, true).second)
-				privs.push_back(PrivilegeCheck{&g->role, relid, false, {}});
+				b.privs.push_back(PrivilegeCheck{&g->role, relid, false, {}});
 		}
 	}
+};
+
+std::unique_ptr<PgChangesEngine::Batch>
+PgChangesEngine::Prepare(std::deque<std::string> &raw_in)
+{
+	auto batch = std::make_unique<Batch>();
+	batch->raw.swap(raw_in);
+	Planner plan{*impl_, *batch};
+	std::vector<uint8_t> needs_check;
+	if (!plan.Match(needs_check))
+		return nullptr;
+	/* one round trip: visibility per (group, table), privileges per (role, table) */
+	plan.VisibilityChecks(needs_check);
+	batch->now = NowMs();
+	plan.PrivilegeChecks();
 	return batch;
 }
 
-void
-PgChangesEngine::Emit(Batch &b, PgOutbox &out)
+/*
+ * Emit's state over one batch, reused from one change to the next: per group
+ * what it may see of the current change, the output variants of that change
+ * (one payload text each, built on first use) and the channels they go to.
+ */
+struct PgChangesEngine::Emitter
 {
-	Impl &st = *impl_;
-	size_t n = b.changes.size();
-	std::vector<RingChange> &changes = b.changes;
-	std::vector<std::vector<const PgSubscription *>> &cands = b.cands;
-	std::vector<std::vector<int32_t>> &set_of = b.set_of;
-	std::vector<VisibilitySet> &sets = b.sets;
-	std::vector<VisibilityCheck> &vis = b.vis;
-	if (!b.db_ok)
-	{
-		/* nothing is known: deliver nothing that needed an answer */
-		Log(LogLevel::kWarning, "changes", "RLS checks failed, changes withheld: %s",
-		    b.db_err.c_str());
-		for (VisibilityCheck &v : vis)
-			v.visible.assign(v.count, 0);
-		for (PrivilegeCheck &p : b.privs)
-			p.ok = false;
-	}
-	for (PrivilegeCheck &p : b.privs)
-	{
-		Impl::Privileges &cached = st.privileges[std::make_pair(*p.role, p.relid)];
-		cached.checked_ms = b.now;
-		cached.ok = p.ok;
-		cached.attnums = std::move(p.attnums);
-	}
-
-	/* per change, in commit order: one push per channel and output variant */
-	uint64_t pushes = 0;
 	struct RoleView /* what a group may see of one change: filled at its first candidate */
 	{
 		uint64_t stamp = 0; /* the change it describes */
@@ -789,99 +793,132 @@ PgChangesEngine::Emit(Batch &b, PgOutbox &out)
 		const ChannelRef *channel;
 		std::vector<std::pair<size_t, std::vector<uint32_t>>> ids; /* per variant */
 	};
-	/* per group index; and per table, each group's privileges (looked up once per batch) */
-	const uint32_t slots = st.registry.group_slots();
-	std::vector<RoleView> roles(slots);
-	static const Impl::Privileges kNotLooked;
-	std::unordered_map<uint32_t, std::vector<const Impl::Privileges *>> privileges_of;
-	std::unordered_map<const ChannelRef *, size_t> channel_index;
-	std::vector<Variant> variants;
-	std::vector<ChannelOut> channels;
-	uint64_t stamp = 0;
-	for (size_t i = 0; i < n; i++)
+
+	Emitter(Impl &st_in, Batch &b_in, PgOutbox &out_in)
+	    : st(st_in), b(b_in), out(out_in), slots(st_in.registry.group_slots()), roles(slots)
 	{
-		if (cands[i].empty())
-			continue;
-		const RingChange &c = changes[i];
-		bool is_delete = c.action == RingChange::Action::kDelete;
-		bool has_pk = std::any_of(c.columns.begin(), c.columns.end(),
-		                          [](const RingColumn &col) { return col.pk; });
+	}
+
+	/* Change i, in commit order: one push per channel and output variant */
+	void
+	Change(size_t i)
+	{
+		const RingChange &c = b.changes[i];
+		is_delete = c.action == RingChange::Action::kDelete;
+		has_pk = std::any_of(c.columns.begin(), c.columns.end(),
+		                     [](const RingColumn &col) { return col.pk; });
 		stamp++;
-		std::vector<const Impl::Privileges *> &privs_here = privileges_of[c.relid];
-		privs_here.resize(slots, &kNotLooked);
+		privs_here = &privileges_of[c.relid];
+		privs_here->resize(slots, &kNotLooked);
 		channel_index.clear();
 		variants.clear();
 		channels.clear();
-		for (size_t k = 0; k < cands[i].size(); k++)
+		for (size_t k = 0; k < b.cands[i].size(); k++)
 		{
-			const PgSubscription *s = cands[i][k];
-			RoleView &rv = roles[s->group->index];
-			if (rv.stamp != stamp)
-			{
-				rv = RoleView{stamp, nullptr, ChangeError::kNone, -1};
-				const Impl::Privileges *&p = privs_here[s->group->index];
-				if (p == &kNotLooked)
-				{
-					auto pit = st.privileges.find(std::make_pair(s->group->role, s->relid));
-					p = pit != st.privileges.end() && pit->second.ok ? &pit->second : nullptr;
-				}
-				rv.priv = p;
-				if (rv.priv != nullptr)
-				{
-					const std::vector<uint32_t> &sel = rv.priv->attnums;
-					if (!is_delete && !has_pk)
-						rv.error = ChangeError::kNoPrimaryKey;
-					else if (!is_delete && std::any_of(c.columns.begin(), c.columns.end(),
-					                                   [&](const RingColumn &col) {
-						                                   return col.pk &&
-						                                          !std::binary_search(sel.begin(),
-						                                                              sel.end(),
-						                                                              col.attnum);
-					                                   }))
-						rv.error = ChangeError::kUnauthorized;
-				}
-			}
+			const PgSubscription *s = b.cands[i][k];
+			RoleView &rv = View(s, c);
 			if (rv.priv == nullptr)
 				continue; /* unknown role or privileges: nothing */
-			if (rv.error == ChangeError::kNone && set_of[i][k] >= 0)
-			{
-				if (rv.visible < 0)
-				{
-					const VisibilitySet &set = sets[static_cast<size_t>(set_of[i][k])];
-					const VisibilityCheck &v = vis[static_cast<size_t>(set_of[i][k])];
-					auto pos = std::lower_bound(set.changes.begin(), set.changes.end(),
-					                            static_cast<uint32_t>(i)) -
-					           set.changes.begin();
-					rv.visible = static_cast<size_t>(pos) < v.visible.size() &&
-					             v.visible[static_cast<size_t>(pos)];
-				}
-				if (!rv.visible)
-					continue;
-			}
-			size_t vi = 0;
-			for (; vi < variants.size(); vi++)
-			{
-				const Variant &v = variants[vi];
-				if (v.priv == rv.priv && v.error == rv.error &&
-				    (v.select == &s->select || *v.select == s->select))
-					break;
-			}
-			if (vi == variants.size())
-				variants.push_back(Variant{rv.priv, &s->select, rv.error, {}, {}});
-			auto [cit, fresh] = channel_index.emplace(s->channel.get(), channels.size());
-			if (fresh)
-				channels.push_back(ChannelOut{s->channel.get(), {}});
-			auto &per = channels[cit->second].ids;
-			size_t pi = 0;
-			while (pi < per.size() && per[pi].first != vi)
-				pi++;
-			if (pi == per.size())
-				per.emplace_back(vi, std::vector<uint32_t>{});
-			if (std::find(per[pi].second.begin(), per[pi].second.end(), s->id) ==
-			    per[pi].second.end())
-				per[pi].second.push_back(s->id);
+			if (rv.error == ChangeError::kNone && b.set_of[i][k] >= 0 && !Visible(rv, i, k))
+				continue;
+			Route(s, rv);
 		}
-		bool pk_only_old = is_delete && c.rls();
+		Push(c, is_delete && c.rls());
+	}
+
+	/* The group's view of the change, looked up at its first candidate */
+	RoleView &
+	View(const PgSubscription *s, const RingChange &c)
+	{
+		RoleView &rv = roles[s->group->index];
+		if (rv.stamp == stamp)
+			return rv;
+		rv = RoleView{stamp, nullptr, ChangeError::kNone, -1};
+		const Impl::Privileges *&p = (*privs_here)[s->group->index];
+		if (p == &kNotLooked)
+		{
+			auto pit = st.privileges.find(std::make_pair(s->group->role, s->relid));
+			p = pit != st.privileges.end() && pit->second.ok ? &pit->second : nullptr;
+		}
+		rv.priv = p;
+		if (rv.priv == nullptr || is_delete)
+			return rv;
+		const std::vector<uint32_t> &sel = rv.priv->attnums;
+		if (!has_pk)
+			rv.error = ChangeError::kNoPrimaryKey;
+		else if (std::any_of(c.columns.begin(), c.columns.end(),
+		                     [&](const RingColumn &col) {
+			                     return col.pk &&
+			                            !std::binary_search(sel.begin(), sel.end(), col.attnum);
+		                     }))
+			rv.error = ChangeError::kUnauthorized;
+		return rv;
+	}
+
+	/* The RLS answer for candidate k of change i, once per group and change */
+	bool
+	Visible(RoleView &rv, size_t i, size_t k)
+	{
+		if (rv.visible < 0)
+		{
+			const VisibilitySet &set = b.sets[static_cast<size_t>(b.set_of[i][k])];
+			const VisibilityCheck &v = b.vis[static_cast<size_t>(b.set_of[i][k])];
+			auto pos =
+			    std::lower_bound(set.changes.begin(), set.changes.end(), static_cast<uint32_t>(i)) -
+			    set.changes.begin();
+			rv.visible =
+			    static_cast<size_t>(pos) < v.visible.size() && v.visible[static_cast<size_t>(pos)];
+		}
+		return rv.visible != 0;
+	}
+
+	/* The subscription's variant, and its id in the channel's list for that variant */
+	void
+	Route(const PgSubscription *s, const RoleView &rv)
+	{
+		size_t vi = 0;
+		for (; vi < variants.size(); vi++)
+		{
+			const Variant &v = variants[vi];
+			if (v.priv == rv.priv && v.error == rv.error &&
+			    (v.select == &s->select || *v.select == s->select))
+				break;
+		}
+		if (vi == variants.size())
+			variants.push_back(Variant{rv.priv, &s->select, rv.error, {}, {}});
+		auto [cit, fresh] = channel_index.emplace(s->channel.get(), channels.size());
+		if (fresh)
+			channels.push_back(ChannelOut{s->channel.get(), {}});
+		auto &per = channels[cit->second].ids;
+		size_t pi = 0;
+		while (pi < per.size() && per[pi].first != vi)
+			pi++;
+		if (pi == per.size())
+			per.emplace_back(vi, std::vector<uint32_t>{});
+		if (std::find(per[pi].second.begin(), per[pi].second.end(), s->id) == per[pi].second.end())
+			per[pi].second.push_back(s->id);
+	}
+
+	/* The variant's payload text: the columns its select and privileges allow */
+	void
+	Build(Variant &v, const RingChange &c, bool pk_only_old)
+	{
+		ColumnMask mask(c.columns.size(), 0);
+		const std::vector<uint32_t> &sel = v.priv->attnums;
+		for (size_t j = 0; j < c.columns.size(); j++)
+		{
+			const RingColumn &col = c.columns[j];
+			bool chosen = !*v.select || col.pk ||
+			              std::binary_search((*v.select)->begin(), (*v.select)->end(), col.name);
+			mask[j] = chosen && std::binary_search(sel.begin(), sel.end(), col.attnum);
+		}
+		AppendChangeData(v.data, c, mask, pk_only_old, v.error);
+	}
+
+	/* One push per channel and variant; each variant's text shared once per shard */
+	void
+	Push(const RingChange &c, bool pk_only_old)
+	{
 		for (const ChannelOut &co : channels)
 		{
 			int shard = co.channel->shard;
@@ -890,19 +927,7 @@ PgChangesEngine::Emit(Batch &b, PgOutbox &out)
 			{
 				Variant &v = variants[vi];
 				if (v.data.empty())
-				{
-					ColumnMask mask(c.columns.size(), 0);
-					const std::vector<uint32_t> &sel = v.priv->attnums;
-					for (size_t j = 0; j < c.columns.size(); j++)
-					{
-						const RingColumn &col = c.columns[j];
-						bool chosen =
-						    !*v.select || col.pk ||
-						    std::binary_search((*v.select)->begin(), (*v.select)->end(), col.name);
-						mask[j] = chosen && std::binary_search(sel.begin(), sel.end(), col.attnum);
-					}
-					AppendChangeData(v.data, c, mask, pk_only_old, v.error);
-				}
+					Build(v, c, pk_only_old);
 				auto sit = std::find_if(v.shared.begin(), v.shared.end(),
 				                        [shard](const auto &e) { return e.first == shard; });
 				if (sit == v.shared.end())
@@ -924,7 +949,53 @@ PgChangesEngine::Emit(Batch &b, PgOutbox &out)
 			}
 		}
 	}
-	delivered_.fetch_add(pushes, std::memory_order_relaxed);
+
+	static inline const Impl::Privileges kNotLooked{};
+
+	Impl &st;
+	Batch &b;
+	PgOutbox &out;
+	/* per group index; and per table, each group's privileges (looked up once per batch) */
+	const uint32_t slots;
+	std::vector<RoleView> roles;
+	std::unordered_map<uint32_t, std::vector<const Impl::Privileges *>> privileges_of;
+	std::unordered_map<const ChannelRef *, size_t> channel_index;
+	std::vector<Variant> variants;
+	std::vector<ChannelOut> channels;
+	uint64_t stamp = 0;
+	uint64_t pushes = 0;
+	/* the current change */
+	bool is_delete = false;
+	bool has_pk = false;
+	std::vector<const Impl::Privileges *> *privs_here = nullptr;
+};
+
+void
+PgChangesEngine::Emit(Batch &b, PgOutbox &out)
+{
+	Impl &st = *impl_;
+	if (!b.db_ok)
+	{
+		/* nothing is known: deliver nothing that needed an answer */
+		Log(LogLevel::kWarning, "changes", "RLS checks failed, changes withheld: %s",
+		    b.db_err.c_str());
+		for (VisibilityCheck &v : b.vis)
+			v.visible.assign(v.count, 0);
+		for (PrivilegeCheck &p : b.privs)
+			p.ok = false;
+	}
+	for (PrivilegeCheck &p : b.privs)
+	{
+		Impl::Privileges &cached = st.privileges[std::make_pair(*p.role, p.relid)];
+		cached.checked_ms = b.now;
+		cached.ok = p.ok;
+		cached.attnums = std::move(p.attnums);
+	}
+	Emitter e(st, b, out);
+	for (size_t i = 0; i < b.changes.size(); i++)
+		if (!b.cands[i].empty())
+			e.Change(i);
+	delivered_.fetch_add(e.pushes, std::memory_order_relaxed);
 }
 
 } // namespace rt::fanout

@@ -123,6 +123,8 @@ private:
 	};
 	struct Impl;
 	struct Batch;
+	struct Planner; /* Prepare's steps */
+	struct Emitter; /* Emit's state over one batch */
 
 	void Run();
 	void CheckerRun();
