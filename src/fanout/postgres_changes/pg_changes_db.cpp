@@ -395,74 +395,220 @@ PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std:
 	return true;
 }
 
+namespace
+{
+
+/* The parameters of rt_sub_check for one entry, as text (arrays as literals) */
+struct SubCheckArgs
+{
+	explicit SubCheckArgs(const PgChangesParams &p) : action(PgEventName(p.event))
+	{
+		std::vector<std::string> cols, ops, values;
+		negs = "{";
+		for (const PgFilter &f : p.filters)
+		{
+			cols.push_back(f.column);
+			ops.emplace_back(FilterOpName(f.op));
+			values.push_back(f.value);
+			negs += negs.size() > 1 ? "," : "";
+			negs += f.negated ? "t" : "f";
+		}
+		negs += '}';
+		a_cols = TextArray(cols);
+		a_ops = TextArray(ops);
+		a_vals = TextArray(values);
+		if (p.select)
+			a_sel = TextArray(*p.select);
+	}
+
+	std::string a_cols, a_ops, a_vals, negs, a_sel, action;
+};
+
+/* Why an explicitly named table matches nothing: not published (rt_sub_diag's row) */
+std::optional<std::string>
+Diagnose(const PGresult *r)
+{
+	if (!IsOk(r) || PQntuples(r) != 1)
+		return std::nullopt; /* no such table: upstream's text says enough */
+	std::string qualified = PQgetvalue(r, 0, 0);
+	bool has_pub = PQgetvalue(r, 0, 1)[0] == 't';
+	bool in_pub = PQgetvalue(r, 0, 2)[0] == 't';
+	if (!has_pub)
+		return "Publication " + std::string(kPublication) +
+		       " does not exist, so no changes are captured. Run: CREATE "
+		       "PUBLICATION " +
+		       kPublication + " FOR TABLE " + qualified + ";";
+	if (!in_pub)
+		return "Table " + qualified + " is not in publication " + kPublication +
+		       ", so its changes are not captured. Run: ALTER PUBLICATION " + kPublication +
+		       " ADD TABLE " + qualified + ";";
+	return std::nullopt;
+}
+
+/* The filters rt_sub_check checked, as [[column, op, negated, type, value, ok], ...] */
+void
+ParseCheckedFilters(const char *text, std::vector<CheckedFilter> &out)
+{
+	rapidjson::Document doc;
+	if (!json::Parse(doc, text) || !doc.IsArray())
+		return;
+	for (const rapidjson::Value &f : doc.GetArray())
+	{
+		if (!f.IsArray() || f.Size() != 6 || !f[0].IsString() || !f[1].IsString() ||
+		    !f[2].IsBool() || !f[3].IsString() || !f[4].IsString() || !f[5].IsBool())
+			continue;
+		out.push_back(CheckedFilter{f[0].GetString(), f[1].GetString(), f[2].GetBool(),
+		                            f[3].GetString(), f[4].GetString(), f[5].GetBool()});
+	}
+}
+
+/* One table an entry matched (a row of rt_sub_check), with the warnings it calls for */
+MatchedTable
+ParseMatchedTable(const PGresult *r, int row, std::vector<std::string> &warnings)
+{
+	MatchedTable t;
+	t.relid = static_cast<uint32_t>(strtoul(PQgetvalue(r, row, 0), nullptr, 10));
+	t.schema = PQgetvalue(r, row, 1);
+	t.table = PQgetvalue(r, row, 2);
+	t.qualified = PQgetvalue(r, row, 3);
+	t.rls = PQgetvalue(r, row, 4)[0] == 't';
+	t.replident = PQgetvalue(r, row, 5)[0];
+	t.has_pk = PQgetvalue(r, row, 6)[0] == 't';
+	ParseCheckedFilters(PQgetvalue(r, row, 7), t.filters);
+	if (!PQgetisnull(r, row, 8))
+		t.select = ParseTextArray(PQgetvalue(r, row, 8));
+	if (t.replident == 'n')
+		warnings.push_back("Table " + t.qualified +
+		                   " has REPLICA IDENTITY NOTHING: its UPDATE and DELETE cannot be "
+		                   "published or carry old_record. Run: ALTER TABLE " +
+		                   t.qualified + " REPLICA IDENTITY FULL;");
+	else if (t.replident == 'd' && !t.has_pk)
+		warnings.push_back("Table " + t.qualified +
+		                   " has no primary key: its changes arrive as \"Error 400: Bad Request, "
+		                   "no primary key\" and UPDATE/DELETE cannot be published. Add a primary "
+		                   "key, or run: ALTER TABLE " +
+		                   t.qualified + " REPLICA IDENTITY FULL;");
+	return t;
+}
+
+/* One entry's rt_sub_check answer; failed: an entry of this join failed before (or now) */
+void
+ReadEntry(const PGresult *r, const PgChangesParams &p, const std::optional<std::string> &diagnosis,
+          EntryOutcome &out, bool &failed)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (failed || st == PGRES_PIPELINE_ABORTED)
+	{
+		out.error = std::string(); /* an earlier entry's error stands for the join */
+		return;
+	}
+	if (st == PGRES_FATAL_ERROR)
+	{
+		out.error = PgChangesExceptionText(p, PostgrexErrorText(r));
+		failed = true;
+		return;
+	}
+	if (PQntuples(r) == 0)
+	{
+		out.error = PgChangesNoTableText(p);
+		if (diagnosis)
+			out.warnings.push_back(*diagnosis);
+		failed = true;
+		return;
+	}
+	for (int row = 0; row < PQntuples(r); row++)
+		out.tables.push_back(ParseMatchedTable(r, row, out.warnings));
+}
+
+/* A join's answers: its role's bypass, the diagnoses, then one check per entry */
+bool
+ReadJoin(Results &res, JoinCheck &j)
+{
+	j.outcomes.assign(j.entries.size(), EntryOutcome{});
+	PGresult *r = res.Next();
+	if (r == nullptr)
+		return false;
+	j.bypass_rls = IsOk(r) && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+	/* why explicit names matched nothing, kept for the entries that did */
+	std::vector<std::optional<std::string>> diagnosis(j.entries.size());
+	for (size_t e = 0; e < j.entries.size(); e++)
+	{
+		const PgChangesParams &p = j.entries[e];
+		if (p.schema == "*" || p.table == "*")
+			continue;
+		r = res.Next();
+		if (r == nullptr)
+			return false;
+		diagnosis[e] = Diagnose(r);
+	}
+	bool failed = false;
+	for (size_t e = 0; e < j.entries.size(); e++)
+	{
+		r = res.Next();
+		if (r == nullptr)
+			return false;
+		ReadEntry(r, j.entries[e], diagnosis[e], j.outcomes[e], failed);
+	}
+	return res.Sync();
+}
+
+} // namespace
+
+/* Queue one join's statements: its role, a diagnosis per named table, a check per entry */
+bool
+PgChangesDb::SendJoin(const JoinCheck &j)
+{
+	auto send = [&](const char *stmt, int n, const char *const *vals)
+	{ return PQsendQueryPrepared(conn_, stmt, n, vals, nullptr, nullptr, 0) == 1; };
+	const char *role[] = {j.role.c_str()};
+	if (!send("rt_role", 1, role))
+		return false;
+	for (const PgChangesParams &p : j.entries)
+	{
+		if (p.schema == "*" || p.table == "*")
+			continue;
+		const char *v[] = {p.schema.c_str(), p.table.c_str()};
+		if (!send("rt_sub_diag", 2, v))
+			return false;
+	}
+	for (const PgChangesParams &p : j.entries)
+	{
+		SubCheckArgs a(p);
+		const char *v[] = {
+		    p.schema.c_str(), p.table.c_str(),  j.claims_json.c_str(),
+		    a.a_cols.c_str(), a.a_ops.c_str(),  a.a_vals.c_str(),
+		    a.negs.c_str(),   a.action.c_str(), p.select ? a.a_sel.c_str() : nullptr};
+		if (!send("rt_sub_check", 9, v))
+			return false;
+	}
+	return PQpipelineSync(conn_) == 1;
+}
+
 bool
 PgChangesDb::CheckJoinsOnce(std::span<JoinCheck *> joins, uint64_t *wal_lsn, std::string &err)
 {
 	if (!Connect(err))
 		return false;
-	auto fail = [&]() { return Fail(err); };
-	auto send = [&](const char *stmt, int n, const char *const *vals)
-	{ return PQsendQueryPrepared(conn_, stmt, n, vals, nullptr, nullptr, 0) == 1; };
-	auto plain = [&](const char *sql)
-	{ return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1; };
-
-	if (wal_lsn != nullptr && (!plain("SELECT pg_catalog.pg_current_wal_flush_lsn()::text") ||
-	                           PQpipelineSync(conn_) != 1))
-		return fail();
+	if (wal_lsn != nullptr &&
+	    (PQsendQueryParams(conn_, "SELECT pg_catalog.pg_current_wal_flush_lsn()::text", 0, nullptr,
+	                       nullptr, nullptr, nullptr, 0) != 1 ||
+	     PQpipelineSync(conn_) != 1))
+		return Fail(err);
 	for (JoinCheck *j : joins)
-	{
-		const char *role[] = {j->role.c_str()};
-		if (!send("rt_role", 1, role))
-			return fail();
-		for (const PgChangesParams &p : j->entries)
-		{
-			if (p.schema == "*" || p.table == "*")
-				continue;
-			const char *v[] = {p.schema.c_str(), p.table.c_str()};
-			if (!send("rt_sub_diag", 2, v))
-				return fail();
-		}
-		for (const PgChangesParams &p : j->entries)
-		{
-			std::vector<std::string> cols, ops, values, negs;
-			for (const PgFilter &f : p.filters)
-			{
-				cols.push_back(f.column);
-				ops.emplace_back(FilterOpName(f.op));
-				values.push_back(f.value);
-				negs.emplace_back(f.negated ? "t" : "f");
-			}
-			std::string a_cols = TextArray(cols), a_ops = TextArray(ops),
-			            a_vals = TextArray(values);
-			std::string a_negs = "{";
-			for (size_t i = 0; i < negs.size(); i++)
-				a_negs += (i ? "," : "") + negs[i];
-			a_negs += '}';
-			std::string a_sel = p.select ? TextArray(*p.select) : std::string();
-			std::string action(PgEventName(p.event));
-			const char *v[] = {
-			    p.schema.c_str(), p.table.c_str(), j->claims_json.c_str(),
-			    a_cols.c_str(),   a_ops.c_str(),   a_vals.c_str(),
-			    a_negs.c_str(),   action.c_str(),  p.select ? a_sel.c_str() : nullptr};
-			if (!send("rt_sub_check", 9, v))
-				return fail();
-		}
-		if (PQpipelineSync(conn_) != 1)
-			return fail();
-	}
+		if (!SendJoin(*j))
+			return Fail(err);
 	if (PQflush(conn_) != 0)
-		return fail();
+		return Fail(err);
 
 	Results res(conn_);
-	PGresult *r = nullptr;
 	if (wal_lsn != nullptr)
 	{
-		r = res.Next();
+		PGresult *r = res.Next();
 		if (r == nullptr)
-			return fail();
+			return Fail(err);
 		*wal_lsn = IsOk(r) && PQntuples(r) == 1 ? ParseLsn(PQgetvalue(r, 0, 0)) : 0;
 		if (!res.Sync())
-			return fail();
+			return Fail(err);
 		if (*wal_lsn == 0)
 		{
 			err = "pg_current_wal_flush_lsn() failed";
@@ -471,110 +617,8 @@ PgChangesDb::CheckJoinsOnce(std::span<JoinCheck *> joins, uint64_t *wal_lsn, std
 		}
 	}
 	for (JoinCheck *j : joins)
-	{
-		j->outcomes.assign(j->entries.size(), EntryOutcome{});
-		r = res.Next();
-		if (r == nullptr)
-			return fail();
-		j->bypass_rls = IsOk(r) && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-		/* why explicit names matched nothing, kept for the entries that did */
-		std::vector<std::optional<std::string>> diagnosis(j->entries.size());
-		for (size_t e = 0; e < j->entries.size(); e++)
-		{
-			const PgChangesParams &p = j->entries[e];
-			if (p.schema == "*" || p.table == "*")
-				continue;
-			r = res.Next();
-			if (r == nullptr)
-				return fail();
-			if (!IsOk(r) || PQntuples(r) != 1)
-				continue; /* no such table: upstream's text says enough */
-			std::string qualified = PQgetvalue(r, 0, 0);
-			bool has_pub = PQgetvalue(r, 0, 1)[0] == 't';
-			bool in_pub = PQgetvalue(r, 0, 2)[0] == 't';
-			if (!has_pub)
-				diagnosis[e] = "Publication " + std::string(kPublication) +
-				               " does not exist, so no changes are captured. Run: CREATE "
-				               "PUBLICATION " +
-				               kPublication + " FOR TABLE " + qualified + ";";
-			else if (!in_pub)
-				diagnosis[e] = "Table " + qualified + " is not in publication " + kPublication +
-				               ", so its changes are not captured. Run: ALTER PUBLICATION " +
-				               kPublication + " ADD TABLE " + qualified + ";";
-		}
-		bool failed = false;
-		for (size_t e = 0; e < j->entries.size(); e++)
-		{
-			const PgChangesParams &p = j->entries[e];
-			EntryOutcome &out = j->outcomes[e];
-			r = res.Next();
-			if (r == nullptr)
-				return fail();
-			ExecStatusType st = PQresultStatus(r);
-			if (failed || st == PGRES_PIPELINE_ABORTED)
-			{
-				out.error = std::string(); /* an earlier entry's error stands for the join */
-				continue;
-			}
-			if (st == PGRES_FATAL_ERROR)
-			{
-				out.error = PgChangesExceptionText(p, PostgrexErrorText(r));
-				failed = true;
-				continue;
-			}
-			if (PQntuples(r) == 0)
-			{
-				out.error = PgChangesNoTableText(p);
-				if (diagnosis[e])
-					out.warnings.push_back(*diagnosis[e]);
-				failed = true;
-				continue;
-			}
-			for (int row = 0; row < PQntuples(r); row++)
-			{
-				MatchedTable t;
-				t.relid = static_cast<uint32_t>(strtoul(PQgetvalue(r, row, 0), nullptr, 10));
-				t.schema = PQgetvalue(r, row, 1);
-				t.table = PQgetvalue(r, row, 2);
-				t.qualified = PQgetvalue(r, row, 3);
-				t.rls = PQgetvalue(r, row, 4)[0] == 't';
-				t.replident = PQgetvalue(r, row, 5)[0];
-				t.has_pk = PQgetvalue(r, row, 6)[0] == 't';
-				rapidjson::Document doc;
-				if (json::Parse(doc, PQgetvalue(r, row, 7)) && doc.IsArray())
-				{
-					for (const rapidjson::Value &f : doc.GetArray())
-					{
-						if (!f.IsArray() || f.Size() != 6 || !f[0].IsString() || !f[1].IsString() ||
-						    !f[2].IsBool() || !f[3].IsString() || !f[4].IsString() ||
-						    !f[5].IsBool())
-							continue;
-						t.filters.push_back(CheckedFilter{f[0].GetString(), f[1].GetString(),
-						                                  f[2].GetBool(), f[3].GetString(),
-						                                  f[4].GetString(), f[5].GetBool()});
-					}
-				}
-				if (!PQgetisnull(r, row, 8))
-					t.select = ParseTextArray(PQgetvalue(r, row, 8));
-				if (t.replident == 'n')
-					out.warnings.push_back(
-					    "Table " + t.qualified +
-					    " has REPLICA IDENTITY NOTHING: its UPDATE and DELETE cannot be "
-					    "published or carry old_record. Run: ALTER TABLE " +
-					    t.qualified + " REPLICA IDENTITY FULL;");
-				else if (t.replident == 'd' && !t.has_pk)
-					out.warnings.push_back(
-					    "Table " + t.qualified +
-					    " has no primary key: its changes arrive as \"Error 400: Bad Request, "
-					    "no primary key\" and UPDATE/DELETE cannot be published. Add a primary "
-					    "key, or run: ALTER TABLE " +
-					    t.qualified + " REPLICA IDENTITY FULL;");
-				out.tables.push_back(std::move(t));
-			}
-		}
-		if (!res.Sync())
-			return fail();
-	}
+		if (!ReadJoin(res, *j))
+			return Fail(err);
 	return true;
 }
 
@@ -687,28 +731,57 @@ PgChangesDb::RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCh
                       std::string &err)
 {
 	for (size_t at = 0; at < vis.size(); at += kChecksPerTrip)
-		if (!RunBatchOnce(std::span<VisibilityCheck>(vis.data() + at,
-		                                             std::min(kChecksPerTrip, vis.size() - at)),
-		                  {}, err))
+		if (!RunVisibilityOnce(std::span<VisibilityCheck>(
+		                           vis.data() + at, std::min(kChecksPerTrip, vis.size() - at)),
+		                       err))
 			return false;
 	for (size_t at = 0; at < privs.size(); at += kChecksPerTrip)
-		if (!RunBatchOnce({},
-		                  std::span<PrivilegeCheck>(privs.data() + at,
-		                                            std::min(kChecksPerTrip, privs.size() - at)),
-		                  err))
+		if (!RunPrivilegesOnce(std::span<PrivilegeCheck>(
+		                           privs.data() + at, std::min(kChecksPerTrip, privs.size() - at)),
+		                       err))
 			return false;
 	return true;
 }
 
-bool
-PgChangesDb::RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeCheck> privs,
-                          std::string &err)
+namespace
 {
-	if (!Connect(err))
-		return false;
-	auto fail = [&]() { return Fail(err); };
-	std::vector<std::string> names(vis.size());
-	std::vector<uint8_t> fresh(vis.size(), 0);
+
+/* The rows of a visibility check that ran: which of its changes the group may see */
+void
+ReadVisible(const PGresult *r, bool by_value, VisibilityCheck &v)
+{
+	if (by_value)
+	{
+		/* the visible keys: every change with one of them (a key may come twice) */
+		std::unordered_map<std::string_view, int> seen;
+		for (int row = 0; row < PQntuples(r); row++)
+			seen.emplace(std::string_view(PQgetvalue(r, row, 0),
+			                              static_cast<size_t>(PQgetlength(r, row, 0))),
+			             1);
+		for (size_t k = 0; k < v.key_values.size() && k < v.count; k++)
+			if (seen.count(v.key_values[k]) > 0)
+				v.visible[k] = 1;
+		return;
+	}
+	for (int row = 0; row < PQntuples(r); row++)
+	{
+		long n = strtol(PQgetvalue(r, row, 0), nullptr, 10);
+		if (n >= 1 && static_cast<size_t>(n) <= v.count)
+			v.visible[static_cast<size_t>(n - 1)] = 1;
+	}
+}
+
+} // namespace
+
+/*
+ * The statement of each check, prepared (alone before its sync: a table that
+ * cannot be prepared fails only there) when it is new; every answer starts as
+ * "not visible".
+ */
+bool
+PgChangesDb::PrepareVisibility(std::span<VisibilityCheck> vis, std::vector<std::string> &names,
+                               std::vector<uint8_t> &fresh)
+{
 	for (size_t i = 0; i < vis.size(); i++)
 	{
 		bool is_new = false;
@@ -716,134 +789,128 @@ PgChangesDb::RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeChe
 		names[i] = VisibilityStatement(vis[i], is_new, sql);
 		fresh[i] = is_new;
 		vis[i].visible.assign(vis[i].count, 0);
-		/* alone before its sync: a table that cannot be prepared fails only here */
 		if (is_new && (PQsendPrepare(conn_, names[i].c_str(), sql.c_str(), 1, nullptr) != 1 ||
 		               PQpipelineSync(conn_) != 1))
-			return fail();
+			return false;
 	}
-	auto forget = [&](size_t i)
+	return true;
+}
+
+void
+PgChangesDb::ForgetStatement(const std::string &name)
+{
+	for (auto it = vis_names_.begin(); it != vis_names_.end(); ++it)
+		if (it->second == name)
+		{
+			vis_names_.erase(it);
+			return;
+		}
+}
+
+/*
+ * One pass over the checks still to do, in one implicit transaction (one sync):
+ * each group's claims are local settings the next group's replace. An error
+ * aborts the rest of the transaction: the check that failed counts as not
+ * visible, the ones it aborted are left in again for the next pass.
+ */
+bool
+PgChangesDb::VisibilityPass(std::span<VisibilityCheck> vis, const VisibilityRound &round,
+                            std::vector<size_t> &todo, bool read_prepares)
+{
+	for (size_t i : todo)
 	{
-		for (auto it = vis_names_.begin(); it != vis_names_.end(); ++it)
-			if (it->second == names[i])
-			{
-				vis_names_.erase(it);
-				break;
-			}
-	};
-	/*
-	 * The checks run in one implicit transaction (one sync): each group's
-	 * claims are local settings the next group's replace. An error aborts
-	 * the rest of the transaction: the check that failed counts as not
-	 * visible, the ones it aborted run again in the next pass.
-	 */
+		VisibilityCheck &v = vis[i];
+		const char *claims[] = {v.role->c_str(), v.claims_json->c_str(), v.sub->c_str()};
+		const char *keys[] = {round.params[i]->c_str()};
+		if (PQsendQueryPrepared(conn_, "rt_claims", 3, claims, nullptr, nullptr, 0) != 1 ||
+		    PQsendQueryPrepared(conn_, round.names[i].c_str(), 1, keys, nullptr, nullptr, 0) != 1)
+			return false;
+	}
+	if (PQpipelineSync(conn_) != 1 || PQflush(conn_) != 0)
+		return false;
+	Results res(conn_);
+	if (read_prepares)
+		for (size_t i = 0; i < vis.size(); i++)
+		{
+			if (!round.fresh[i])
+				continue;
+			PGresult *p = res.Next();
+			if (p == nullptr)
+				return false;
+			if (!IsOk(p))
+				Log(LogLevel::kWarning, "changes", "visibility check of %s.%s not prepared: %s",
+				    vis[i].schema.c_str(), vis[i].table.c_str(), PQresultErrorMessage(p));
+			if (!res.Sync())
+				return false;
+		}
+	std::vector<size_t> again;
+	for (size_t i : todo)
+	{
+		VisibilityCheck &v = vis[i];
+		PGresult *c = res.Next(); /* claims */
+		if (c == nullptr)
+			return false;
+		ExecStatusType cst = PQresultStatus(c);
+		PGresult *r = res.Next();
+		if (r == nullptr)
+			return false;
+		ExecStatusType st = PQresultStatus(r);
+		if (cst == PGRES_PIPELINE_ABORTED ||
+		    (cst != PGRES_FATAL_ERROR && st == PGRES_PIPELINE_ABORTED))
+			again.push_back(i);
+		else if (cst == PGRES_FATAL_ERROR)
+			continue; /* these claims cannot be taken (a role that went): nothing visible */
+		else if (st != PGRES_TUPLES_OK)
+		{
+			/* not visible; a statement that broke (DDL) is made again next time */
+			Log(LogLevel::kDebug, "changes", "visibility check of %s.%s failed: %s",
+			    v.schema.c_str(), v.table.c_str(), PQresultErrorMessage(r));
+			ForgetStatement(round.names[i]);
+		}
+		else
+			ReadVisible(r, ByValue(v), v);
+	}
+	if (!res.Sync())
+		return false;
+	todo.swap(again);
+	return true;
+}
+
+bool
+PgChangesDb::RunVisibilityOnce(std::span<VisibilityCheck> vis, std::string &err)
+{
+	if (!Connect(err))
+		return false;
+	VisibilityRound round{
+	    std::vector<std::string>(vis.size()), std::vector<uint8_t>(vis.size(), 0), {}, {}};
+	if (!PrepareVisibility(vis, round.names, round.fresh))
+		return Fail(err);
+	/* array literals of one-column keys, one per key list (groups share lists) */
+	round.params.resize(vis.size());
+	for (size_t i = 0; i < vis.size(); i++)
+	{
+		round.params[i] = vis[i].keys_json.get();
+		if (!ByValue(vis[i]))
+			continue;
+		std::string &a = round.arrays[vis[i].keys_json.get()];
+		if (a.empty())
+			a = KeyArrayLiteral(vis[i].key_values);
+		round.params[i] = &a;
+	}
 	std::vector<size_t> todo;
 	for (size_t i = 0; i < vis.size(); i++)
 		todo.push_back(i);
-	/* array literals of one-column keys, one per key list (groups share lists) */
-	std::map<const std::string *, std::string> arrays;
-	std::vector<const std::string *> params(vis.size());
-	for (size_t i = 0; i < vis.size(); i++)
-	{
-		params[i] = vis[i].keys_json.get();
-		if (!ByValue(vis[i]))
-			continue;
-		std::string &a = arrays[vis[i].keys_json.get()];
-		if (a.empty())
-			a = KeyArrayLiteral(vis[i].key_values);
-		params[i] = &a;
-	}
-	bool read_prepares = true;
 	for (int pass = 0; pass < 4 && !todo.empty(); pass++)
-	{
-		for (size_t i : todo)
-		{
-			VisibilityCheck &v = vis[i];
-			const char *claims[] = {v.role->c_str(), v.claims_json->c_str(), v.sub->c_str()};
-			const char *keys[] = {params[i]->c_str()};
-			if (PQsendQueryPrepared(conn_, "rt_claims", 3, claims, nullptr, nullptr, 0) != 1 ||
-			    PQsendQueryPrepared(conn_, names[i].c_str(), 1, keys, nullptr, nullptr, 0) != 1)
-				return fail();
-		}
-		if (PQpipelineSync(conn_) != 1 || PQflush(conn_) != 0)
-			return fail();
-		Results res(conn_);
-		if (read_prepares)
-		{
-			read_prepares = false;
-			for (size_t i = 0; i < vis.size(); i++)
-			{
-				if (!fresh[i])
-					continue;
-				PGresult *p = res.Next();
-				if (p == nullptr)
-					return fail();
-				if (!IsOk(p))
-					Log(LogLevel::kWarning, "changes", "visibility check of %s.%s not prepared: %s",
-					    vis[i].schema.c_str(), vis[i].table.c_str(), PQresultErrorMessage(p));
-				if (!res.Sync())
-					return fail();
-			}
-		}
-		std::vector<size_t> again;
-		for (size_t i : todo)
-		{
-			VisibilityCheck &v = vis[i];
-			PGresult *c = res.Next(); /* claims */
-			if (c == nullptr)
-				return fail();
-			ExecStatusType cst = PQresultStatus(c);
-			PGresult *r = res.Next();
-			if (r == nullptr)
-				return fail();
-			ExecStatusType st = PQresultStatus(r);
-			if (cst == PGRES_PIPELINE_ABORTED)
-			{
-				again.push_back(i);
-				continue;
-			}
-			if (cst == PGRES_FATAL_ERROR)
-				continue; /* these claims cannot be taken (a role that went): nothing visible */
-			if (st == PGRES_PIPELINE_ABORTED)
-			{
-				again.push_back(i);
-				continue;
-			}
-			if (st != PGRES_TUPLES_OK)
-			{
-				/* not visible; a statement that broke (DDL) is made again next time */
-				Log(LogLevel::kDebug, "changes", "visibility check of %s.%s failed: %s",
-				    v.schema.c_str(), v.table.c_str(), PQresultErrorMessage(r));
-				forget(i);
-				continue;
-			}
-			if (ByValue(v))
-			{
-				/* the visible keys: every change with one of them (a key may come twice) */
-				std::unordered_map<std::string_view, int> seen;
-				for (int row = 0; row < PQntuples(r); row++)
-					seen.emplace(std::string_view(PQgetvalue(r, row, 0),
-					                              static_cast<size_t>(PQgetlength(r, row, 0))),
-					             1);
-				for (size_t k = 0; k < v.key_values.size() && k < v.count; k++)
-					if (seen.count(v.key_values[k]) > 0)
-						v.visible[k] = 1;
-			}
-			else
-			{
-				for (int row = 0; row < PQntuples(r); row++)
-				{
-					long n = strtol(PQgetvalue(r, row, 0), nullptr, 10);
-					if (n >= 1 && static_cast<size_t>(n) <= v.count)
-						v.visible[static_cast<size_t>(n - 1)] = 1;
-				}
-			}
-		}
-		if (!res.Sync())
-			return fail();
-		todo.swap(again);
-	}
-	if (privs.empty())
-		return true;
+		if (!VisibilityPass(vis, round, todo, pass == 0))
+			return Fail(err);
+	return true;
+}
+
+bool
+PgChangesDb::RunPrivilegesOnce(std::span<PrivilegeCheck> privs, std::string &err)
+{
+	if (!Connect(err))
+		return false;
 	std::vector<std::string> relids(privs.size());
 	for (size_t i = 0; i < privs.size(); i++)
 	{
@@ -851,20 +918,20 @@ PgChangesDb::RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeChe
 		const char *v[] = {privs[i].role->c_str(), relids[i].c_str()};
 		if (PQsendQueryPrepared(conn_, "rt_privs", 2, v, nullptr, nullptr, 0) != 1 ||
 		    PQpipelineSync(conn_) != 1)
-			return fail();
+			return Fail(err);
 	}
 	if (PQflush(conn_) != 0)
-		return fail();
+		return Fail(err);
 	Results res(conn_);
 	for (PrivilegeCheck &p : privs)
 	{
 		PGresult *r = res.Next();
 		if (r == nullptr)
-			return fail();
+			return Fail(err);
 		p.ok = IsOk(r) && PQntuples(r) == 1;
 		p.attnums = p.ok ? ParseIntArray(PQgetvalue(r, 0, 0)) : std::vector<uint32_t>{};
 		if (!res.Sync())
-			return fail();
+			return Fail(err);
 	}
 	return true;
 }

@@ -141,8 +141,22 @@ public:
 private:
 	void Disconnect();
 	bool CheckJoinsOnce(std::span<JoinCheck *> joins, uint64_t *wal_lsn, std::string &err);
-	bool RunBatchOnce(std::span<VisibilityCheck> vis, std::span<PrivilegeCheck> privs,
-	                  std::string &err);
+	bool SendJoin(const JoinCheck &j);
+	/* One visibility round: statement names, which are new, key parameters */
+	struct VisibilityRound
+	{
+		std::vector<std::string> names;
+		std::vector<uint8_t> fresh;
+		std::map<const std::string *, std::string> arrays; /* one-column key array literals */
+		std::vector<const std::string *> params;
+	};
+	bool RunVisibilityOnce(std::span<VisibilityCheck> vis, std::string &err);
+	bool RunPrivilegesOnce(std::span<PrivilegeCheck> privs, std::string &err);
+	bool PrepareVisibility(std::span<VisibilityCheck> vis, std::vector<std::string> &names,
+	                       std::vector<uint8_t> &fresh);
+	bool VisibilityPass(std::span<VisibilityCheck> vis, const VisibilityRound &round,
+	                    std::vector<size_t> &todo, bool read_prepares);
+	void ForgetStatement(const std::string &name);
 	static bool ByValue(const VisibilityCheck &v);
 	bool Fail(std::string &err); /* err = the connection's error; disconnects; false */
 	const std::string &VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql);
