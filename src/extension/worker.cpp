@@ -87,8 +87,8 @@ constexpr const char *kSlotName = "realtime";
 constexpr int kRestartSeconds = 2;
 constexpr long kStallPollMs = 10;        /* how often a paused writer looks at its reader */
 constexpr uint64 kConfirmEveryMs = 100;  /* confirm the slot at least this often in a long batch */
-constexpr uint64 kSnapshotEveryMs = 100; /* at most this often: LogStandbySnapshot (see below) */
-constexpr uint64 kSnapshotBackoffMaxMs = 10000; /* ... or this, while it does not help */
+constexpr uint64 kSnapshotEveryMs = 100; /* LogStandbySnapshot first backoff step (see below) */
+constexpr uint64 kSnapshotBackoffMaxMs = 10000; /* ... and its longest */
 
 /*
  * The write callback's state: which record of which transaction it is at,
@@ -257,9 +257,16 @@ Confirm(XLogRecPtr lsn)
  * would keep far more WAL than decoding needs, max_lag_bytes would be passed
  * with the ring in step, and records dropped for nothing. So when the slot
  * keeps over a quarter of max_lag_bytes while decoding is caught up (less
- * than half of that WAL is unconfirmed), log one now (at most every 100 ms),
- * flush it, and decode again at once: confirming past it moves the restart
- * point up.
+ * than half of that WAL is unconfirmed), log one now, flush it, and decode
+ * again at once: confirming past it moves the restart point up.
+ *
+ * The pace is set by bytes, not by a clock: while each record logged moved
+ * the restart point, the next may follow as soon as the previous one is
+ * decoded and another quarter of max_lag_bytes is kept (at 100 MB/s of WAL a
+ * fixed 100 ms would let the slot keep 10 MB more than it needs). A
+ * transaction open for long holds the restart point whatever we log: then
+ * back off on a clock (100 ms, doubling up to 10 s) instead of logging and
+ * flushing records for nothing.
  */
 void
 MaybeLogSnapshot(XLogRecPtr flush, XLogRecPtr confirmed)
@@ -267,30 +274,32 @@ MaybeLogSnapshot(XLogRecPtr flush, XLogRecPtr confirmed)
 	static uint64 last_ms = 0;
 	static uint64 interval_ms = kSnapshotEveryMs;
 	static XLogRecPtr restart_then = InvalidXLogRecPtr;
+	static XLogRecPtr logged_end = InvalidXLogRecPtr;
 	uint64 now = rt::ext::MonotonicMs();
 	uint64 kept = SlotLagBytes();
 	uint64 unconfirmed = flush > confirmed ? flush - confirmed : 0;
+	bool waited = now - last_ms >= interval_ms;
 	XLogRecPtr restart;
 
 	if (kept <= static_cast<uint64>(realtime_max_lag_bytes) / 4 || unconfirmed * 2 >= kept ||
-	    now - last_ms < interval_ms || RecoveryInProgress())
+	    RecoveryInProgress())
 		return;
-
-	/*
-	 * A transaction open for long holds the restart point whatever we log:
-	 * then back off (doubling up to 10 s) instead of logging and flushing
-	 * ten records a second for nothing.
-	 */
+	/* the previous record is not decoded yet: it may still move the restart point */
+	if (logged_end != InvalidXLogRecPtr && confirmed < logged_end && !waited)
+		return;
 	SpinLockAcquire(&MyReplicationSlot->mutex);
 	restart = MyReplicationSlot->data.restart_lsn;
 	SpinLockRelease(&MyReplicationSlot->mutex);
-	if (restart_then != InvalidXLogRecPtr && restart <= restart_then)
-		interval_ms = Min(interval_ms * 2, kSnapshotBackoffMaxMs);
-	else
+	if (restart_then == InvalidXLogRecPtr || restart > restart_then)
 		interval_ms = kSnapshotEveryMs;
+	else if (!waited)
+		return;
+	else
+		interval_ms = Min(interval_ms * 2, kSnapshotBackoffMaxMs);
 	restart_then = restart;
 	last_ms = now;
-	XLogFlush(LogStandbySnapshot());
+	logged_end = LogStandbySnapshot();
+	XLogFlush(logged_end);
 	SetLatch(MyLatch);
 }
 
