@@ -3,7 +3,8 @@
  * bench/changes_client.cpp and bench/private_client.cpp share: fatal errors
  * under the program's name (set once in main), numeric option values, the uuid
  * of a bench user, the CPU time of this process (getrusage) and of another
- * (/proc/<pid>/stat), and a "name=pid" process to watch. Header-only.
+ * (/proc/<pid>/stat), a "name=pid" process to watch, and the options that say
+ * where a client connects (Endpoint). Header-only.
  */
 #pragma once
 
@@ -43,6 +44,45 @@ ParseDouble(const char *name, const char *v)
 	if (end == v || *end != '\0' || !(d > 0))
 		Die(std::string("bad value for ") + name + ": " + v);
 	return d;
+}
+
+/* Where a bench client connects: the options they all take (an Options struct
+ * derives from it). secret and db only for the clients that sign their own
+ * tokens or talk to Postgres too (EndpointOption's `extra`). */
+struct Endpoint
+{
+	std::string host = "127.0.0.1";
+	int port = 0; /* the sidecar */
+	std::string path = "/realtime/v1/websocket";
+	std::string secret; /* HS256 key for the client's own tokens */
+	std::string db;     /* libpq conninfo */
+};
+
+enum EndpointExtra : unsigned
+{
+	kNoExtra = 0,
+	kWithSecret = 1,
+	kWithDb = 2,
+};
+
+/* Option `a` with value `v` into e, if it is one of --host, --port, --path and
+ * (as `extra` allows) --secret, --db; false for any other option. */
+inline bool
+EndpointOption(std::string_view a, const char *v, Endpoint &e, unsigned extra)
+{
+	if (a == "--host")
+		e.host = v;
+	else if (a == "--port")
+		e.port = int(ParseDouble("--port", v));
+	else if (a == "--path")
+		e.path = v;
+	else if (a == "--secret" && (extra & kWithSecret) != 0)
+		e.secret = v;
+	else if (a == "--db" && (extra & kWithDb) != 0)
+		e.db = v;
+	else
+		return false;
+	return true;
 }
 
 /* The uuid of user u (0-based), as the tokens' sub and the table rows carry it. */

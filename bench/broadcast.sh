@@ -73,19 +73,10 @@ start_baseline() {
 }
 
 start_sidecar() {
-	SIDECAR_PORT=$(bench_free_port)
 	SIDECAR_STARTS=$((SIDECAR_STARTS + 1))
 	echo "--- start $SIDECAR_STARTS" >>"$LOGDIR/sidecar.log"
-	# shellcheck disable=SC2046 # one word per flag
-	"$FANOUT" --host 127.0.0.1 --port "$SIDECAR_PORT" --jwt-secret "$SECRET" \
-		--db "$DB" $(bench_no_limits "$FANOUT") >>"$LOGDIR/sidecar.log" 2>&1 &
-	SIDECAR_PID=$!
-	BENCH_PIDS+=("$SIDECAR_PID")
-	bench_wait_port "$SIDECAR_PORT" 20 "$SIDECAR_PID" || {
-		echo "broadcast.sh: realtime-fanout did not accept on port $SIDECAR_PORT" >&2
-		tail -30 "$LOGDIR/sidecar.log" >&2
-		exit 1
-	}
+	bench_start_fanout "$FANOUT" "$SECRET" "$LOGDIR/sidecar.log" --db "$DB" || exit 1
+	SIDECAR_PID=$BENCH_SIDECAR_PID SIDECAR_PORT=$BENCH_SIDECAR_PORT
 }
 
 # One load run against target $1 ("baseline" or "sidecar"), repetition $2.
@@ -146,10 +137,8 @@ echo "== load: $SUBS subscribers, $RATE msg/s for ${SECS} s ($((SUBS * RATE)) de
 for rep in $(seq "$REPS"); do
 	if [ "$SKIP_SIDECAR" = 1 ]; then
 		order="baseline"
-	elif [ $((rep % 2)) = 1 ]; then
-		order="baseline sidecar"
 	else
-		order="sidecar baseline"
+		order=$(bench_order "$rep" baseline sidecar)
 	fi
 	for target in $order; do
 		run_load "$target" "$rep"
@@ -159,10 +148,7 @@ done
 
 # Medians over the runs of one target that produced a result line.
 median_of() {
-	local target=$1 key=$2
-	grep "^$target rep=" "$RESULTS" | grep -v 'failed=1' | while read -r l; do
-		bench_field "$key" "$l"
-	done | bench_median
+	bench_median_of "$RESULTS" "$1 rep=" "$2"
 }
 
 echo "== medians (logs: $LOGDIR)"

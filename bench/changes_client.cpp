@@ -96,12 +96,8 @@ struct Step
 };
 
 /* Command-line settings. */
-struct Options
+struct Options : Endpoint
 {
-	std::string host = "127.0.0.1";
-	int port = 0;
-	std::string path = "/realtime/v1/websocket";
-	std::string db;
 	std::string tokens_file;
 	std::string table[kTables] = {"bench_rls", "bench_norls"};
 	int users = 100;
@@ -154,10 +150,7 @@ struct Conn
 	int index = 0; /* global, for Run::seen */
 	int user = 0;
 	Fd fd;
-	std::vector<unsigned char> rx = std::vector<unsigned char>(2 * kRxChunk);
-	size_t rx_begin = 0, rx_end = 0;
-	std::string fragments;
-	uint8_t fragment_opcode = 0;
+	RxBuffer rx{kRxChunk};
 	bool closed = false;
 	uint64_t next_ref = 3; /* "1" and "2" were the joins */
 	int64_t next_heartbeat_ns = 0;
@@ -176,8 +169,10 @@ JoinChanges(const Options &o, int t, const std::string &ref, const std::string &
 	       change + R"(],"private":false},"access_token":")" + jwt + "\"}]";
 }
 
-class Receiver
+class Receiver : public FrameReceiver<Receiver, Conn, kRxChunk>
 {
+	friend class FrameReceiver<Receiver, Conn, kRxChunk>;
+
 public:
 	Receiver(const Options &o, Shared &shared, int slot, std::vector<std::unique_ptr<Conn>> conns)
 	    : o_(o), shared_(shared), slot_(slot), conns_(std::move(conns))
@@ -250,26 +245,11 @@ public:
 	}
 
 private:
-	void
-	ReadSome(Conn &c)
-	{
-		if (c.closed)
-			return;
-		ssize_t n = RecvMore(c.fd.Get(), c.rx, c.rx_begin, c.rx_end, kRxChunk);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0)
-		{
-			MarkClosed(c, n == 0 ? "EOF" : strerror(errno));
-			return;
-		}
-		Consume(c, MonoNs()); /* one receive time for everything this read brought */
-	}
-
+	/* why: nullptr while the connection lives */
 	void
 	MarkClosed(Conn &c, const char *why)
 	{
-		if (c.closed)
+		if (why == nullptr || c.closed)
 			return;
 		c.closed = true;
 		if (shared_.failures.fetch_add(1) < 3)
@@ -280,60 +260,7 @@ private:
 	}
 
 	void
-	Consume(Conn &c, int64_t now)
-	{
-		while (c.rx_begin < c.rx_end && !c.closed)
-		{
-			ServerFrame f;
-			int r = ParseServerFrame(c.rx.data() + c.rx_begin, c.rx_end - c.rx_begin, f);
-			if (r == 0)
-				break;
-			if (r < 0)
-			{
-				MarkClosed(c, "malformed WebSocket frame");
-				return;
-			}
-			c.rx_begin += f.total;
-			std::string_view data(reinterpret_cast<const char *>(f.payload), f.len);
-			switch (f.opcode)
-			{
-			case kOpPing:
-			{
-				std::string out;
-				AppendClientFrame(out, kOpPong, data, masks_.Next());
-				WriteAll(c.fd.Get(), out);
-				break;
-			}
-			case kOpPong:
-				break;
-			case kOpClose:
-				MarkClosed(c, "close frame");
-				return;
-			case kOpContinuation:
-				c.fragments.append(data);
-				if (f.fin)
-				{
-					std::string whole = std::move(c.fragments);
-					c.fragments.clear();
-					OnMessage(c, whole, now);
-				}
-				break;
-			default:
-				if (!f.fin)
-				{
-					c.fragment_opcode = f.opcode;
-					c.fragments.assign(data);
-				}
-				else
-					OnMessage(c, data, now);
-			}
-		}
-		if (c.rx_begin == c.rx_end)
-			c.rx_begin = c.rx_end = 0;
-	}
-
-	void
-	OnMessage(Conn &c, std::string_view m, int64_t now)
+	OnMessage(Conn &c, uint8_t /* opcode: text only */, std::string_view m, int64_t now)
 	{
 		TextHead h;
 		if (!ParseTextHead(m, h))
@@ -444,7 +371,6 @@ private:
 	int slot_;
 	std::vector<std::unique_ptr<Conn>> conns_;
 	Fd ep_;
-	MaskSource masks_;
 	RunState *run_ = nullptr;
 	std::atomic<uint64_t> acked_{0};
 	uint64_t other_ = 0;
@@ -606,15 +532,9 @@ ParseArgs(int argc, char **argv)
 		if (i + 1 >= argc)
 			Usage();
 		const char *v = argv[++i];
-		if (a == "--host")
-			o.host = v;
-		else if (a == "--port")
-			o.port = int(ParseDouble("--port", v));
-		else if (a == "--path")
-			o.path = v;
-		else if (a == "--db")
-			o.db = v;
-		else if (a == "--tokens")
+		if (EndpointOption(a, v, o, kWithDb))
+			continue;
+		if (a == "--tokens")
 			o.tokens_file = v;
 		else if (a == "--rls-table")
 			o.table[0] = v;
@@ -744,8 +664,7 @@ Main(int argc, char **argv)
 		const std::string &jwt = tokens[size_t(c->user)];
 		std::string leftover;
 		c->fd = OpenWebSocket(o.host, o.port, o.path + "?apikey=" + jwt + "&vsn=2.0.0", leftover);
-		std::memcpy(c->rx.data(), leftover.data(), leftover.size());
-		c->rx_end = leftover.size();
+		c->rx.Load(leftover);
 		std::string out;
 		for (int t = 0; t < kTables; t++)
 			AppendClientFrame(out, kOpText, JoinChanges(o, t, std::to_string(t + 1), jwt, c->user),

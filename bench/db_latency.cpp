@@ -85,14 +85,9 @@ enum class Mode
 };
 
 /* Command-line settings. */
-struct Options
+struct Options : Endpoint
 {
 	Mode mode = Mode::kSend;
-	std::string host = "127.0.0.1";
-	int port = 0; /* the sidecar */
-	std::string secret;
-	std::string path = "/realtime/v1/websocket";
-	std::string db; /* libpq conninfo */
 	std::string topic = "dblat";
 	std::string channel = "dblat";
 	double rate = 1000;
@@ -616,6 +611,8 @@ ParseArgs(int argc, char **argv)
 		if (i + 1 >= argc)
 			Usage();
 		const char *v = argv[++i];
+		if (EndpointOption(a, v, o, kWithSecret | kWithDb))
+			continue;
 		if (a == "--mode")
 		{
 			std::string_view m = v;
@@ -627,16 +624,6 @@ ParseArgs(int argc, char **argv)
 				Usage();
 			mode_given = true;
 		}
-		else if (a == "--host")
-			o.host = v;
-		else if (a == "--port")
-			o.port = int(ParseDouble("--port", v));
-		else if (a == "--secret")
-			o.secret = v;
-		else if (a == "--path")
-			o.path = v;
-		else if (a == "--db")
-			o.db = v;
 		else if (a == "--topic")
 			o.topic = v;
 		else if (a == "--channel")

@@ -97,8 +97,7 @@ fi
 for rate in $RATES; do
 	echo "== $rate msg/s for ${SECS} s over $CONNS connections, $REPS reps per mode"
 	for rep in $(seq "$REPS"); do
-		if [ $((rep % 2)) = 1 ]; then order="send notify"; else order="notify send"; fi
-		for mode in $order; do
+		for mode in $(bench_order "$rep" send notify); do
 			sleep "$PAUSE"
 			run_one "$mode" "$rate" "$SECS" "$rep"
 		done
@@ -110,9 +109,7 @@ echo "extension after the runs: md5 $(md5sum <"$("$PG_CONFIG" --pkglibdir)/realt
 
 # Median of key $3 over the counted runs of mode $1 at rate $2.
 median_of() {
-	grep "^$1 rate=$2 rep=[0-9]" "$RESULTS" | grep -v 'failed=1' | while read -r l; do
-		bench_field "$3" "$l"
-	done | bench_median
+	bench_median_of "$RESULTS" "$1 rate=$2 rep=[0-9]" "$3"
 }
 
 echo "== medians (logs: $LOGDIR)"

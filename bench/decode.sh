@@ -267,9 +267,7 @@ done
 
 # Median of key $3 over the runs of plugin $2 in case $1.
 median_of() {
-	grep "^case=$1 plugin=$2 rep=" "$RESULTS" | grep -v 'failed=1' | while read -r l; do
-		bench_field "$3" "$l"
-	done | bench_median
+	bench_median_of "$RESULTS" "case=$1 plugin=$2 rep=" "$3"
 }
 
 echo "== medians (rows/s = row changes / median wall seconds; per CPU s: / median backend CPU seconds; logs: $LOGDIR)"

@@ -21,28 +21,28 @@ bench_cleanup() {
 		fi
 	done
 	for pid in "${BENCH_PIDS[@]}"; do
-		# give each a few seconds to print its counters, then insist
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		bench_reap "$pid"
 	done
 	BENCH_PIDS=()
 	bench_stop_cluster
 }
 
-# Stop one process we started.
-bench_stop() {
+# Wait for process $1 (signalled already) to exit: a few seconds to print its
+# counters, then insist.
+bench_reap() {
 	local pid=$1
-	kill -TERM "$pid" 2>/dev/null || true
 	for _ in $(seq 50); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+}
+
+# Stop one process we started.
+bench_stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	bench_reap "$1"
 }
 
 # A free loopback port (bind to port 0 and release it).
@@ -82,6 +82,25 @@ bench_median() {
 	sort -g | awk '{ v[NR] = $1 } END {
 		if (NR == 0) { print "nan"; exit }
 		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# The values of key $3, one a line, in the lines of results file $1 that start
+# with $2 (a grep pattern), leaving out the failed runs (failed=1).
+bench_values() {
+	grep "^$2" "$1" | grep -v 'failed=1' | while read -r l; do
+		bench_field "$3" "$l"
+	done
+}
+
+# The median of those values (bench_values).
+bench_median_of() {
+	bench_values "$@" | bench_median
+}
+
+# Repetition $1 runs modes $2 and $3 in this order if odd, the other way if even:
+# neither always comes first on a warming machine.
+bench_order() {
+	if [ $(($1 % 2)) = 1 ]; then echo "$2 $3"; else echo "$3 $2"; fi
 }
 
 # Value of key $1 in a "k=v k=v" line $2.
@@ -169,25 +188,32 @@ bench_db_setup() {
 	bench_start_cluster "$dir/cluster.log"
 }
 
-# Start build/realtime-fanout (or $BENCH_FANOUT) on a free port, attached to the
-# cluster (--db, --ring-path), with JWT secret $1, log $2 and the options $3...;
-# sets BENCH_SIDECAR_PID and BENCH_SIDECAR_PORT once it accepts connections.
-bench_start_db_sidecar() {
-	local secret=$1 log=$2
-	shift 2
+# Start realtime-fanout binary $1 on a free port with JWT secret $2, log $3, the
+# limits lifted and the options $4...; sets BENCH_SIDECAR_PID and
+# BENCH_SIDECAR_PORT once it accepts connections.
+bench_start_fanout() {
+	local bin=$1 secret=$2 log=$3
+	shift 3
 	BENCH_SIDECAR_PORT=$(bench_free_port)
-	local bin=${BENCH_FANOUT:-build/realtime-fanout}
 	# shellcheck disable=SC2046 # one word per flag
-	"$bin" --host 127.0.0.1 --port "$BENCH_SIDECAR_PORT" \
-		--db "$BENCH_CONNINFO" --ring-path "$BENCH_CLUSTER_DIR/realtime.ring" \
-		--jwt-secret "$secret" $(bench_no_limits "$bin") "$@" >>"$log" 2>&1 &
+	"$bin" --host 127.0.0.1 --port "$BENCH_SIDECAR_PORT" --jwt-secret "$secret" \
+		$(bench_no_limits "$bin") "$@" >>"$log" 2>&1 &
 	BENCH_SIDECAR_PID=$!
 	BENCH_PIDS+=("$BENCH_SIDECAR_PID")
 	bench_wait_port "$BENCH_SIDECAR_PORT" 20 "$BENCH_SIDECAR_PID" || {
 		echo "realtime-fanout did not accept on port $BENCH_SIDECAR_PORT; its log:" >&2
-		tail -20 "$log" >&2
+		tail -30 "$log" >&2
 		return 1
 	}
+}
+
+# Start build/realtime-fanout (or $BENCH_FANOUT) attached to the cluster (--db,
+# --ring-path), with JWT secret $1, log $2 and the options $3... (bench_start_fanout).
+bench_start_db_sidecar() {
+	local secret=$1 log=$2
+	shift 2
+	bench_start_fanout "${BENCH_FANOUT:-build/realtime-fanout}" "$secret" "$log" \
+		--db "$BENCH_CONNINFO" --ring-path "$BENCH_CLUSTER_DIR/realtime.ring" "$@"
 }
 
 # One token a line into file $3 for users 1..$1 (role authenticated, sub the uuid

@@ -57,12 +57,8 @@ constexpr size_t kRxChunk = 64 * 1024;           /* bytes asked of one read() */
 constexpr std::string_view kJoinRef = "1";       /* first join on a fresh socket */
 
 /* Command-line settings. */
-struct Options
+struct Options : Endpoint
 {
-	std::string host = "127.0.0.1";
-	int port = 0;
-	std::string secret;
-	std::string path = "/realtime/v1/websocket";
 	std::string channel = "bench";
 	std::string event = "bench";
 	int subs = 100;
@@ -115,10 +111,7 @@ struct Shared
 struct Conn
 {
 	Fd fd;
-	std::vector<unsigned char> rx = std::vector<unsigned char>(2 * kRxChunk);
-	size_t rx_begin = 0, rx_end = 0;
-	std::string fragments; /* a fragmented message being collected */
-	uint8_t fragment_opcode = 0;
+	RxBuffer rx{kRxChunk};
 	bool joined = false;
 	bool closed = false;
 	uint64_t next_ref = 2; /* "1" was the join */
@@ -151,13 +144,14 @@ ConnectWebSocket(Conn &c, const Options &o, const std::string &jwt)
 {
 	std::string leftover;
 	c.fd = OpenWebSocket(o.host, o.port, o.path + "?apikey=" + jwt + "&vsn=2.0.0", leftover);
-	std::memcpy(c.rx.data(), leftover.data(), leftover.size());
-	c.rx_end = leftover.size();
+	c.rx.Load(leftover);
 }
 
 /* Handles frames for one thread's connections. */
-class Receiver
+class Receiver : public FrameReceiver<Receiver, Conn, kRxChunk>
 {
+	friend class FrameReceiver<Receiver, Conn, kRxChunk>;
+
 public:
 	Receiver(const Options &o, Shared &shared, std::vector<std::unique_ptr<Conn>> conns)
 	    : o_(o), shared_(shared), conns_(std::move(conns)), topic_("realtime:" + o.channel)
@@ -241,27 +235,11 @@ private:
 		return all || now > shared_.publish_end_ns.load() + shared_.drain_ns;
 	}
 
-	/* One read() on a readable connection, then decode what is complete. */
-	void
-	ReadSome(Conn &c)
-	{
-		if (c.closed)
-			return;
-		ssize_t n = RecvMore(c.fd.Get(), c.rx, c.rx_begin, c.rx_end, kRxChunk);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0)
-		{
-			MarkClosed(c, n == 0 ? "EOF" : strerror(errno));
-			return;
-		}
-		Consume(c, MonoNs()); /* one receive time for everything this read brought */
-	}
-
+	/* why: nullptr while the connection lives */
 	void
 	MarkClosed(Conn &c, const char *why)
 	{
-		if (c.closed)
+		if (why == nullptr || c.closed)
 			return;
 		c.closed = true;
 		stats_.closed++;
@@ -269,65 +247,6 @@ private:
 			std::fprintf(stderr, "load_client: subscriber connection closed by server (%s)\n", why);
 		epoll_ctl(ep_.Get(), EPOLL_CTL_DEL, c.fd.Get(), nullptr); /* EOF stays readable */
 		shutdown(c.fd.Get(), SHUT_RDWR);
-	}
-
-	void
-	Consume(Conn &c, int64_t now)
-	{
-		while (c.rx_begin < c.rx_end && !c.closed)
-		{
-			ServerFrame f;
-			int r = ParseServerFrame(c.rx.data() + c.rx_begin, c.rx_end - c.rx_begin, f);
-			if (r == 0)
-				break;
-			if (r < 0)
-			{
-				MarkClosed(c, "malformed WebSocket frame");
-				return;
-			}
-			c.rx_begin += f.total;
-			OnFrame(c, f, now);
-		}
-		if (c.rx_begin == c.rx_end)
-			c.rx_begin = c.rx_end = 0;
-	}
-
-	void
-	OnFrame(Conn &c, const ServerFrame &f, int64_t now)
-	{
-		std::string_view data(reinterpret_cast<const char *>(f.payload), f.len);
-		switch (f.opcode)
-		{
-		case kOpPing:
-		{
-			std::string out;
-			AppendClientFrame(out, kOpPong, data, masks_.Next());
-			WriteAll(c.fd.Get(), out);
-			return;
-		}
-		case kOpPong:
-			return;
-		case kOpClose:
-			MarkClosed(c, "close frame");
-			return;
-		case kOpContinuation:
-			c.fragments.append(data);
-			if (f.fin)
-			{
-				std::string whole = std::move(c.fragments);
-				c.fragments.clear();
-				OnMessage(c, c.fragment_opcode, whole, now);
-			}
-			return;
-		default:
-			if (!f.fin)
-			{
-				c.fragment_opcode = f.opcode;
-				c.fragments.assign(data);
-				return;
-			}
-			OnMessage(c, f.opcode, data, now);
-		}
 	}
 
 	void
@@ -402,7 +321,6 @@ private:
 	std::vector<std::unique_ptr<Conn>> conns_;
 	std::string topic_;
 	Fd ep_;
-	MaskSource masks_;
 	Stats stats_;
 	int64_t cpu_ns_ = 0;
 };
@@ -414,15 +332,15 @@ AwaitPublisherJoin(Conn &c, double timeout_s)
 	int64_t deadline = MonoNs() + int64_t(timeout_s * kNsPerSec);
 	for (;;)
 	{
-		while (c.rx_begin < c.rx_end)
+		while (c.rx.begin < c.rx.end)
 		{
 			ServerFrame f;
-			int r = ParseServerFrame(c.rx.data() + c.rx_begin, c.rx_end - c.rx_begin, f);
+			int r = ParseServerFrame(c.rx.bytes.data() + c.rx.begin, c.rx.end - c.rx.begin, f);
 			if (r < 0)
 				Die("publisher: malformed frame from server");
 			if (r == 0)
 				break;
-			c.rx_begin += f.total;
+			c.rx.begin += f.total;
 			std::string_view m(reinterpret_cast<const char *>(f.payload), f.len);
 			TextHead h;
 			if (f.opcode == kOpText && ParseTextHead(m, h) && h.event == "phx_reply" &&
@@ -431,20 +349,21 @@ AwaitPublisherJoin(Conn &c, double timeout_s)
 				if (m.find(R"("status":"ok")") == std::string_view::npos)
 					Die("publisher join refused: " + std::string(m));
 				c.joined = true;
-				std::memmove(c.rx.data(), c.rx.data() + c.rx_begin, c.rx_end - c.rx_begin);
-				c.rx_end -= c.rx_begin;
-				c.rx_begin = 0;
+				std::memmove(c.rx.bytes.data(), c.rx.bytes.data() + c.rx.begin,
+				             c.rx.end - c.rx.begin);
+				c.rx.end -= c.rx.begin;
+				c.rx.begin = 0;
 				return;
 			}
 		}
 		if (MonoNs() > deadline)
 			Die("publisher: no join reply in time");
-		if (c.rx_begin == c.rx_end)
-			c.rx_begin = c.rx_end = 0;
-		ssize_t n = recv(c.fd.Get(), c.rx.data() + c.rx_end, c.rx.size() - c.rx_end, 0);
+		if (c.rx.begin == c.rx.end)
+			c.rx.begin = c.rx.end = 0;
+		ssize_t n = recv(c.fd.Get(), c.rx.bytes.data() + c.rx.end, c.rx.bytes.size() - c.rx.end, 0);
 		if (n <= 0)
 			Die("publisher: connection closed or timed out before the join reply");
-		c.rx_end += size_t(n);
+		c.rx.end += size_t(n);
 	}
 }
 
@@ -465,23 +384,24 @@ DrainPublisher(Conn &c, PublishResult &r)
 {
 	for (;;)
 	{
-		if (c.rx_end == c.rx.size())
-			c.rx_begin = c.rx_end = 0; /* only replies arrive here; keep no partial */
-		ssize_t n = recv(c.fd.Get(), c.rx.data() + c.rx_end, c.rx.size() - c.rx_end, MSG_DONTWAIT);
+		if (c.rx.end == c.rx.bytes.size())
+			c.rx.begin = c.rx.end = 0; /* only replies arrive here; keep no partial */
+		ssize_t n = recv(c.fd.Get(), c.rx.bytes.data() + c.rx.end, c.rx.bytes.size() - c.rx.end,
+		                 MSG_DONTWAIT);
 		if (n <= 0)
 			return;
-		c.rx_end += size_t(n);
-		while (c.rx_begin < c.rx_end)
+		c.rx.end += size_t(n);
+		while (c.rx.begin < c.rx.end)
 		{
 			ServerFrame f;
-			if (ParseServerFrame(c.rx.data() + c.rx_begin, c.rx_end - c.rx_begin, f) <= 0)
+			if (ParseServerFrame(c.rx.bytes.data() + c.rx.begin, c.rx.end - c.rx.begin, f) <= 0)
 				break;
-			c.rx_begin += f.total;
+			c.rx.begin += f.total;
 			if (f.opcode == kOpBinary && f.len > 0 && f.payload[0] == 4)
 				r.self_deliveries++;
 		}
-		if (c.rx_begin == c.rx_end)
-			c.rx_begin = c.rx_end = 0;
+		if (c.rx.begin == c.rx.end)
+			c.rx.begin = c.rx.end = 0;
 	}
 }
 
@@ -607,15 +527,9 @@ ParseArgs(int argc, char **argv)
 		if (i + 1 >= argc)
 			Usage();
 		const char *v = argv[++i];
-		if (a == "--host")
-			o.host = v;
-		else if (a == "--port")
-			o.port = int(ParseDouble("--port", v));
-		else if (a == "--secret")
-			o.secret = v;
-		else if (a == "--path")
-			o.path = v;
-		else if (a == "--channel")
+		if (EndpointOption(a, v, o, kWithSecret))
+			continue;
+		if (a == "--channel")
 			o.channel = v;
 		else if (a == "--event")
 			o.event = v;

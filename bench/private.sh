@@ -111,14 +111,10 @@ run() {
 echo "== $REPS rounds: joins of $CLIENTS channels ($USERS users, $PER_SOCKET per socket)," \
 	"private and public; presence and fanout with $PCLIENTS clients"
 for rep in $(seq "$REPS"); do
-	order="1 0"
-	[ $((rep % 2)) = 1 ] || order="0 1"
-	for p in $order; do
+	for p in $(bench_order "$rep" 1 0); do
 		run --mode join --private "$p" --clients "$CLIENTS" --per-socket "$PER_SOCKET"
 	done
-	order="presence fanout"
-	[ $((rep % 2)) = 1 ] || order="fanout presence"
-	for m in $order; do
+	for m in $(bench_order "$rep" presence fanout); do
 		run --mode "$m" --clients "$PCLIENTS"
 	done
 done

@@ -58,11 +58,8 @@ namespace
 constexpr size_t kRxChunk = 64 * 1024;
 const char *const kRoom = "realtime:presence-bench";
 
-struct Options
+struct Options : Endpoint
 {
-	std::string host = "127.0.0.1";
-	int port = 0;
-	std::string path = "/realtime/v1/websocket";
 	std::string mode = "join";
 	std::string tokens_file;
 	int clients = 1000;
@@ -127,9 +124,7 @@ struct Chan
 struct Conn
 {
 	Fd fd;
-	std::vector<unsigned char> rx = std::vector<unsigned char>(2 * kRxChunk);
-	size_t rx_begin = 0, rx_end = 0;
-	std::string fragments;
+	RxBuffer rx{kRxChunk};
 	std::vector<int> chans; /* by join_ref - 1 */
 	bool closed = false;
 };
@@ -166,8 +161,7 @@ public:
 			c->fd = OpenWebSocket(
 			    o_.host, o_.port,
 			    o_.path + "?apikey=" + tokens[size_t(s % o_.users)] + "&vsn=2.0.0", leftover);
-			std::memcpy(c->rx.data(), leftover.data(), leftover.size());
-			c->rx_end = leftover.size();
+			c->rx.Load(leftover);
 			int fl = fcntl(c->fd.Get(), F_GETFL);
 			fcntl(c->fd.Get(), F_SETFL, fl | O_NONBLOCK);
 			epoll_event ev{};
@@ -288,6 +282,28 @@ private:
 		return b;
 	}
 
+	/* The fields of one round started at t0 in which n channels got their answer
+	 * (sent and done: the Chan members it sets): " RATE=n/s NAME_p50_ms=...
+	 * NAME_p99_ms=... NAME_max_ms=...", the rate up to the last answer. */
+	std::string
+	RoundFields(const char *rate, const std::string &name, int n, int64_t t0, int64_t Chan::*sent,
+	            int64_t Chan::*done) const
+	{
+		int64_t last = 0;
+		Histogram lat;
+		for (const Chan &ch : chans_)
+			if (ch.*done)
+			{
+				lat.Add(ch.*done - ch.*sent);
+				last = std::max(last, ch.*done);
+			}
+		char b[64];
+		std::snprintf(b, sizeof(b), "%.0f", last > t0 ? n * 1e9 / double(last - t0) : 0.0);
+		return std::string(" ") + rate + "=" + b + " " + name + "_p50_ms=" + Ms(lat.Quantile(0.5)) +
+		       " " + name + "_p99_ms=" + Ms(lat.Quantile(0.99)) + " " + name +
+		       "_max_ms=" + Ms(double(lat.Max()));
+	}
+
 	int
 	RunJoin(const std::vector<std::string> &tokens)
 	{
@@ -296,25 +312,14 @@ private:
 		SendAll([&](int i) { return JoinFrame(i, tokens[size_t(chans_[size_t(i)].user)]); },
 		        [](Chan &ch, int64_t now) { ch.join_sent = now; });
 		bool ok = Pump([&] { return joined_ + failed_ >= o_.clients; });
-		int64_t t1 = 0;
-		Histogram join_lat;
-		for (const Chan &ch : chans_)
-			if (ch.join_ok)
-			{
-				join_lat.Add(ch.join_ok - ch.join_sent);
-				t1 = std::max(t1, ch.join_ok);
-			}
 		std::string join_cpu = cpu.Report("join");
 		std::string line = "result mode=join private=" + std::to_string(o_.priv) +
 		                   " clients=" + std::to_string(o_.clients) +
 		                   " sockets=" + std::to_string(conns_.size()) +
 		                   " joined=" + std::to_string(joined_) +
 		                   " refused=" + std::to_string(failed_) + " timeout=" + (ok ? "0" : "1");
-		char b[64];
-		std::snprintf(b, sizeof(b), "%.0f", t1 > t0 ? joined_ * 1e9 / double(t1 - t0) : 0.0);
-		line += std::string(" joins_per_s=") + b + " join_p50_ms=" + Ms(join_lat.Quantile(0.5)) +
-		        " join_p99_ms=" + Ms(join_lat.Quantile(0.99)) +
-		        " join_max_ms=" + Ms(double(join_lat.Max())) + join_cpu;
+		line += RoundFields("joins_per_s", "join", joined_, t0, &Chan::join_sent, &Chan::join_ok) +
+		        join_cpu;
 		if (!ok || failed_ > 0)
 		{
 			std::printf("%s\n", line.c_str());
@@ -327,19 +332,9 @@ private:
 		SendAll([&](int i) { return PushFrame(i, "broadcast"); },
 		        [](Chan &ch, int64_t now) { ch.push_sent = now; });
 		ok = Pump([&] { return acked_ >= o_.clients; });
-		int64_t t3 = 0;
-		Histogram ack_lat;
-		for (const Chan &ch : chans_)
-			if (ch.push_ok)
-			{
-				ack_lat.Add(ch.push_ok - ch.push_sent);
-				t3 = std::max(t3, ch.push_ok);
-			}
-		std::snprintf(b, sizeof(b), "%.0f", t3 > t2 ? acked_ * 1e9 / double(t3 - t2) : 0.0);
 		line += " acked=" + std::to_string(acked_) + " ack_timeout=" + (ok ? "0" : "1") +
-		        " acks_per_s=" + b + " ack_p50_ms=" + Ms(ack_lat.Quantile(0.5)) +
-		        " ack_p99_ms=" + Ms(ack_lat.Quantile(0.99)) +
-		        " ack_max_ms=" + Ms(double(ack_lat.Max())) + cpu.Report("ack");
+		        RoundFields("acks_per_s", "ack", acked_, t2, &Chan::push_sent, &Chan::push_ok) +
+		        cpu.Report("ack");
 		Quiet(200);
 		line += " broadcasts_received=" + std::to_string(broadcasts_) +
 		        " other=" + std::to_string(other_);
@@ -404,51 +399,21 @@ private:
 		Conn &c = *conns_[size_t(s)];
 		if (c.closed)
 			return;
-		ssize_t n = RecvMore(c.fd.Get(), c.rx, c.rx_begin, c.rx_end, kRxChunk);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0)
+		const char *why = ReadFrames(c.fd.Get(), c.rx, kRxChunk, masks_,
+		                             [&](uint8_t opcode, std::string_view m, int64_t now)
+		                             {
+			                             if (opcode == kOpText)
+				                             OnMessage(c, m, now);
+			                             else
+				                             other_++;
+			                             return true;
+		                             });
+		if (why != nullptr)
 		{
 			c.closed = true;
 			epoll_ctl(ep_.Get(), EPOLL_CTL_DEL, c.fd.Get(), nullptr);
-			Die("socket " + std::to_string(s) + " closed by the server");
+			Die(std::string(why) + " on socket " + std::to_string(s) + " (closed by the server)");
 		}
-		int64_t now = MonoNs();
-		while (c.rx_begin < c.rx_end)
-		{
-			ServerFrame f;
-			int r = ParseServerFrame(c.rx.data() + c.rx_begin, c.rx_end - c.rx_begin, f);
-			if (r == 0)
-				break;
-			if (r < 0)
-				Die("malformed WebSocket frame");
-			c.rx_begin += f.total;
-			std::string_view data(reinterpret_cast<const char *>(f.payload), f.len);
-			if (f.opcode == kOpPing)
-			{
-				std::string out;
-				AppendClientFrame(out, kOpPong, data, masks_.Next());
-				WriteAll(c.fd.Get(), out);
-			}
-			else if (f.opcode == kOpClose)
-				Die("close frame on socket " + std::to_string(s));
-			else if (f.opcode == kOpContinuation || !f.fin)
-			{
-				c.fragments.append(data);
-				if (f.fin)
-				{
-					std::string whole = std::move(c.fragments);
-					c.fragments.clear();
-					OnMessage(c, whole, now);
-				}
-			}
-			else if (f.opcode == kOpText)
-				OnMessage(c, data, now);
-			else
-				other_++;
-		}
-		if (c.rx_begin == c.rx_end)
-			c.rx_begin = c.rx_end = 0;
 	}
 
 	Chan *
@@ -590,10 +555,8 @@ ParseArgs(int argc, char **argv)
 				Die("missing value after " + a);
 			return argv[++i];
 		};
-		if (a == "--port")
-			o.port = std::atoi(next().c_str());
-		else if (a == "--host")
-			o.host = next();
+		if (a == "--port" || a == "--host" || a == "--path")
+			EndpointOption(a, next().c_str(), o, kNoExtra);
 		else if (a == "--mode")
 			o.mode = next();
 		else if (a == "--tokens")

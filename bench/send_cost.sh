@@ -137,8 +137,7 @@ echo "== pgbench -T $SECS, workloads $WORKLOADS, at $CLIENTS client(s), $REPS re
 for wl in $WORKLOADS; do
 	for c in $CLIENTS; do
 		for rep in $(seq "$REPS"); do
-			if [ $((rep % 2)) = 1 ]; then order="send notify"; else order="notify send"; fi
-			for mode in $order; do
+			for mode in $(bench_order "$rep" send notify); do
 				sleep "$PAUSE"
 				run_one "$wl" "$mode" "$c" "$rep"
 			done
@@ -148,9 +147,7 @@ done
 
 # Every committed message should have reached the sink: compare once it caught up.
 sum_xacts() {
-	grep "^$1 c=" "$RESULTS" | grep -v 'failed=1' | while read -r l; do
-		bench_field xacts "$l"
-	done | awk '{ s += $1 } END { print s + 0 }'
+	bench_values "$RESULTS" "$1 c=" xacts | awk '{ s += $1 } END { print s + 0 }'
 }
 sleep "$DRAIN"
 bench_stop "$SINK_PID"
@@ -160,9 +157,7 @@ echo "delivered to the sink: send_xacts=$(sum_xacts send) ws_received=$(bench_fi
 	tee -a "$RESULTS"
 
 median_of() {
-	grep "^$1 c=$2 rep=[0-9]* wl=$WL " "$RESULTS" | grep -v 'failed=1' | while read -r l; do
-		bench_field "$3" "$l"
-	done | bench_median
+	bench_median_of "$RESULTS" "$1 c=$2 rep=[0-9]* wl=$WL " "$3"
 }
 ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a + 0) printf "%.2f", a / b; else print "nan" }'

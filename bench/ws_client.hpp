@@ -1,11 +1,11 @@
 /*
  * ws_client.hpp: the small pieces of a WebSocket + Phoenix vsn 2.0.0 client
- * that bench/load_client.cpp and bench/db_latency.cpp need: an owned fd, the
+ * that the benchmark clients need: an owned fd, the
  * monotonic clock of the payload stamps, base64, the HS256 anon JWT, the
  * realtime-js join message, masked client frames, a server frame parser, a
- * kind-4 (user broadcast) decoder, a reader for the head of a text reply, and
- * the upgrade handshake. Header-only, no global state: any thread. Failures while
- * connecting throw std::runtime_error.
+ * kind-4 (user broadcast) decoder, a reader for the head of a text reply, the
+ * upgrade handshake, and the receive side (RxBuffer, ReadFrames). Header-only, no global state: any
+ * thread. Failures while connecting throw std::runtime_error.
  */
 #pragma once
 
@@ -450,5 +450,151 @@ OpenWebSocket(const std::string &host, int port, const std::string &target, std:
 	leftover = resp.substr(header_end + 4);
 	return owned;
 }
+
+/* What a client connection received and has not handled yet */
+struct RxBuffer
+{
+	explicit RxBuffer(size_t chunk) : bytes(2 * chunk) {}
+
+	/* The bytes that came with the 101 response */
+	void
+	Load(std::string_view leftover)
+	{
+		if (bytes.size() < leftover.size())
+			bytes.resize(leftover.size());
+		std::memcpy(bytes.data(), leftover.data(), leftover.size());
+		begin = 0;
+		end = leftover.size();
+	}
+
+	std::vector<unsigned char> bytes;
+	size_t begin = 0, end = 0; /* unconsumed bytes */
+	std::string fragments;     /* a fragmented message being collected */
+	uint8_t fragment_opcode = 0;
+};
+
+/*
+ * Handle every complete frame in rx, received at now: a ping is answered with
+ * a pong on fd, fragments are joined, and each whole message goes to
+ * on_message(opcode, data, now) (for a joined one, its first fragment's
+ * opcode); on_message returns false to stop. Returns nullptr, or why the
+ * connection is over.
+ */
+template <typename OnMessage>
+const char *
+ConsumeFrames(int fd, RxBuffer &rx, MaskSource &masks, int64_t now, OnMessage &&on_message)
+{
+	bool go = true;
+	while (go && rx.begin < rx.end)
+	{
+		ServerFrame f;
+		int r = ParseServerFrame(rx.bytes.data() + rx.begin, rx.end - rx.begin, f);
+		if (r == 0)
+			break;
+		if (r < 0)
+			return "malformed WebSocket frame";
+		rx.begin += f.total;
+		std::string_view data(reinterpret_cast<const char *>(f.payload), f.len);
+		switch (f.opcode)
+		{
+		case kOpPing:
+		{
+			std::string out;
+			AppendClientFrame(out, kOpPong, data, masks.Next());
+			WriteAll(fd, out);
+			break;
+		}
+		case kOpPong:
+			break;
+		case kOpClose:
+			return "close frame";
+		case kOpContinuation:
+			rx.fragments.append(data);
+			if (f.fin)
+			{
+				std::string whole = std::move(rx.fragments);
+				rx.fragments.clear();
+				go = on_message(rx.fragment_opcode, std::string_view(whole), now);
+			}
+			break;
+		default:
+			if (!f.fin)
+			{
+				rx.fragment_opcode = f.opcode;
+				rx.fragments.assign(data);
+			}
+			else
+				go = on_message(f.opcode, data, now);
+		}
+	}
+	if (rx.begin == rx.end)
+		rx.begin = rx.end = 0;
+	return nullptr;
+}
+
+/*
+ * One recv() on a readable connection, then ConsumeFrames; on_message(opcode,
+ * data, now) gets one receive time for everything this read brought. Returns
+ * nullptr while the connection lives (also when nothing was there), else why
+ * it is over ("EOF", the errno text, a close or malformed frame).
+ */
+template <typename OnMessage>
+const char *
+ReadFrames(int fd, RxBuffer &rx, size_t chunk, MaskSource &masks, OnMessage &&on_message)
+{
+	ssize_t n = RecvMore(fd, rx.bytes, rx.begin, rx.end, chunk);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return nullptr;
+	if (n == 0)
+		return "EOF";
+	if (n < 0)
+		return strerror(errno);
+	return ConsumeFrames(fd, rx, masks, MonoNs(), on_message);
+}
+
+/*
+ * The receive side of a client class over connections (fd, rx, closed):
+ * Derived has OnMessage(Conn &, uint8_t opcode, std::string_view, int64_t now)
+ * and MarkClosed(Conn &, const char *why) (why: nullptr while it lives), and
+ * befriends this base.
+ */
+template <typename Derived, typename Conn, size_t Chunk> class FrameReceiver
+{
+protected:
+	/* One read() on a readable connection, then decode what is complete. */
+	void
+	ReadSome(Conn &c)
+	{
+		if (!c.closed)
+			Self().MarkClosed(c, ReadFrames(c.fd.Get(), c.rx, Chunk, masks_, Handler(c)));
+	}
+
+	/* The frames already in c's buffer (those that came with the 101) */
+	void
+	Consume(Conn &c, int64_t now)
+	{
+		Self().MarkClosed(c, ConsumeFrames(c.fd.Get(), c.rx, masks_, now, Handler(c)));
+	}
+
+	MaskSource masks_;
+
+private:
+	Derived &
+	Self()
+	{
+		return static_cast<Derived &>(*this);
+	}
+
+	/* What each whole message of c goes to; false once c is closed */
+	auto
+	Handler(Conn &c)
+	{
+		return [this, &c](uint8_t opcode, std::string_view m, int64_t now)
+		{
+			Self().OnMessage(c, opcode, m, now);
+			return !c.closed;
+		};
+	}
+};
 
 } // namespace rt::bench
