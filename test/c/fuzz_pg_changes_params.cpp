@@ -1,14 +1,14 @@
 /*
  * fuzz_pg_changes_params.cpp: libFuzzer target for postgres_changes parameters
- * (src/fanout/pg_changes_params.cpp).
+ * (src/fanout/postgres_changes/pg_changes_params.cpp).
  *
  * Single-threaded; not part of `make unitcheck` (only test_*.cpp are). Build and
  * run, bounded:
  *   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
- *     -Isrc/fanout test/c/fuzz_pg_changes_params.cpp src/fanout/pg_changes_params.cpp \
- *     src/fanout/elixir_inspect.cpp -o build/fuzz_pg_changes_params
- *   build/fuzz_pg_changes_params -max_total_time=60 -max_len=4096 CORPUS_DIR
- * UBSan reports "applying non-zero offset to null pointer" inside RapidJSON's
+ *     -Isrc/fanout test/c/fuzz_pg_changes_params.cpp
+ * src/fanout/postgres_changes/pg_changes_params.cpp \ src/fanout/protocol/elixir_inspect.cpp -o
+ * build/fuzz_pg_changes_params build/fuzz_pg_changes_params -max_total_time=60 -max_len=4096
+ * CORPUS_DIR UBSan reports "applying non-zero offset to null pointer" inside RapidJSON's
  * internal/stack.h (the JSON parser, not this module); they are not crashes.
  * Each input is tried as a whole JSON entry (when it parses) and as the filter
  * string of {"schema":"public","table":"t"}. Besides crashes and sanitizer
@@ -16,6 +16,7 @@
  * empty schema/table where they cannot be, an `in` or `is` filter that passed
  * the checks without its values or keyword, an error text without its prefix.
  */
+#include "fuzz_check.hpp"
 #include "base/json.hpp"
 #include "postgres_changes/pg_changes_params.hpp"
 
@@ -29,12 +30,7 @@ namespace
 
 using namespace rt::fanout;
 
-void
-Check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
+using rt::fuzz::Check;
 
 bool
 KnownPrefix(const std::string &m)

@@ -1,13 +1,14 @@
 /*
  * fuzz_pg_filter_eval.cpp: libFuzzer target for Postgres Changes filter
- * evaluation (src/fanout/pg_filter_eval.cpp).
+ * evaluation (src/fanout/postgres_changes/pg_filter_eval.cpp).
  *
  * Single-threaded; not part of `make unitcheck` (only test_*.cpp are). Build and
  * run, bounded:
  *   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
- *     -Isrc/fanout test/c/fuzz_pg_filter_eval.cpp src/fanout/pg_filter_eval.cpp \
- *     src/fanout/pg_filter_pattern.cpp src/fanout/pg_jsonb_scalar.cpp \
- *     src/fanout/pg_changes_params.cpp src/fanout/elixir_inspect.cpp \
+ *     -Isrc/fanout test/c/fuzz_pg_filter_eval.cpp src/fanout/postgres_changes/pg_filter_eval.cpp \
+ *     src/fanout/postgres_changes/pg_filter_pattern.cpp
+ * src/fanout/postgres_changes/pg_jsonb_scalar.cpp \
+ *     src/fanout/postgres_changes/pg_changes_params.cpp src/fanout/protocol/elixir_inspect.cpp \
  *     -o build/fuzz_pg_filter_eval
  *   build/fuzz_pg_filter_eval -max_total_time=60 -max_len=512 CORPUS_DIR
  * UBSan reports "applying non-zero offset to null pointer" inside RapidJSON's
@@ -18,6 +19,7 @@
  * both match, or when a right-hand side that compiles as `eq` is not equal to
  * itself (or is below itself) as a row value.
  */
+#include "fuzz_check.hpp"
 #include "postgres_changes/pg_filter_eval.hpp"
 
 #include <cstddef>
@@ -33,12 +35,7 @@ constexpr const char *kTypes[] = {
     "int4", "int8", "oid",  "float8", "numeric",   "bool",        "text",     "bpchar",
     "uuid", "date", "time", "name",   "timestamp", "timestamptz", "interval", "varchar"};
 
-void
-Check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
+using rt::fuzz::Check;
 
 std::optional<CompiledFilter>
 Compile(FilterOp op, bool negated, IsKeyword kw, std::string_view type, std::string_view rhs)

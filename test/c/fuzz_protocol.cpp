@@ -1,16 +1,17 @@
 /*
- * fuzz_protocol.cpp: libFuzzer target for the Phoenix codec (src/fanout/protocol.cpp).
+ * fuzz_protocol.cpp: libFuzzer target for the Phoenix codec (src/fanout/protocol/protocol.cpp).
  *
  * Single-threaded; not part of `make unitcheck` (only test_*.cpp are). Build and
  * run, bounded:
  *   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
- *     -Isrc/fanout test/c/fuzz_protocol.cpp src/fanout/protocol.cpp -o build/fuzz_protocol
+ *     -Isrc/fanout test/c/fuzz_protocol.cpp src/fanout/protocol/protocol.cpp -o build/fuzz_protocol
  *   build/fuzz_protocol -max_total_time=60 -max_len=4096 CORPUS_DIR
  * Each input is tried as a v1 and a v2 text frame and as a binary frame. Besides
  * crashes and sanitizer reports, it traps when an accepted frame does not
  * survive re-encoding, or when a kind-3 push would not give valid JSON text to
  * a vsn 1.0.0 subscriber.
  */
+#include "fuzz_check.hpp"
 #include "base/json.hpp"
 #include "protocol/protocol.hpp"
 
@@ -24,12 +25,7 @@ namespace
 
 using namespace rt::fanout;
 
-void
-Check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
+using rt::fuzz::Check;
 
 /* Decode, re-encode, decode again: the same message must come back. */
 void

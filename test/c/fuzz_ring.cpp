@@ -15,6 +15,7 @@
  * reports any access outside it. Besides crashes, it traps when a returned record
  * does not fit the caller's buffer or the reader's position leaves what it read.
  */
+#include "fuzz_check.hpp"
 #include "rt_ring_fields.h"
 #include "rt_ring_reader.h"
 #include "rt_ring_writer.h"
@@ -27,12 +28,7 @@
 namespace
 {
 
-void
-Check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
+using rt::fuzz::Check;
 
 /* Read from the input: little-endian integer of n bytes, 0 past the end */
 uint64_t

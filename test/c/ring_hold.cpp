@@ -18,6 +18,7 @@
  * paces the heartbeats.
  */
 #include "rt_ring_reader.h"
+#include "base/clock.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -37,13 +38,7 @@ namespace
 /* Heartbeat period: well within the writer's 5 s reader timeout (ring_writer.cpp) */
 constexpr int kBeatMs = 200;
 
-uint64_t
-NowMs()
-{
-	timespec ts{};
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
+using rt::fanout::NowMs;
 
 /* What the reader saw since it attached */
 struct Totals

@@ -104,9 +104,9 @@ ExpectError(std::string_view json_text, std::string_view message)
 	                 static_cast<int>(rt::fanout::ErrorCode::kInvalidArgument));
 }
 
-/* Filter string -> parsed filters (schema public, table t). */
-std::vector<PgFilter>
-Filters(std::string_view filter)
+/* A join config of schema public, table t and this filter string, parsed. */
+Result<PgChangesParams>
+ParseWithFilter(std::string_view filter)
 {
 	rapidjson::Document doc;
 	doc.SetObject();
@@ -116,7 +116,14 @@ Filters(std::string_view filter)
 	doc.AddMember(
 	    "filter",
 	    rapidjson::Value(filter.data(), static_cast<rapidjson::SizeType>(filter.size()), a), a);
-	Result<PgChangesParams> r = ParsePgChangesParams(doc);
+	return ParsePgChangesParams(doc);
+}
+
+/* Filter string -> parsed filters (schema public, table t). */
+std::vector<PgFilter>
+Filters(std::string_view filter)
+{
+	Result<PgChangesParams> r = ParseWithFilter(filter);
 	if (!r.ok())
 	{
 		std::fprintf(stderr, "filter error: %s\n", r.error().message.c_str());
@@ -129,15 +136,7 @@ Filters(std::string_view filter)
 std::string
 FilterError(std::string_view filter)
 {
-	rapidjson::Document doc;
-	doc.SetObject();
-	auto &a = doc.GetAllocator();
-	doc.AddMember("schema", "public", a);
-	doc.AddMember("table", "t", a);
-	doc.AddMember(
-	    "filter",
-	    rapidjson::Value(filter.data(), static_cast<rapidjson::SizeType>(filter.size()), a), a);
-	Result<PgChangesParams> r = ParsePgChangesParams(doc);
+	Result<PgChangesParams> r = ParseWithFilter(filter);
 	if (r.ok())
 	{
 		std::fprintf(stderr, "expected a filter error\n");

@@ -65,19 +65,33 @@ MetasOf(const rapidjson::Value &obj, std::string_view key)
 	return *metas;
 }
 
-/* A diff's joins and leaves: both present, both objects, nothing else. */
-void
-DiffParts(const rapidjson::Document &diff, const rapidjson::Value *&joins,
-          const rapidjson::Value *&leaves)
+/* A diff, parsed: its joins and leaves, both present, both objects, nothing else. */
+struct Diff
 {
-	assert_int_equal(diff.MemberCount(), 2);
-	joins = json::Member(diff, "joins");
-	leaves = json::Member(diff, "leaves");
-	assert_non_null(joins);
-	assert_non_null(leaves);
-	assert_true(joins->IsObject());
-	assert_true(leaves->IsObject());
-}
+	explicit Diff(const std::string &text)
+	{
+		ParseOrFail(doc, text);
+		assert_int_equal(doc.MemberCount(), 2);
+		joins = json::Member(doc, "joins");
+		leaves = json::Member(doc, "leaves");
+		assert_non_null(joins);
+		assert_non_null(leaves);
+		assert_true(joins->IsObject());
+		assert_true(leaves->IsObject());
+	}
+
+	/* It joins n_joins keys and leaves n_leaves. */
+	void
+	ExpectKeys(unsigned n_joins, unsigned n_leaves) const
+	{
+		assert_int_equal(joins->MemberCount(), n_joins);
+		assert_int_equal(leaves->MemberCount(), n_leaves);
+	}
+
+	rapidjson::Document doc;
+	const rapidjson::Value *joins = nullptr;
+	const rapidjson::Value *leaves = nullptr;
+};
 
 bool
 IsRef(std::string_view ref)
@@ -95,11 +109,8 @@ IsRef(std::string_view ref)
 std::string
 JoinedMeta(const std::string &diff_text, std::string_view key)
 {
-	rapidjson::Document d;
-	ParseOrFail(d, diff_text);
-	const rapidjson::Value *joins, *leaves;
-	DiffParts(d, joins, leaves);
-	const rapidjson::Value &metas = MetasOf(*joins, key);
+	const Diff d(diff_text);
+	const rapidjson::Value &metas = MetasOf(*d.joins, key);
 	assert_int_equal(metas.Size(), 1);
 	return json::Stringify(metas[0]);
 }
@@ -119,13 +130,9 @@ TestJoinDiffShape(void **)
 {
 	rf::PresenceTopic t;
 	std::string diff = t.Track("user-42", 1, 7, "{\"name\":\"Alice\",\"n\":1,\"tags\":[1,{}]}");
-	rapidjson::Document d;
-	ParseOrFail(d, diff);
-	const rapidjson::Value *joins, *leaves;
-	DiffParts(d, joins, leaves);
-	assert_int_equal(leaves->MemberCount(), 0);
-	assert_int_equal(joins->MemberCount(), 1);
-	const rapidjson::Value &metas = MetasOf(*joins, "user-42");
+	const Diff d(diff);
+	d.ExpectKeys(1, 0);
+	const rapidjson::Value &metas = MetasOf(*d.joins, "user-42");
 	assert_int_equal(metas.Size(), 1);
 	const rapidjson::Value &meta = metas[0];
 	assert_true(meta.IsObject());
@@ -176,17 +183,13 @@ TestUpdateDiff(void **)
 	std::string old_ref = RefOfMeta(first);
 
 	std::string diff = t.Track("user-42", 1, 1, "{\"name\":\"Alice 2\"}");
-	rapidjson::Document d;
-	ParseOrFail(d, diff);
-	const rapidjson::Value *joins, *leaves;
-	DiffParts(d, joins, leaves);
-	assert_int_equal(joins->MemberCount(), 1);
-	assert_int_equal(leaves->MemberCount(), 1);
-	const rapidjson::Value &left = MetasOf(*leaves, "user-42");
+	const Diff d(diff);
+	d.ExpectKeys(1, 1);
+	const rapidjson::Value &left = MetasOf(*d.leaves, "user-42");
 	assert_int_equal(left.Size(), 1);
 	assert_true(json::Stringify(left[0]) == first); /* the old meta as it was */
 
-	const rapidjson::Value &joined = MetasOf(*joins, "user-42");
+	const rapidjson::Value &joined = MetasOf(*d.joins, "user-42");
 	assert_int_equal(joined.Size(), 1);
 	const rapidjson::Value &meta = joined[0];
 	assert_int_equal(meta.MemberCount(), 3);
@@ -229,13 +232,9 @@ TestSharedKeyTwoMetasAndUntrack(void **)
 	assert_true(json::Stringify(metas[1]) == b);
 
 	std::string diff = t.Untrack(1, 1);
-	rapidjson::Document d;
-	ParseOrFail(d, diff);
-	const rapidjson::Value *joins, *leaves;
-	DiffParts(d, joins, leaves);
-	assert_int_equal(joins->MemberCount(), 0);
-	assert_int_equal(leaves->MemberCount(), 1);
-	const rapidjson::Value &left = MetasOf(*leaves, "k");
+	const Diff d(diff);
+	d.ExpectKeys(0, 1);
+	const rapidjson::Value &left = MetasOf(*d.leaves, "k");
 	assert_int_equal(left.Size(), 1);
 	assert_true(json::Stringify(left[0]) == a);
 	assert_int_equal(t.size(), 1);
@@ -291,14 +290,10 @@ TestKeyChangeIsLeaveAndJoin(void **)
 	rf::PresenceTopic t;
 	std::string old = JoinedMeta(t.Track("old", 1, 1, "{\"x\":1}"), "old");
 	std::string diff = t.Track("new", 1, 1, "{\"x\":1}");
-	rapidjson::Document d;
-	ParseOrFail(d, diff);
-	const rapidjson::Value *joins, *leaves;
-	DiffParts(d, joins, leaves);
-	assert_int_equal(joins->MemberCount(), 1);
-	assert_int_equal(leaves->MemberCount(), 1);
-	assert_true(json::Stringify(MetasOf(*leaves, "old")[0]) == old);
-	const rapidjson::Value &joined = MetasOf(*joins, "new");
+	const Diff d(diff);
+	d.ExpectKeys(1, 1);
+	assert_true(json::Stringify(MetasOf(*d.leaves, "old")[0]) == old);
+	const rapidjson::Value &joined = MetasOf(*d.joins, "new");
 	assert_int_equal(joined.Size(), 1);
 	assert_null(json::Member(joined[0], "phx_ref_prev"));
 	assert_true(Str(*json::Member(joined[0], "phx_ref")) != RefOfMeta(old));
@@ -317,13 +312,10 @@ TestHostileKeyEscaping(void **)
 	rf::PresenceTopic t;
 	std::string diff = t.Track(key, 1, 1, "{\"k\":\"\\u0002\\\"\"}");
 	assert_null(std::memchr(diff.data(), '\x01', diff.size())); /* control bytes escaped */
-	rapidjson::Document d;
-	ParseOrFail(d, diff);
-	const rapidjson::Value *joins, *leaves;
-	DiffParts(d, joins, leaves);
-	assert_int_equal(joins->MemberCount(), 1);
-	assert_true(Str(joins->MemberBegin()->name) == key);
-	const rapidjson::Value &metas = MetasOf(*joins, key);
+	const Diff d(diff);
+	assert_int_equal(d.joins->MemberCount(), 1);
+	assert_true(Str(d.joins->MemberBegin()->name) == key);
+	const rapidjson::Value &metas = MetasOf(*d.joins, key);
 	assert_true(Str(*json::Member(metas[0], "k")) == std::string_view("\x02\"", 2));
 
 	std::string state = t.StateJson();
@@ -333,10 +325,8 @@ TestHostileKeyEscaping(void **)
 	assert_true(Str(s.MemberBegin()->name) == key);
 
 	std::string leave = t.Untrack(1, 1);
-	rapidjson::Document l;
-	ParseOrFail(l, leave);
-	DiffParts(l, joins, leaves);
-	assert_true(Str(leaves->MemberBegin()->name) == key);
+	const Diff l(leave);
+	assert_true(Str(l.leaves->MemberBegin()->name) == key);
 }
 
 void
@@ -424,15 +414,12 @@ using Model = std::map<std::string, std::vector<std::string>>;
 void
 ApplyDiff(Model &model, const std::string &diff, std::unordered_set<std::string> &refs_seen)
 {
-	rapidjson::Document d;
-	ParseOrFail(d, diff);
-	const rapidjson::Value *joins, *leaves;
-	DiffParts(d, joins, leaves);
+	const Diff d(diff);
 	/* joins: the key's current metas not among the joined refs, then the joined metas */
-	for (auto &j : joins->GetObject())
+	for (auto &j : d.joins->GetObject())
 	{
 		std::string key(Str(j.name));
-		const rapidjson::Value &metas = MetasOf(*joins, key);
+		const rapidjson::Value &metas = MetasOf(*d.joins, key);
 		std::set<std::string> joined_refs;
 		std::vector<std::string> joined;
 		for (const rapidjson::Value &m : metas.GetArray())
@@ -452,14 +439,14 @@ ApplyDiff(Model &model, const std::string &diff, std::unordered_set<std::string>
 		model[key] = std::move(next);
 	}
 	/* leaves: remove by phx_ref; a key without metas goes */
-	for (auto &l : leaves->GetObject())
+	for (auto &l : d.leaves->GetObject())
 	{
 		std::string key(Str(l.name));
 		auto cur = model.find(key);
 		if (cur == model.end())
 			continue;
 		std::set<std::string> left_refs;
-		for (const rapidjson::Value &m : MetasOf(*leaves, key).GetArray())
+		for (const rapidjson::Value &m : MetasOf(*d.leaves, key).GetArray())
 			left_refs.insert(std::string(Str(*json::Member(m, "phx_ref"))));
 		std::vector<std::string> next;
 		for (const std::string &m : cur->second)

@@ -77,6 +77,17 @@ struct HeapRing
 	void *base;
 };
 
+/* Writer w on ring (capacity kCap, one reader slot, as kPid at kT0) and reader
+ * r attached to it as kPid at the latest record. */
+void
+StartWriterAndReader(const HeapRing &ring, RtRingWriter *w, RtRingReader *r)
+{
+	assert_int_equal(RtRingWriterInit(w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
+	                 RT_RING_OK);
+	assert_int_equal(RtRingReaderOpen(r, ring.base, ring.size), RT_RING_OK);
+	assert_int_equal(RtRingReaderAttach(r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+}
+
 /* A ring in a MAP_SHARED mapping of an (already unlinked) temporary file. */
 struct SharedRing
 {
@@ -352,10 +363,7 @@ TestBasicReadWrite(void **)
 	uint8_t small[4];
 	uint8_t buf[64];
 
-	assert_int_equal(RtRingWriterInit(&w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
-	                 RT_RING_OK);
-	assert_int_equal(RtRingReaderOpen(&r, ring.base, ring.size), RT_RING_OK);
-	assert_int_equal(RtRingReaderAttach(&r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+	StartWriterAndReader(ring, &w, &r);
 
 	assert_int_equal(RtRingAppend(&w, RT_REC_MESSAGE, 5, "hello", 5, kT0, 0), RT_RING_OK);
 	assert_int_equal(RtRingAppend(&w, RT_REC_CHANGE, 0, "", 0, kT0, 0), RT_RING_OK);
@@ -418,10 +426,7 @@ TestPaddingAtTheEnd(void **)
 	RtRingWriter w;
 	RtRingReader r;
 
-	assert_int_equal(RtRingWriterInit(&w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
-	                 RT_RING_OK);
-	assert_int_equal(RtRingReaderOpen(&r, ring.base, ring.size), RT_RING_OK);
-	assert_int_equal(RtRingReaderAttach(&r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+	StartWriterAndReader(ring, &w, &r);
 
 	/* 7 records of 584 bytes end at 4088: 8 bytes left, less than a record header */
 	for (int i = 0; i < 7; i++)
@@ -474,10 +479,7 @@ TestWrapManyTimes(void **)
 	const uint32_t max_len = static_cast<uint32_t>(RtRingMaxPayload(kCap));
 	uint64_t read = 0;
 
-	assert_int_equal(RtRingWriterInit(&w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
-	                 RT_RING_OK);
-	assert_int_equal(RtRingReaderOpen(&r, ring.base, ring.size), RT_RING_OK);
-	assert_int_equal(RtRingReaderAttach(&r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+	StartWriterAndReader(ring, &w, &r);
 
 	for (uint64_t seq = 1; seq <= 20000; seq++)
 	{
@@ -723,10 +725,7 @@ TestLappedReaderExactGap(void **)
 	RtRingReader r;
 	RtRingRecordInfo info;
 
-	assert_int_equal(RtRingWriterInit(&w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
-	                 RT_RING_OK);
-	assert_int_equal(RtRingReaderOpen(&r, ring.base, ring.size), RT_RING_OK);
-	assert_int_equal(RtRingReaderAttach(&r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+	StartWriterAndReader(ring, &w, &r);
 
 	for (int i = 0; i < 10; i++)
 		AppendSeq(&w, 100, kT0, 0); /* 120 bytes each */
@@ -891,10 +890,7 @@ TestGapRecord(void **)
 	RtRingRecordInfo info;
 	RtRingGapPayload gap;
 
-	assert_int_equal(RtRingWriterInit(&w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
-	                 RT_RING_OK);
-	assert_int_equal(RtRingReaderOpen(&r, ring.base, ring.size), RT_RING_OK);
-	assert_int_equal(RtRingReaderAttach(&r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+	StartWriterAndReader(ring, &w, &r);
 	AppendSeq(&w, 10, kT0, 0);
 	assert_int_equal(RtRingAppendGap(&w, 5, RT_GAP_TOO_LARGE, kT0, 0), RT_RING_OK);
 	AppendSeq(&w, 10, kT0, 0);
@@ -922,10 +918,7 @@ TestClosedAndReset(void **)
 	RtRingRecordInfo info;
 	uint32_t val;
 
-	assert_int_equal(RtRingWriterInit(&w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
-	                 RT_RING_OK);
-	assert_int_equal(RtRingReaderOpen(&r, ring.base, ring.size), RT_RING_OK);
-	assert_int_equal(RtRingReaderAttach(&r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+	StartWriterAndReader(ring, &w, &r);
 	AppendSeq(&w, 10, kT0, 0);
 	RtRingWriterClose(&w);
 	ExpectRecord(&r, 1, 10, 0); /* what is left is still delivered */
@@ -955,10 +948,7 @@ TestWriterResume(void **)
 	RtRingReader r;
 	RtRingRecordInfo info;
 
-	assert_int_equal(RtRingWriterInit(&w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
-	                 RT_RING_OK);
-	assert_int_equal(RtRingReaderOpen(&r, ring.base, ring.size), RT_RING_OK);
-	assert_int_equal(RtRingReaderAttach(&r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+	StartWriterAndReader(ring, &w, &r);
 	for (int i = 0; i < 50; i++)
 		AppendSeq(&w, 100, kT0, 1);
 	ExpectRecord(&r, 1 + w.hdr->records_dropped, 100, w.hdr->records_dropped);
@@ -1006,10 +996,7 @@ TestCorruptRingRejected(void **)
 	RtRingRecordInfo info;
 	RtRingHeader *h = ring.hdr();
 
-	assert_int_equal(RtRingWriterInit(&w, ring.base, ring.size, kCap, 1, kPid, kT0, kTimeoutMs),
-	                 RT_RING_OK);
-	assert_int_equal(RtRingReaderOpen(&r, ring.base, ring.size), RT_RING_OK);
-	assert_int_equal(RtRingReaderAttach(&r, kPid, kT0, RT_RING_START_LATEST), RT_RING_OK);
+	StartWriterAndReader(ring, &w, &r);
 
 	struct Case
 	{

@@ -6,6 +6,7 @@
  * its own thread as in the sidecar: it must wait for the file, attach, decode
  * MESSAGE records in order, count gaps, skip malformed records and keep going.
  */
+#include "base/clock.hpp"
 #include "db/ring_reader.hpp"
 #include "rt_ring_fields.h"
 #include "rt_ring_writer.h"
@@ -43,13 +44,7 @@ namespace
 
 constexpr uint64_t kCapacity = 64 * 1024;
 
-uint64_t
-NowMs()
-{
-	timespec ts{};
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
+using rt::fanout::NowMs;
 
 /* What the sink saw, copied out of the reader's buffer. */
 struct Seen

@@ -77,18 +77,34 @@ TestFrameHeaders(void **)
 	assert_int_equal(big->payload().size(), 70000);
 }
 
+/* Pushing f at time now_ms gives `want`. */
+void
+ExpectPush(SendQueue &q, QueuedFrame *f, int64_t now_ms, EnqueueResult want)
+{
+	assert_int_equal(static_cast<int>(q.Push(f, now_ms)), static_cast<int>(want));
+}
+
+/* Pop all that is queued, then drop the test's own reference to f. */
+void
+DrainAndRelease(SendQueue &q, QueuedFrame *f)
+{
+	while (!q.Empty())
+		q.Pop();
+	ReleaseQueuedFrame(f);
+}
+
 void
 TestQueuesWithinCaps(void **)
 {
 	SendQueue q(1000, 10, 5000);
 	QueuedFrame *f = Held(100);
 	for (int i = 0; i < 10; i++)
-		assert_int_equal(static_cast<int>(q.Push(f, 0)), static_cast<int>(EnqueueResult::kQueued));
+		ExpectPush(q, f, 0, EnqueueResult::kQueued);
 	assert_int_equal(q.size(), 10);
 	assert_int_equal(q.bytes(), 1000);
 	assert_int_equal(f->refs, 11); /* ours + one per queued copy */
 	/* the byte cap is reached: the next one is dropped and counted */
-	assert_int_equal(static_cast<int>(q.Push(f, 0)), static_cast<int>(EnqueueResult::kDropped));
+	ExpectPush(q, f, 0, EnqueueResult::kDropped);
 	assert_int_equal(q.dropped(), 1);
 	assert_int_equal(q.size(), 10);
 	assert_int_equal(f->refs, 11);
@@ -106,12 +122,9 @@ TestItemCap(void **)
 	QueuedFrame *f = Held(10);
 	for (int i = 0; i < 3; i++)
 		q.Push(f, 0);
-	assert_int_equal(static_cast<int>(q.Push(f, 0)), static_cast<int>(EnqueueResult::kDropped));
+	ExpectPush(q, f, 0, EnqueueResult::kDropped);
 	assert_int_equal(q.size(), 3);
-	q.Pop();
-	q.Pop();
-	q.Pop();
-	ReleaseQueuedFrame(f);
+	DrainAndRelease(q, f);
 }
 
 void
@@ -131,9 +144,7 @@ TestDropNoticeOncePerEpisode(void **)
 	q.Push(f, 3);
 	q.Push(f, 4);
 	assert_true(q.TakeDropNotice());
-	while (!q.Empty())
-		q.Pop();
-	ReleaseQueuedFrame(f);
+	DrainAndRelease(q, f);
 }
 
 void
@@ -142,12 +153,11 @@ TestCloseAfterSustainedDrops(void **)
 	SendQueue q(100, 100, 5000);
 	QueuedFrame *f = Held(100);
 	q.Push(f, 0);
-	assert_int_equal(static_cast<int>(q.Push(f, 10)), static_cast<int>(EnqueueResult::kDropped));
-	assert_int_equal(static_cast<int>(q.Push(f, 4000)), static_cast<int>(EnqueueResult::kDropped));
+	ExpectPush(q, f, 10, EnqueueResult::kDropped);
+	ExpectPush(q, f, 4000, EnqueueResult::kDropped);
 	/* still full 5 s after the first drop: the client is to be closed */
-	assert_int_equal(static_cast<int>(q.Push(f, 5010)), static_cast<int>(EnqueueResult::kClose));
-	q.Pop();
-	ReleaseQueuedFrame(f);
+	ExpectPush(q, f, 5010, EnqueueResult::kClose);
+	DrainAndRelease(q, f);
 }
 
 void
@@ -161,9 +171,7 @@ TestControlFramesBypassSoftCapOnly(void **)
 	assert_int_equal(q.bytes(), 200);
 	/* ... but never past twice the cap: a client that stops reading is closed */
 	assert_int_equal(static_cast<int>(q.PushControl(f)), static_cast<int>(EnqueueResult::kClose));
-	while (!q.Empty())
-		q.Pop();
-	ReleaseQueuedFrame(f);
+	DrainAndRelease(q, f);
 }
 
 void
@@ -186,7 +194,7 @@ TestOversizedSingleFrameDropped(void **)
 	/* one frame larger than the whole cap can never be queued */
 	SendQueue q(100, 100, 5000);
 	QueuedFrame *f = Held(101);
-	assert_int_equal(static_cast<int>(q.Push(f, 0)), static_cast<int>(EnqueueResult::kDropped));
+	ExpectPush(q, f, 0, EnqueueResult::kDropped);
 	assert_true(q.Empty());
 	ReleaseQueuedFrame(f);
 }
