@@ -24,6 +24,7 @@ extern "C"
 }
 
 #include "guc.hpp"
+#include "rel_cache.hpp"
 #include "pub_filter.hpp"
 
 namespace
@@ -51,21 +52,7 @@ extern "C"
 static void
 RelcacheInvalidate(Datum, Oid relid)
 {
-	HASH_SEQ_STATUS status;
-	RelEntry *entry;
-
-	if (rel_cache == nullptr)
-		return;
-	if (OidIsValid(relid))
-	{
-		entry = static_cast<RelEntry *>(hash_search(rel_cache, &relid, HASH_FIND, nullptr));
-		if (entry != nullptr)
-			entry->valid = false;
-		return;
-	}
-	hash_seq_init(&status, rel_cache);
-	while ((entry = static_cast<RelEntry *>(hash_seq_search(&status))) != nullptr)
-		entry->valid = false;
+	rt::ext::MarkRelEntriesStale<RelEntry>(rel_cache, relid);
 }
 
 /* A publication, its tables or its schemas changed: forget everything */

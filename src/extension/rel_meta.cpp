@@ -28,6 +28,7 @@ extern "C"
 #include "utils/syscache.h"
 }
 
+#include "rel_cache.hpp"
 #include "rel_meta.hpp"
 
 namespace
@@ -55,21 +56,7 @@ extern "C"
 static void
 MetaRelcacheInvalidate(Datum, Oid relid)
 {
-	HASH_SEQ_STATUS status;
-	MetaEntry *entry;
-
-	if (meta_cache == nullptr)
-		return;
-	if (OidIsValid(relid))
-	{
-		entry = static_cast<MetaEntry *>(hash_search(meta_cache, &relid, HASH_FIND, nullptr));
-		if (entry != nullptr)
-			entry->valid = false;
-		return;
-	}
-	hash_seq_init(&status, meta_cache);
-	while ((entry = static_cast<MetaEntry *>(hash_seq_search(&status))) != nullptr)
-		entry->valid = false;
+	rt::ext::MarkRelEntriesStale<MetaEntry>(meta_cache, relid);
 }
 
 /* A type or a schema changed (a rename shows in every line): all entries are stale */
