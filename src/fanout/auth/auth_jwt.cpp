@@ -170,76 +170,24 @@ FindEcCurve(std::string_view crv)
 	return nullptr;
 }
 
-struct PkeyFree
+/* A unique_ptr deleter that calls an OpenSSL free function. */
+template <auto FreeFn> struct FreeWith
 {
+	template <typename T>
 	void
-	operator()(EVP_PKEY *k) const
+	operator()(T *p) const
 	{
-		EVP_PKEY_free(k);
+		FreeFn(p);
 	}
 };
 
-struct PkeyCtxFree
-{
-	void
-	operator()(EVP_PKEY_CTX *c) const
-	{
-		EVP_PKEY_CTX_free(c);
-	}
-};
-
-struct MdCtxFree
-{
-	void
-	operator()(EVP_MD_CTX *c) const
-	{
-		EVP_MD_CTX_free(c);
-	}
-};
-
-struct BnFree
-{
-	void
-	operator()(BIGNUM *b) const
-	{
-		BN_free(b);
-	}
-};
-
-struct ParamBldFree
-{
-	void
-	operator()(OSSL_PARAM_BLD *b) const
-	{
-		OSSL_PARAM_BLD_free(b);
-	}
-};
-
-struct ParamFree
-{
-	void
-	operator()(OSSL_PARAM *p) const
-	{
-		OSSL_PARAM_free(p);
-	}
-};
-
-struct EcdsaSigFree
-{
-	void
-	operator()(ECDSA_SIG *s) const
-	{
-		ECDSA_SIG_free(s);
-	}
-};
-
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
-using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree>;
-using ParamPtr = std::unique_ptr<OSSL_PARAM, ParamFree>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, EcdsaSigFree>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, FreeWith<EVP_PKEY_free>>;
+using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX_free>>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, FreeWith<EVP_MD_CTX_free>>;
+using BnPtr = std::unique_ptr<BIGNUM, FreeWith<BN_free>>;
+using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, FreeWith<OSSL_PARAM_BLD_free>>;
+using ParamPtr = std::unique_ptr<OSSL_PARAM, FreeWith<OSSL_PARAM_free>>;
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, FreeWith<ECDSA_SIG_free>>;
 
 Error
 MakeError(ErrorCode code, std::string_view text)
@@ -448,7 +396,7 @@ LoadRsa(const rapidjson::Value &v, Jwk &jwk)
 	PkeyPtr key = PublicKeyFromParams("RSA", bld.get());
 	if (!key)
 		return "OpenSSL refused the RSA key";
-	jwk.pkey = std::shared_ptr<EVP_PKEY>(key.release(), PkeyFree());
+	jwk.pkey = std::shared_ptr<EVP_PKEY>(key.release(), FreeWith<EVP_PKEY_free>{});
 	return "";
 }
 
@@ -473,7 +421,7 @@ LoadEc(const rapidjson::Value &v, Jwk &jwk)
 	PkeyPtr key = PublicKeyFromParams("EC", bld.get());
 	if (!key)
 		return "the point is not on the curve";
-	jwk.pkey = std::shared_ptr<EVP_PKEY>(key.release(), PkeyFree());
+	jwk.pkey = std::shared_ptr<EVP_PKEY>(key.release(), FreeWith<EVP_PKEY_free>{});
 	return "";
 }
 
@@ -496,7 +444,7 @@ LoadOkp(const rapidjson::Value &v, Jwk &jwk)
 	    type, nullptr, reinterpret_cast<const unsigned char *>(x->data()), x->size());
 	if (raw == nullptr)
 		return "OpenSSL refused the key";
-	jwk.pkey = std::shared_ptr<EVP_PKEY>(raw, PkeyFree());
+	jwk.pkey = std::shared_ptr<EVP_PKEY>(raw, FreeWith<EVP_PKEY_free>{});
 	return "";
 }
 
