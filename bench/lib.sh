@@ -103,6 +103,17 @@ bench_order() {
 	if [ $(($1 % 2)) = 1 ]; then echo "$2 $3"; else echo "$3 $2"; fi
 }
 
+# True when "k=v ..." line $1 has a result (no failed=1) and each of the keys $2... is 0
+# (a key missing from the line counts as not 0).
+bench_run_clean() {
+	local line=$1 key
+	shift
+	[[ " $line " != *" failed=1 "* ]] || return 1
+	for key in "$@"; do
+		[ "$(bench_field "$key" "$line")" = 0 ] || return 1
+	done
+}
+
 # Value of key $1 in a "k=v k=v" line $2.
 bench_field() {
 	local key=$1 line=$2
@@ -194,7 +205,10 @@ bench_db_setup() {
 bench_start_fanout() {
 	local bin=$1 secret=$2 log=$3
 	shift 3
+	local from
 	BENCH_SIDECAR_PORT=$(bench_free_port)
+	from=0
+	[ ! -f "$log" ] || from=$(wc -l <"$log")
 	# shellcheck disable=SC2046 # one word per flag
 	"$bin" --host 127.0.0.1 --port "$BENCH_SIDECAR_PORT" --jwt-secret "$secret" \
 		$(bench_no_limits "$bin") "$@" >>"$log" 2>&1 &
@@ -205,6 +219,7 @@ bench_start_fanout() {
 		tail -30 "$log" >&2
 		return 1
 	}
+	bench_check_limits "$log" "$from"
 }
 
 # Start build/realtime-fanout (or $BENCH_FANOUT) attached to the cluster (--db,
@@ -241,12 +256,33 @@ bench_cpu_pct() {
 		'BEGIN { if (s > 0) printf "%.0f", 100 * (b - a) / hz / s; else print "nan" }'
 }
 
-# The flags that lift the tenant limits (upstream's defaults: 200 users, 100 joins/s, 100
-# events/s) for a benchmark, when the binary has them (an older one given as BENCH_FANOUT
-# may not): the benchmarks measure the server, not its limits.
+# The limits a benchmark runs under (upstream's defaults are 200 users, 100 joins/s, 100
+# events/s): the benchmarks measure the server, not its limits. As the keys of the
+# sidecar's start-up line "tenant <id>: limits k=v ..." (and of /metrics
+# realtime_tenant_limit), which bench_check_limits reads back.
+BENCH_LIMITS='max_concurrent_users=100000000 max_joins_per_second=100000000 max_events_per_second=1000000000 max_presence_events_per_second=100000000'
+
+# The flags for BENCH_LIMITS when binary $1 has them (an older one given as BENCH_FANOUT may
+# not; bench_check_limits then fails the run). The help is read whole first: a `grep -q` on
+# the pipe may exit before the writer is done, and pipefail counts its SIGPIPE as failure.
 bench_no_limits() {
-	if "$1" --help 2>/dev/null | grep -q -- --max-events-per-second; then
-		echo --max-concurrent-users 100000000 --max-joins-per-second 100000000 \
-			--max-events-per-second 1000000000
-	fi
+	local help kv
+	help=$("$1" --help 2>/dev/null) || true
+	[[ $help == *--max-events-per-second* ]] || return 0
+	for kv in $BENCH_LIMITS; do
+		printf -- '--%s %s ' "$(echo "${kv%%=*}" | tr _ -)" "${kv#*=}"
+	done
+}
+
+# Fail with a "!!" line unless the sidecar's start-up line(s) after line $2 of log $1 show
+# every limit of BENCH_LIMITS in force.
+bench_check_limits() {
+	local log=$1 from=$2 line kv
+	line=$(tail -n +"$((from + 1))" "$log" | grep -m1 ': limits ' || true)
+	for kv in $BENCH_LIMITS; do
+		if [[ " $line " != *" $kv "* ]]; then
+			echo "!! the sidecar does not run with $kv; its start-up line: ${line:-none}" >&2
+			return 1
+		fi
+	done
 }

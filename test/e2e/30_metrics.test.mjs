@@ -1,6 +1,7 @@
 // 30 metrics: GET /metrics is Prometheus text (format 0.0.4) and its counters move with the
 // traffic: connections, joins (ok / refused), messages and bytes in and out per primitive,
-// drops by reason, presence topics, the authorizer's checks and latency, the ring.
+// drops by reason, presence topics, the authorizer's checks and latency, the ring; and the
+// tenant limits in force.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +56,11 @@ test('counters follow connections, joins, broadcasts, presence and drops', { tim
 	let m = await scrape(s.base);
 	assert.equal(m('realtime_connections_connected'), 0);
 	assert.equal(m('realtime_channel_joins_total', 'result="ok"'), 0);
+	// the limits in force, as /metrics and the start-up line show them (the benchmarks check them)
+	assert.equal(m('realtime_tenant_limit', 'limit="max_payload_size_in_kb"'), 1);
+	assert.equal(m('realtime_tenant_limit', 'limit="max_events_per_second"'), 1000000000);
+	assert.equal(m('realtime_tenant_limit', 'limit="max_channels_per_client"'), 100);
+	assert.match(s.output(), /tenant realtime: limits .*\bmax_events_per_second=1000000000 .*\bmax_payload_size_in_kb=1\b/);
 
 	const a = await RawClient.connect({ base: s.base });
 	const b = await RawClient.connect({ base: s.base });

@@ -143,6 +143,7 @@ public:
 	Render()
 	{
 		Connections();
+		Limits();
 		Messages();
 		Presence();
 		Ring();
@@ -164,6 +165,16 @@ private:
 	With(size_t t, const char *key, const char *value) const
 	{
 		return tl_[t] + "," + Label(key, value);
+	}
+
+	void
+	Limits()
+	{
+		const char *name = "realtime_tenant_limit";
+		w_.Head(name, "gauge", "The limits in force, by the key of a --config entry's limits.");
+		for (size_t t = 0; t < tenants_.size(); t++)
+			for (const auto &[key, value] : LimitsInForce(tenants_[t]->config()))
+				w_.Line(name, With(t, "limit", key), static_cast<uint64_t>(value));
 	}
 
 	void

@@ -116,6 +116,37 @@ LimitOptions(TenantConfig &t, int &payload_kb)
 	/* clang-format on */
 }
 
+} // namespace
+
+std::vector<std::pair<const char *, long long>>
+LimitsInForce(const TenantConfig &t)
+{
+	TenantConfig copy = t;
+	int payload_kb = (t.max_payload_bytes - RT_PAYLOAD_SLACK_BYTES) / 1000;
+	std::vector<std::pair<const char *, long long>> out;
+	for (const IntOption &o : LimitOptions(copy, payload_kb))
+		out.emplace_back(o.key, *o.target);
+	return out;
+}
+
+std::string
+LimitsText(const TenantConfig &t)
+{
+	std::string s;
+	for (const auto &[key, value] : LimitsInForce(t))
+	{
+		if (!s.empty())
+			s += ' ';
+		s += key;
+		s += '=';
+		s += std::to_string(value);
+	}
+	return s;
+}
+
+namespace
+{
+
 /* A --config entry's "limits" object, over the limits of the entry's tenant */
 Result<bool>
 ParseLimits(const rapidjson::Value &v, const std::string &where, std::span<IntOption> limits)

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rt::fanout
@@ -73,6 +74,14 @@ bool SameTenantId(std::string_view a, std::string_view b);
  */
 Result<std::vector<TenantConfig>> LoadTenantsFile(const std::string &path,
                                                   const TenantConfig &defaults);
+
+/*
+ * The limits in force for tenant t, as "key=value ..." with the keys of a --config entry's
+ * "limits" (max_concurrent_users=200 max_joins_per_second=100 ...): the start-up line and
+ * /metrics show them, so that a benchmark can check what it asked for.
+ */
+std::vector<std::pair<const char *, long long>> LimitsInForce(const TenantConfig &t);
+std::string LimitsText(const TenantConfig &t);
 
 /* What the command line asked for. */
 struct Command

@@ -183,6 +183,7 @@ Tenant::Start()
 	Log(LogLevel::kInfo, "tenant", "%s: started (database %s, ring %s%s)", id,
 	    c.db_conninfo.empty() ? "none" : "yes", ring_path.empty() ? "none" : ring_path.c_str(),
 	    c.suspended ? ", suspended" : "");
+	Log(LogLevel::kInfo, "tenant", "%s: limits %s", id, LimitsText(c).c_str());
 }
 
 void
