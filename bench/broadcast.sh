@@ -104,6 +104,11 @@ run_load() {
 		line="failed=1"
 	fi
 	echo "$target rep=$rep rc=$rc $line server_cpu_pct=$cpu load1=$load" | tee -a "$RESULTS"
+	if ! bench_run_clean "$line" lost gaps out_of_order bad closed; then
+		echo "!! $target rep=$rep: not every message reached every subscriber once and in order" |
+			tee -a "$RESULTS"
+		LOSSY=$((LOSSY + 1))
+	fi
 	if ! kill -0 "$pid" 2>/dev/null; then
 		wait "$pid"
 		echo "!! $target (pid $pid) exited with status $? during rep $rep; log tail:" |
@@ -118,6 +123,7 @@ run_load() {
 	fi
 }
 
+LOSSY=0
 echo "== start servers"
 start_baseline
 echo "baseline_server: port $BASELINE_PORT, $BASELINE_THREADS context(s), batch $BASELINE_BATCH"
@@ -155,16 +161,22 @@ echo "== medians (logs: $LOGDIR)"
 targets=baseline
 [ "$SKIP_SIDECAR" = 1 ] || targets="baseline sidecar"
 for target in $targets; do
-	printf '%-9s deliveries_per_s=%s p50_ms=%s p99_ms=%s lost=%s server_cpu_pct=%s client_cpu_pct=%s runs_ok=%s/%s\n' \
+	printf '%-9s deliveries_per_s=%s p50_ms=%s p99_ms=%s lost=%s out_of_order=%s server_cpu_pct=%s client_cpu_pct=%s runs_ok=%s/%s\n' \
 		"$target" "$(median_of "$target" deliveries_per_s)" "$(median_of "$target" p50_ms)" \
 		"$(median_of "$target" p99_ms)" "$(median_of "$target" lost)" \
+		"$(median_of "$target" out_of_order)" \
 		"$(median_of "$target" server_cpu_pct)" "$(median_of "$target" client_cpu_pct)" \
 		"$(grep "^$target rep=" "$RESULTS" | grep -vc 'failed=1')" "$REPS"
 done
+if [ "$LOSSY" != 0 ]; then
+	echo "!! $LOSSY run(s) lost or reordered messages (see above): lower BENCH_RATE or BENCH_SUBS" \
+		"below saturation; their figures are not figures"
+fi
 if [ "$SKIP_SIDECAR" = 1 ]; then
 	echo "baseline_only deliveries_per_s=$(median_of baseline deliveries_per_s)" \
 		"p50_ms=$(median_of baseline p50_ms) p99_ms=$(median_of baseline p99_ms)"
-	exit 0
+	[ "$LOSSY" = 0 ]
+	exit
 fi
 if [ "$SIDECAR_STARTS" -gt 1 ]; then
 	echo "!! realtime-fanout had to be restarted $((SIDECAR_STARTS - 1)) time(s); see above"
@@ -174,4 +186,4 @@ side=$(median_of sidecar deliveries_per_s)
 ratio=$(awk -v s="$side" -v b="$base" 'BEGIN { if (b > 0 && s == s + 0) printf "%.2f", s / b; else print "nan" }')
 printf 'deliveries_per_s=%.0f p50_ms=%s p99_ms=%s baseline_ratio=%s\n' \
 	"${side/nan/0}" "$(median_of sidecar p50_ms)" "$(median_of sidecar p99_ms)" "$ratio"
-[ "$side" != nan ]
+[ "$side" != nan ] && [ "$LOSSY" = 0 ]

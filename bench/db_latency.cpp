@@ -23,7 +23,9 @@
  * takes the time once per read() and records now - t: statement, commit (WAL flush), then delivery
  * (decoder worker, ring, sidecar, WebSocket; or the NOTIFY queue, the listening backend, libpq).
  * Same clock, same stamping, same sender for both modes. The outcome is one "result key=value ..."
- * line on stdout.
+ * line on stdout; the exit status is 4 when a statement failed or went unanswered and 5 when a
+ * committed message did not arrive, arrived twice or out of its connection's order (each
+ * payload names its sending connection: one connection commits in the order it sends).
  *
  * --sink instead only counts what the two receivers get until SIGINT or
  * SIGTERM, then prints "sink ws_received=N notify_received=N": the attached
@@ -105,16 +107,18 @@ struct Options : Endpoint
 struct RxStats
 {
 	Histogram latency;
-	std::vector<uint8_t> seen; /* per seq: received yet */
-	uint64_t unique = 0;       /* distinct seqs of this run */
-	uint64_t dup = 0;          /* a seq received again */
-	uint64_t stale = 0;        /* another run's messages */
-	uint64_t bad = 0;          /* unreadable, or seq out of range */
-	uint64_t late = 0;         /* latency above --late-ms */
+	std::vector<uint8_t> seen;     /* per seq: received yet */
+	std::vector<int64_t> last_seq; /* per sending connection: the highest seq received */
+	uint64_t unique = 0;           /* distinct seqs of this run */
+	uint64_t dup = 0;              /* a seq received again */
+	uint64_t stale = 0;            /* another run's messages */
+	uint64_t bad = 0;              /* unreadable, or seq or connection out of range */
+	uint64_t misordered = 0;       /* a seq below one received before from the same connection */
+	uint64_t late = 0;             /* latency above --late-ms */
 	std::atomic<uint64_t> received{0};
 
 	void
-	Record(uint64_t run, uint64_t seq, uint64_t t_us, int64_t now, const Options &o)
+	Record(uint64_t run, uint64_t seq, uint64_t t_us, uint64_t conn, int64_t now, const Options &o)
 	{
 		received.fetch_add(1, std::memory_order_relaxed);
 		if (run != o.run_id)
@@ -122,7 +126,7 @@ struct RxStats
 			stale++;
 			return;
 		}
-		if (seq >= seen.size())
+		if (seq >= seen.size() || conn >= last_seq.size())
 		{
 			bad++;
 			return;
@@ -134,6 +138,11 @@ struct RxStats
 		}
 		seen[seq] = 1;
 		unique++;
+		/* one connection commits in the order it sends: so must they arrive */
+		if (int64_t(seq) < last_seq[conn])
+			misordered++;
+		else
+			last_seq[conn] = int64_t(seq);
 		int64_t ns = now - int64_t(t_us) * 1000;
 		latency.Add(ns);
 		if (double(ns) > o.late_ms * 1e6)
@@ -213,12 +222,12 @@ private:
 	void
 	OnNotify(std::string_view extra, int64_t now)
 	{
-		uint64_t v[3] = {0, 0, 0};
+		uint64_t v[4] = {0, 0, 0, 0}; /* run:seq:time:connection */
 		const char *p = extra.data(), *end = extra.data() + extra.size();
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < 4; i++)
 		{
 			auto [q, ec] = std::from_chars(p, end, v[i]);
-			if (ec != std::errc() || (i < 2 && (q == end || *q != ':')))
+			if (ec != std::errc() || (i < 3 && (q == end || *q != ':')))
 			{
 				stats_.received.fetch_add(1, std::memory_order_relaxed);
 				stats_.bad++;
@@ -226,7 +235,7 @@ private:
 			}
 			p = q + 1;
 		}
-		stats_.Record(v[0], v[1], v[2], now, o_);
+		stats_.Record(v[0], v[1], v[2], v[3], now, o_);
 	}
 
 	const Options &o_;
@@ -373,17 +382,18 @@ private:
 		UserBroadcast b;
 		if (opcode == kOpBinary && DecodeUserBroadcast(m, b))
 		{
-			uint64_t run = 0, seq = 0, t = 0;
+			uint64_t run = 0, seq = 0, t = 0, conn = 0;
 			if (b.encoding != 1 || b.topic != topic_ ||
 			    !ReadNumberAfter(b.payload, R"("r":)", run) ||
 			    !ReadNumberAfter(b.payload, R"("s":)", seq) ||
-			    !ReadNumberAfter(b.payload, R"("t":)", t))
+			    !ReadNumberAfter(b.payload, R"("t":)", t) ||
+			    !ReadNumberAfter(b.payload, R"("c":)", conn))
 			{
 				stats_.received.fetch_add(1, std::memory_order_relaxed);
 				stats_.bad++;
 				return;
 			}
-			stats_.Record(run, seq, t, now, o_);
+			stats_.Record(run, seq, t, conn, now, o_);
 			return;
 		}
 		TextHead h;
@@ -526,10 +536,12 @@ SendAll(const Options &o, std::vector<Sender> &senders, const std::string &stmt_
 			int64_t scheduled = st.start_ns + int64_t(double(st.sent) * interval_ns);
 			st.max_lag_ns = std::max(st.max_lag_ns, stamp - scheduled);
 			std::string us = std::to_string(stamp / 1000), seq = std::to_string(st.sent);
+			std::string conn = std::to_string(best - senders.data());
 			if (o.mode == Mode::kSend)
-				payload = R"({"t":)" + us + R"(,"s":)" + seq + R"(,"r":)" + run + "}";
+				payload =
+				    R"({"t":)" + us + R"(,"s":)" + seq + R"(,"r":)" + run + R"(,"c":)" + conn + "}";
 			else
-				payload = run + ":" + seq + ":" + us;
+				payload = run + ":" + seq + ":" + us + ":" + conn;
 			const char *values[1] = {payload.c_str()};
 			if (!PQsendQueryPrepared(best->conn, stmt_name.c_str(), 1, values, nullptr, nullptr,
 			                         0) ||
@@ -695,6 +707,7 @@ RunLatency(const Options &o)
 	RxStats ws_stats, pg_stats;
 	RxStats &mine = o.mode == Mode::kSend ? ws_stats : pg_stats;
 	mine.seen.assign(total, 0);
+	mine.last_seq.assign(size_t(o.conns), -1);
 	std::atomic<bool> stop{false};
 	WsReceiver ws(o, ws_stats);
 	ListenReceiver listen(o, pg_stats);
@@ -753,24 +766,28 @@ RunLatency(const Options &o)
 	uint64_t lost = ok > mine.unique ? ok - mine.unique : 0;
 	auto ms = [](double ns) { return ns / 1e6; };
 	double send_span = double(std::max<int64_t>(1, st.end_ns - st.start_ns));
-	std::printf(
-	    "result mode=%s rate=%.0f seconds=%.1f conns=%d sent=%" PRIu64 " unsent=%" PRIu64
-	    " send_rate=%.1f"
-	    " acked=%" PRIu64 " errors=%" PRIu64 " warnings=%" PRIu64 " received=%" PRIu64
-	    " lost=%" PRIu64 " dup=%" PRIu64 " stale=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64
-	    " late_over_%gms=%" PRIu64 " p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f"
-	    " max_ms=%.3f ack_p50_ms=%.3f ack_p99_ms=%.3f pub_lag_max_ms=%.3f max_inflight=%zu"
-	    " client_cpu_pct=%.0f\n",
-	    o.mode == Mode::kSend ? "send" : "notify", o.rate, o.seconds, o.conns, st.sent, st.unsent,
-	    double(st.sent) * kNsPerSec / send_span, st.acked, st.errors, st.warnings, mine.unique,
-	    lost, mine.dup, mine.stale, mine.bad, other.received.load(), o.late_ms, mine.late,
-	    ms(mine.latency.Quantile(0.5)), ms(mine.latency.Quantile(0.9)),
-	    ms(mine.latency.Quantile(0.99)), ms(mine.latency.Quantile(0.999)),
-	    ms(double(mine.latency.Max())), ms(st.ack.Quantile(0.5)), ms(st.ack.Quantile(0.99)),
-	    ms(double(st.max_lag_ns)), st.max_inflight,
-	    100.0 * double(cpu_used) / double(std::max<int64_t>(1, wall_end - st.start_ns)));
+	std::printf("result mode=%s rate=%.0f seconds=%.1f conns=%d sent=%" PRIu64 " unsent=%" PRIu64
+	            " send_rate=%.1f"
+	            " acked=%" PRIu64 " errors=%" PRIu64 " warnings=%" PRIu64 " received=%" PRIu64
+	            " lost=%" PRIu64 " dup=%" PRIu64 " misordered=%" PRIu64 " stale=%" PRIu64
+	            " bad=%" PRIu64 " foreign=%" PRIu64 " late_over_%gms=%" PRIu64
+	            " p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f"
+	            " max_ms=%.3f ack_p50_ms=%.3f ack_p99_ms=%.3f pub_lag_max_ms=%.3f max_inflight=%zu"
+	            " client_cpu_pct=%.0f\n",
+	            o.mode == Mode::kSend ? "send" : "notify", o.rate, o.seconds, o.conns, st.sent,
+	            st.unsent, double(st.sent) * kNsPerSec / send_span, st.acked, st.errors,
+	            st.warnings, mine.unique, lost, mine.dup, mine.misordered, mine.stale, mine.bad,
+	            other.received.load(), o.late_ms, mine.late, ms(mine.latency.Quantile(0.5)),
+	            ms(mine.latency.Quantile(0.9)), ms(mine.latency.Quantile(0.99)),
+	            ms(mine.latency.Quantile(0.999)), ms(double(mine.latency.Max())),
+	            ms(st.ack.Quantile(0.5)), ms(st.ack.Quantile(0.99)), ms(double(st.max_lag_ns)),
+	            st.max_inflight,
+	            100.0 * double(cpu_used) / double(std::max<int64_t>(1, wall_end - st.start_ns)));
 	std::fflush(stdout);
-	return st.acked == st.sent && st.errors == 0 ? 0 : 4;
+	if (st.acked != st.sent || st.errors != 0)
+		return 4;
+	/* what was committed must arrive, once, in each connection's order */
+	return lost == 0 && mine.dup == 0 && mine.misordered == 0 && mine.bad == 0 ? 0 : 5;
 }
 
 } // namespace

@@ -79,6 +79,12 @@ run_one() {
 	echo "$mode rate=$rate rep=$label rc=$rc $line decoder_cpu_pct=$(bench_cpu_pct 0 "$d0" "$d1" "$el")" \
 		"sidecar_cpu_pct=$(bench_cpu_pct 0 "$s0" "$s1" "$el") load1=$load" |
 		sed 's/ rate=[0-9]* / /2' | tee -a "$RESULTS"
+	# a counted run that lost, repeated, reordered or failed anything fails the benchmark
+	if [ "$label" != warmup ] && ! bench_run_clean "$line" lost dup misordered bad errors; then
+		echo "!! $mode rate=$rate rep=$label: not everything sent arrived once and in order (rc=$rc)" |
+			tee -a "$RESULTS"
+		LOSSY=$((LOSSY + 1))
+	fi
 	if ! kill -0 "$BENCH_SIDECAR_PID" 2>/dev/null; then
 		echo "!! the sidecar exited during this run; log tail:" | tee -a "$RESULTS"
 		tail -20 "$LOGDIR/sidecar.log"
@@ -86,6 +92,7 @@ run_one() {
 	fi
 }
 
+LOSSY=0
 [ -n "$(bench_decoder_pid)" ] || echo "!! no 'realtime decoder' process found" | tee -a "$RESULTS"
 if [ "$WARMUP" != 0 ]; then
 	echo "== warm-up (${WARMUP} s per mode at the first rate, not counted)"
@@ -115,11 +122,12 @@ median_of() {
 echo "== medians (logs: $LOGDIR)"
 for rate in $RATES; do
 	for mode in send notify; do
-		printf '%-6s rate=%s p50_ms=%s p99_ms=%s p999_ms=%s max_ms=%s ack_p50_ms=%s ack_p99_ms=%s send_rate=%s lost=%s late_over_%sms=%s errors=%s decoder_cpu_pct=%s sidecar_cpu_pct=%s runs_ok=%s/%s\n' \
+		printf '%-6s rate=%s p50_ms=%s p99_ms=%s p999_ms=%s max_ms=%s ack_p50_ms=%s ack_p99_ms=%s send_rate=%s lost=%s misordered=%s late_over_%sms=%s errors=%s decoder_cpu_pct=%s sidecar_cpu_pct=%s runs_ok=%s/%s\n' \
 			"$mode" "$rate" "$(median_of $mode "$rate" p50_ms)" "$(median_of $mode "$rate" p99_ms)" \
 			"$(median_of $mode "$rate" p999_ms)" "$(median_of $mode "$rate" max_ms)" \
 			"$(median_of $mode "$rate" ack_p50_ms)" "$(median_of $mode "$rate" ack_p99_ms)" \
 			"$(median_of $mode "$rate" send_rate)" "$(median_of $mode "$rate" lost)" \
+			"$(median_of $mode "$rate" misordered)" \
 			"$LATE_MS" "$(median_of $mode "$rate" "late_over_${LATE_MS}ms")" \
 			"$(median_of $mode "$rate" errors)" "$(median_of $mode "$rate" decoder_cpu_pct)" \
 			"$(median_of $mode "$rate" sidecar_cpu_pct)" \
@@ -148,6 +156,10 @@ for rate in $RATES; do
 		fi
 	done
 done
+if [ "$LOSSY" != 0 ]; then
+	echo "!! $LOSSY counted run(s) lost, repeated or reordered messages (see above): their latency is not a figure"
+	status=1
+fi
 echo "# last line: medians at $rate msg/s"
 echo "send_p50_ms=$sp50 send_p99_ms=$sp99 notify_p50_ms=$np50 notify_p99_ms=$np99"
 exit $status

@@ -16,8 +16,8 @@
 # seconds; every run must decode exactly the row changes written. Prints every run,
 # a table per case, and as its last line, for the first case (default "mix"):
 #   plugin_rows_per_s=N wal2json_rows_per_s=M ratio=R
-# for the plugin's JSON lines (wal2json_rows_per_s=NA ratio=NA when wal2json is not
-# installed), preceded by the same for its ring format.
+# for the plugin's JSON lines, preceded by the same for its ring format (wal2json from
+# scripts/deps.sh; without it the run fails unless BENCH_PLUGINS leaves it out).
 #
 # Environment: BENCH_ROWS (300000 row changes), BENCH_REPS (5), BENCH_TXN_ROWS
 # (100 row changes per transaction), BENCH_SEED_ROWS (10000 rows per table before
@@ -64,7 +64,8 @@ done
 ((TXN_ROWS % 100 == 0 && ROWS % TXN_ROWS == 0)) ||
 	die "BENCH_TXN_ROWS must be a multiple of 100 that divides BENCH_ROWS"
 
-# wal2json is optional (not a project dependency): measured when installed.
+# wal2json is the baseline of the headline ratio: scripts/deps.sh installs it; a run asked to
+# measure it without it fails rather than print ratio=NA.
 have_wal2json=0
 if [ -f "$LIBDIR/wal2json.so" ]; then
 	have_wal2json=1
@@ -77,8 +78,10 @@ for p in $PLUGINS; do
 			if ((have_wal2json)); then
 				plugins+=("$p")
 			else
-				echo "wal2json: not installed ($LIBDIR/wal2json.so is missing; apt-get install" \
-					"postgresql-15-wal2json to compare): not measured" | tee -a "$RESULTS"
+				echo "!! wal2json is not installed ($LIBDIR/wal2json.so is missing): run" \
+					"scripts/deps.sh (it installs postgresql-15-wal2json), or leave wal2json out" \
+					"of BENCH_PLUGINS" | tee -a "$RESULTS"
+				exit 1
 			fi
 			;;
 		*) die "unknown plugin in BENCH_PLUGINS: $p" ;;

@@ -155,6 +155,15 @@ sink=$(grep '^sink ' "$LOGDIR/sink.out" | sed 's/^sink //')
 echo "delivered to the sink: send_xacts=$(sum_xacts send) ws_received=$(bench_field ws_received "$sink")" \
 	"notify_xacts=$(sum_xacts notify) notify_received=$(bench_field notify_received "$sink")" |
 	tee -a "$RESULTS"
+lossy=0
+if [ "$(bench_field notify_received "$sink")" != "$(sum_xacts notify)" ]; then
+	echo "!! the LISTEN sink did not get every committed pg_notify once" | tee -a "$RESULTS"
+	lossy=1
+fi
+if [ "$SIDECAR" != 0 ] && [ "$(bench_field ws_received "$sink")" != "$(sum_xacts send)" ]; then
+	echo "!! the WebSocket sink did not get every committed realtime.send once" | tee -a "$RESULTS"
+	lossy=1
+fi
 
 median_of() {
 	bench_median_of "$RESULTS" "$1 c=$2 rep=[0-9]* wl=$WL " "$3"
@@ -166,7 +175,7 @@ int() {
 	awk -v v="$1" 'BEGIN { if (v == v + 0) printf "%.0f", v; else print v }'
 }
 
-last='' status=0
+last='' status=$lossy
 first_c=${CLIENTS%% *}
 for WL in $WORKLOADS; do
 	echo "== medians, workload $WL (logs: $LOGDIR)"
