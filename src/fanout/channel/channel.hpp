@@ -11,6 +11,7 @@
 #include "auth/auth_jwt.hpp"
 #include "auth/private_part.hpp"
 #include "broadcast/broadcast_part.hpp"
+#include "channel/loss_notice.hpp"
 #include "postgres_changes/pg_changes_part.hpp"
 #include "presence/presence_part.hpp"
 #include "protocol/protocol.hpp"
@@ -40,6 +41,9 @@ struct Channel
 	PresenceChannel presence;
 	PgChangesChannel pg_changes;
 	PrivateChannel rights; /* public channels: everything allowed */
+
+	/* what it missed and has not been told yet (loss_notice.hpp) */
+	LossNotice lost;
 
 	/*
 	 * While the join's read check or a write check is out, this channel's later

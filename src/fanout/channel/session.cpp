@@ -111,7 +111,7 @@ Session::SendControl(std::shared_ptr<const Frame> frame)
 }
 
 void
-Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms)
+Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms, Channel &ch, LossPart part)
 {
 	if (close_requested_)
 		return; /* closing: nothing more for it */
@@ -125,16 +125,9 @@ Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms)
 	case EnqueueResult::kDropped:
 		Metrics().Drop(DropReason::kSlowClient);
 		if (queue_.TakeDropNotice())
-		{
 			Log(LogLevel::kWarning, "shard", "slow client: dropping messages session=%llu",
 			    static_cast<unsigned long long>(id_));
-			/* tell the client once per episode, on every channel it has */
-			for (auto &[topic, ch] : channels_)
-				PushTo(*ch, "system",
-				       SystemPayload("system", "error",
-				                     "Messages dropped: the client is not reading fast enough",
-				                     ch->sub_topic));
-		}
+		NoteLost(ch, part, LossReason::kSlowClient, 1, now_ms);
 		break;
 	case EnqueueResult::kClose:
 		Log(LogLevel::kWarning, "shard", "slow client closed session=%llu dropped=%llu",
@@ -142,6 +135,42 @@ Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms)
 		    static_cast<unsigned long long>(queue_.dropped()));
 		RequestClose(LWS_CLOSE_STATUS_POLICY_VIOLATION, "client too slow");
 		break;
+	}
+}
+
+void
+Session::NoteLost(Channel &ch, LossPart part, LossReason reason, uint64_t n, int64_t now_ms)
+{
+	Metrics().Lost(part, reason, n);
+	ch.lost.Add(part, reason, n);
+	if (ch.lost.Due(now_ms))
+		PushTo(ch, "system", ch.lost.Take(ch.sub_topic, now_ms));
+	if (ch.lost.Pending())
+		loss_pending_ = true;
+}
+
+void
+Session::NoteStreamLost(uint64_t n, int64_t now_ms)
+{
+	for (auto &[topic, ch] : channels_)
+	{
+		NoteLost(*ch, LossPart::kBroadcast, LossReason::kRingGap, n, now_ms);
+		if (ch->pg_changes.any)
+			NoteLost(*ch, LossPart::kPostgresChanges, LossReason::kRingGap, n, now_ms);
+	}
+}
+
+void
+Session::FlushLossNotices(int64_t now_ms)
+{
+	loss_pending_ = false;
+	for (auto &[topic, ch] : channels_)
+	{
+		if (!ch->lost.Pending())
+			continue;
+		if (ch->lost.Due(now_ms))
+			PushTo(*ch, "system", ch->lost.Take(ch->sub_topic, now_ms));
+		loss_pending_ = loss_pending_ || ch->lost.Pending();
 	}
 }
 

@@ -60,8 +60,25 @@ public:
 	/* lws says the socket can take data; -1 closes the connection. */
 	int OnWritable();
 
-	/* Fan-out: queue a shard-local frame, subject to the send-queue caps. */
-	void EnqueueFanout(QueuedFrame *f, int64_t now_ms);
+	/*
+	 * Fan-out: queue a shard-local frame for channel ch, subject to the send-queue caps
+	 * (a frame the queue drops is a loss of part for ch).
+	 */
+	void EnqueueFanout(QueuedFrame *f, int64_t now_ms, Channel &ch, LossPart part);
+	/*
+	 * Channel ch missed n messages of part for reason: a `system` notice now, or from the
+	 * shard's timer once a second has passed since its last (PROTOCOL.md 3.10).
+	 */
+	void NoteLost(Channel &ch, LossPart part, LossReason reason, uint64_t n, int64_t now_ms);
+	/* The tenant's database stream lost n records: every channel may have missed them. */
+	void NoteStreamLost(uint64_t n, int64_t now_ms);
+	/* Shard timer: send the notices that had to wait. */
+	void FlushLossNotices(int64_t now_ms);
+	bool
+	loss_pending() const
+	{
+		return loss_pending_;
+	}
 	/* A reply or push for this client only. */
 	void SendControl(std::shared_ptr<const Frame> frame);
 
@@ -169,6 +186,7 @@ private:
 	std::map<std::string, std::unique_ptr<Channel>> channels_; /* by topic */
 	SendQueue queue_;
 	bool close_requested_ = false;
+	bool loss_pending_ = false; /* a channel's loss notice waits for the timer */
 	size_t head_offset_ = 0;    /* bytes of the queue's front frame already written */
 	int delayed_replies_ = 0;   /* ReplyLater frames waiting on the shard timer */
 	size_t held_total_ = 0;     /* bytes held by all channels (Session::Hold) */

@@ -117,6 +117,9 @@ SumShards(const Tenant &t, ShardMetrics &sum)
 		}
 		for (size_t i = 0; i < kDropReasons; i++)
 			sum.dropped[i].Add(m.dropped[i].Get());
+		for (size_t p = 0; p < kLossParts; p++)
+			for (size_t r = 0; r < kLossReasons; r++)
+				sum.lost[p][r].Add(m.lost[p][r].Get());
 	}
 }
 
@@ -243,6 +246,17 @@ private:
 			w_.Line("realtime_messages_dropped_total", With(t, "reason", "shard_inbox_full"),
 			        tenants_[t]->inbox_dropped.load(std::memory_order_relaxed));
 		}
+		const char *lost = "realtime_channel_messages_lost_total";
+		w_.Head(lost, "counter",
+		        "Messages a channel missed and was told of by a system message, by extension and "
+		        "reason.");
+		for (size_t t = 0; t < tenants_.size(); t++)
+			for (size_t p = 0; p < kLossParts; p++)
+				for (size_t r = 0; r < kLossReasons; r++)
+					w_.Line(lost,
+					        With(t, "extension", LossPartName(static_cast<LossPart>(p))) + "," +
+					            Label("reason", LossReasonName(static_cast<LossReason>(r))),
+					        sums_[t].lost[p][r].Get());
 	}
 
 	void

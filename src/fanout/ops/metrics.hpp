@@ -12,6 +12,8 @@
  */
 #pragma once
 
+#include "channel/loss_notice.hpp"
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -79,6 +81,8 @@ struct ShardMetrics
 	Counter joins_refused;
 	std::array<Counter, kPrimitives> in_messages, in_bytes, out_messages, out_bytes;
 	std::array<Counter, kDropReasons> dropped;
+	/* messages a channel missed and was told of (loss_notice.hpp), by part and reason */
+	std::array<std::array<Counter, kLossReasons>, kLossParts> lost;
 
 	void
 	In(Primitive p, uint64_t bytes)
@@ -96,6 +100,11 @@ struct ShardMetrics
 	Drop(DropReason r, uint64_t n = 1)
 	{
 		dropped[static_cast<size_t>(r)].Add(n);
+	}
+	void
+	Lost(LossPart p, LossReason r, uint64_t n)
+	{
+		lost[static_cast<size_t>(p)][static_cast<size_t>(r)].Add(n);
 	}
 };
 

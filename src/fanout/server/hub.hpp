@@ -17,6 +17,7 @@
 #pragma once
 
 #include "tenancy/config.hpp"
+#include "channel/loss_notice.hpp"
 #include "protocol/frame.hpp"
 
 #include "tenancy/tenant.hpp"
@@ -26,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +75,9 @@ struct Delivery
 	std::vector<ChannelPush> pushes; /* when routing_key is empty */
 	std::vector<std::string> shared;
 	std::function<void(Shard &)> task; /* when set: run on the shard, nothing else */
+	bool from_database = false;        /* realtime.send(): over the events limit it is a loss */
+	/* set: the message was not serialized; each channel it would reach notes this loss */
+	std::optional<LossReason> lost;
 };
 
 class Hub

@@ -12,6 +12,7 @@
 #include "server/listener.hpp"
 #include "base/log.hpp"
 #include "channel/session.hpp"
+#include "db/ring_reader.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -32,7 +33,37 @@ constexpr int64_t kSweepEveryMs = 5000;
 constexpr int64_t kHeadTimeoutMs = 10000; /* a request head must arrive within this */
 constexpr size_t kMaxInbox = 1 << 16;     /* deliveries waiting for a shard */
 constexpr size_t kDrainBatch = 4096;      /* deliveries handled per wake-up */
+constexpr size_t kMaxInboxLost = 4096;    /* refused deliveries kept to tell of */
 constexpr size_t kMaxReadbuf = 2048;      /* lws_adopt_socket_vhost_readbuf's limit */
+
+/* The part of a channel that a routing-key delivery of kind k is for. */
+LossPart
+PartOf(DeliveryKind k)
+{
+	return k == DeliveryKind::kPresence ? LossPart::kPresence : LossPart::kBroadcast;
+}
+
+/* d without its bytes, as a loss to tell of: whom it was for, not what it said. */
+std::shared_ptr<const Delivery>
+WithoutBytes(const Delivery &d, LossReason reason)
+{
+	auto lost = std::make_shared<Delivery>();
+	lost->routing_key = d.routing_key;
+	lost->tenant = d.tenant;
+	lost->kind = d.kind;
+	lost->exclude_session = d.exclude_session;
+	lost->from_database = d.from_database;
+	lost->lost = reason;
+	for (const ChannelPush &p : d.pushes)
+	{
+		ChannelPush whom;
+		whom.session_id = p.session_id;
+		whom.gen = p.gen;
+		whom.topic = p.topic;
+		lost->pushes.push_back(std::move(whom));
+	}
+	return lost;
+}
 
 /* Copy the request head without %0A/%0D escapes in its request line; false if it had none. */
 bool
@@ -180,9 +211,12 @@ Shard::Post(std::shared_ptr<const Delivery> d)
 	std::lock_guard<std::mutex> lock(inbox_mu_);
 	if (inbox_.size() >= kMaxInbox && !d->task)
 	{
-		/* this shard is not keeping up: its subscribers lose this message, nobody else */
+		/* this shard is not keeping up: its subscribers lose this message, nobody else;
+		 * they are told once it catches up (past kMaxInboxLost, counted only) */
 		if (d->tenant)
 			d->tenant->inbox_dropped.fetch_add(1, std::memory_order_relaxed);
+		if (inbox_lost_.size() < kMaxInboxLost && !d->lost)
+			inbox_lost_.push_back(WithoutBytes(*d, LossReason::kShardBehind));
 		if (inbox_dropped_.fetch_add(1, std::memory_order_relaxed) % 10000 == 0)
 			Log(LogLevel::kWarning, "shard",
 			    "shard %d inbox full: dropping deliveries (%llu so far)", index_,
@@ -206,6 +240,13 @@ Shard::DrainInbox()
 		batch.assign(std::make_move_iterator(inbox_.begin()),
 		             std::make_move_iterator(inbox_.begin() + static_cast<ptrdiff_t>(n)));
 		inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<ptrdiff_t>(n));
+		if (inbox_.size() < kMaxInbox && !inbox_lost_.empty())
+		{
+			/* room again: tell the channels what the full inbox refused */
+			for (auto &lost : inbox_lost_)
+				batch.push_back(std::move(lost));
+			inbox_lost_.clear();
+		}
 		if (inbox_.empty())
 			wake_pending_.store(false, std::memory_order_release);
 		else if (context_ != nullptr)
@@ -231,7 +272,7 @@ Shard::DeliverPushes(const Delivery &d)
 		if (it == sessions_.end())
 			continue;
 		Session *s = it->second;
-		const Channel *ch = s->FindChannel(p.topic, p.gen);
+		Channel *ch = s->FindChannel(p.topic, p.gen);
 		if (ch == nullptr)
 			continue; /* left or joined again since */
 		bool system = std::string_view(p.event) == "system";
@@ -247,6 +288,7 @@ Shard::DeliverPushes(const Delivery &d)
 		if (s->tenant().events_limited.load(std::memory_order_relaxed))
 		{
 			ts.metrics.Drop(DropReason::kRateLimited);
+			s->NoteLost(*ch, LossPart::kPostgresChanges, LossReason::kEventsLimit, 1, now);
 			continue;
 		}
 		key.assign(1, s->vsn() == Vsn::k1 ? '1' : '2');
@@ -266,7 +308,7 @@ Shard::DeliverPushes(const Delivery &d)
 			    MakeFrame(Opcode::kText, EncodeText(s->vsn(), std::nullopt, std::nullopt, p.topic,
 			                                        p.event, payload)));
 		}
-		s->EnqueueFanout(q, now);
+		s->EnqueueFanout(q, now, *ch, LossPart::kPostgresChanges);
 		ts.events.Add(now);
 		ts.metrics.Out(Primitive::kPostgresChanges, 1, q->frame->bytes.size());
 	}
@@ -310,6 +352,11 @@ Shard::Deliver(const Delivery &d)
 		d.task(*this);
 		return;
 	}
+	if (d.lost)
+	{
+		NoteDeliveryLost(d, *d.lost);
+		return;
+	}
 	if (d.routing_key.empty())
 	{
 		DeliverPushes(d);
@@ -322,6 +369,12 @@ Shard::Deliver(const Delivery &d)
 		return; /* every routing-key delivery names its tenant */
 	TenantShard &ts = d.tenant->shard(index_);
 	int64_t now = NowMs();
+	if (d.tenant->events_limited.load(std::memory_order_relaxed) && d.from_database)
+	{
+		/* a database broadcast over the limit is dropped, and said to be (PROTOCOL.md 3.10) */
+		NoteDeliveryLost(d, LossReason::kEventsLimit);
+		return;
+	}
 	if (d.tenant->events_limited.load(std::memory_order_relaxed))
 	{
 		/* over the tenant's events limit: each channel this reaches ends (PROTOCOL.md 3.7) */
@@ -335,6 +388,7 @@ Shard::Deliver(const Delivery &d)
 	}
 	QueuedFrame *q1 = nullptr, *q2 = nullptr;
 	uint64_t n1 = 0, n2 = 0;
+	const LossPart part = PartOf(d.kind);
 	for (const Subscriber &sub : *subs)
 	{
 		Session *s = sub.session;
@@ -346,7 +400,7 @@ Shard::Deliver(const Delivery &d)
 				continue;
 			if (q1 == nullptr)
 				q1 = NewQueuedFrame(d.v1);
-			s->EnqueueFanout(q1, now);
+			s->EnqueueFanout(q1, now, *sub.channel, part);
 			n1++;
 		}
 		else
@@ -355,7 +409,7 @@ Shard::Deliver(const Delivery &d)
 				continue;
 			if (q2 == nullptr)
 				q2 = NewQueuedFrame(d.v2);
-			s->EnqueueFanout(q2, now);
+			s->EnqueueFanout(q2, now, *sub.channel, part);
 			n2++;
 		}
 	}
@@ -365,6 +419,51 @@ Shard::Deliver(const Delivery &d)
 	               n1 * (d.v1 ? d.v1->bytes.size() : 0) + n2 * (d.v2 ? d.v2->bytes.size() : 0));
 	DropIfUnused(q1);
 	DropIfUnused(q2);
+}
+
+/* Records the tenants' ring readers lost since the last second: every channel is told
+ * (PROTOCOL.md 3.10). */
+void
+Shard::TellStreamLosses(int64_t now)
+{
+	std::shared_ptr<const TenantSet> set = hub_.tenants();
+	if (!set)
+		return;
+	for (const auto &t : set->list)
+	{
+		TenantShard &ts = t->shard(index_);
+		uint64_t lost = t->ring != nullptr ? t->ring->lost() : 0;
+		if (lost <= ts.ring_lost_told)
+			continue;
+		uint64_t n = lost - ts.ring_lost_told;
+		ts.ring_lost_told = lost;
+		for (auto &[id, s] : sessions_)
+			if (&s->tenant() == t.get())
+				s->NoteStreamLost(n, now);
+	}
+}
+
+void
+Shard::NoteDeliveryLost(const Delivery &d, LossReason reason)
+{
+	int64_t now = NowMs();
+	if (d.routing_key.empty())
+	{
+		for (const ChannelPush &p : d.pushes)
+		{
+			auto it = sessions_.find(p.session_id);
+			Channel *ch = it == sessions_.end() ? nullptr : it->second->FindChannel(p.topic, p.gen);
+			if (ch != nullptr)
+				it->second->NoteLost(*ch, LossPart::kPostgresChanges, reason, 1, now);
+		}
+		return;
+	}
+	const std::vector<Subscriber> *subs = registry_.Find(d.routing_key);
+	if (subs == nullptr)
+		return;
+	for (const Subscriber &sub : *subs)
+		if (sub.session->id() != d.exclude_session && sub.channel->Reads(d.kind))
+			sub.session->NoteLost(*sub.channel, PartOf(d.kind), reason, 1, now);
 }
 
 uint64_t
@@ -579,6 +678,10 @@ Shard::OnTimer()
 		last_expiry_check_s_ = now_s;
 		for (auto &[id, s] : sessions_)
 			s->ExpireChannels(now_s);
+		TellStreamLosses(now);
+		for (auto &[id, s] : sessions_)
+			if (s->loss_pending())
+				s->FlushLossNotices(now);
 	}
 	if (now - last_sweep_ms_ >= kSweepEveryMs)
 	{

@@ -60,6 +60,10 @@ public:
 	/* --- shard thread only --- */
 	void Deliver(const Delivery &d);
 	void DeliverPushes(const Delivery &d);
+	/* Once a second: the channels of a tenant whose database stream lost records are told. */
+	void TellStreamLosses(int64_t now);
+	/* Every channel d would have reached notes one message lost for reason. */
+	void NoteDeliveryLost(const Delivery &d, LossReason reason);
 	/* Send frame to the session with this id at due_ms (monotonic), if it still exists. */
 	void SendLater(uint64_t session_id, std::shared_ptr<const Frame> frame, int64_t due_ms);
 
@@ -136,6 +140,8 @@ private:
 	/* inbox: written by any thread under the mutex, drained by the shard */
 	std::mutex inbox_mu_;
 	std::deque<std::shared_ptr<const Delivery>> inbox_;
+	/* what a full inbox refused, without its bytes: its channels are told (bounded) */
+	std::vector<std::shared_ptr<const Delivery>> inbox_lost_;
 	std::atomic<bool> wake_pending_{false};
 	std::atomic<uint64_t> inbox_dropped_{0};
 

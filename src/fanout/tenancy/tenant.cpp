@@ -155,9 +155,18 @@ Tenant::Start()
 		    ring_path,
 		    [this, weak](const RingMessage &m)
 		    {
-			    /* over the tenant's events limit, database broadcasts are dropped (4.8) */
+			    /* over the tenant's events limit, database broadcasts are dropped (4.8): the
+			     * channels they would reach are told (PROTOCOL.md 3.10) */
 			    if (events_limited.load(std::memory_order_relaxed))
+			    {
+				    auto lost = std::make_shared<Delivery>();
+				    lost->routing_key = RoutingKey(m.topic, m.is_private);
+				    lost->tenant = weak.lock();
+				    lost->from_database = true;
+				    lost->lost = LossReason::kEventsLimit;
+				    hub_.Publish(lost, -1);
 				    return;
+			    }
 			    std::string meta = R"({"id":)";
 			    json::AppendQuoted(meta, m.id);
 			    meta += '}';
@@ -165,6 +174,7 @@ Tenant::Start()
 			        RoutingKey(m.topic, m.is_private), "realtime:" + std::string(m.topic), m.event,
 			        m.binary ? kEncodingBinary : kEncodingJson, m.payload, meta);
 			    d->tenant = weak.lock();
+			    d->from_database = true;
 			    hub_.Publish(d, -1);
 		    },
 		    changes_ ? RingReader::ChangeSink(

@@ -40,7 +40,8 @@ class StartupCheck;
 struct TenantShard
 {
 	ShardMetrics metrics;
-	LocalRate events; /* channel events: the tenant's rate (PROTOCOL.md 3.7) */
+	LocalRate events;            /* channel events: the tenant's rate (PROTOCOL.md 3.7) */
+	uint64_t ring_lost_told = 0; /* the ring reader's lost records this shard has told of */
 };
 
 class Tenant : public std::enable_shared_from_this<Tenant>
