@@ -62,38 +62,19 @@ constexpr std::array<int8_t, 256> kBase64UrlValues = []
 	return t;
 }();
 
-struct HsAlgorithm
+/* A unique_ptr deleter that calls an OpenSSL free function. */
+template <auto FreeFn> struct FreeWith
 {
-	std::string_view alg; /* header "alg" value, case-sensitive as upstream */
-	const char *digest;   /* OpenSSL digest name for OSSL_MAC_PARAM_DIGEST */
-};
-
-constexpr std::array<HsAlgorithm, 3> kHsAlgorithms = {{
-    {"HS256", "SHA256"},
-    {"HS384", "SHA384"},
-    {"HS512", "SHA512"},
-}};
-
-struct MacFree
-{
+	template <typename T>
 	void
-	operator()(EVP_MAC *mac) const
+	operator()(T *p) const
 	{
-		EVP_MAC_free(mac);
+		FreeFn(p);
 	}
 };
 
-struct MacCtxFree
-{
-	void
-	operator()(EVP_MAC_CTX *ctx) const
-	{
-		EVP_MAC_CTX_free(ctx);
-	}
-};
-
-using MacPtr = std::unique_ptr<EVP_MAC, MacFree>;
-using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
+using MacPtr = std::unique_ptr<EVP_MAC, FreeWith<EVP_MAC_free>>;
+using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, FreeWith<EVP_MAC_CTX_free>>;
 
 /* The algorithm families of PROTOCOL.md 1.5, each with its JWK kty. */
 enum class Family
@@ -169,17 +150,6 @@ FindEcCurve(std::string_view crv)
 	}
 	return nullptr;
 }
-
-/* A unique_ptr deleter that calls an OpenSSL free function. */
-template <auto FreeFn> struct FreeWith
-{
-	template <typename T>
-	void
-	operator()(T *p) const
-	{
-		FreeFn(p);
-	}
-};
 
 using PkeyPtr = std::unique_ptr<EVP_PKEY, FreeWith<EVP_PKEY_free>>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX_free>>;

@@ -295,7 +295,7 @@ PgChangesEngine::Run()
 	{
 		{
 			std::unique_lock<std::mutex> lock(mu_);
-			auto ready = [this, &st] { return stop_ || !ops_.empty() || !changes_.empty(); };
+			auto ready = [this] { return stop_ || !ops_.empty() || !changes_.empty(); };
 			/* with a batch in flight, no sleep: finish it, taking whatever came meanwhile */
 			if (!inflight)
 			{

@@ -207,8 +207,10 @@ PgChangesRegistry::Match(const RingChange &c, std::vector<const PgSubscription *
 	};
 	for (const PgSubscription *s : t.scan)
 		consider(s);
-	for (const auto &[column, values] : t.eq)
+	for (const auto &eq : t.eq)
 	{
+		const auto &column = eq.first; /* not a structured binding: the lambda captures it */
+		const auto &values = eq.second;
 		auto col = std::find_if(c.columns.begin(), c.columns.end(),
 		                        [&](const RingColumn &rc) { return rc.name == column; });
 		if (col == c.columns.end())
