@@ -82,6 +82,20 @@ TestParseHead(void **)
 	assert_string_equal(req.vsn->c_str(), "2.0.0");
 	assert_string_equal(req.x_api_key.c_str(), "hdr");
 	assert_string_equal(req.host.c_str(), "abc.example.com:4000");
+	assert_string_equal(req.x_headers_json.c_str(), R"({"x-api-key":"hdr"})");
+}
+
+/* x-* headers become request.headers JSON; one that is not UTF-8 is left out (fuzz_http) */
+void
+TestXHeadersJson(void **)
+{
+	std::string head = Upgrade("/realtime/v1/websocket?vsn=2.0.0",
+	                           "X-Client-Info: realtime-js/2.119\x84\r\nx-ok: \"q\"\r\n");
+	UpgradeRequest req;
+	size_t len = 0;
+	assert_int_equal(static_cast<int>(ParseRequestHead(head, req, len)),
+	                 static_cast<int>(HeadStatus::kComplete));
+	assert_string_equal(req.x_headers_json.c_str(), R"({"x-ok":"\"q\""})");
 }
 
 void
@@ -191,6 +205,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(TestParseHead),
+	    cmocka_unit_test(TestXHeadersJson),
 	    cmocka_unit_test(TestParseIncompleteAndMalformed),
 	    cmocka_unit_test(TestUrlDecode),
 	    cmocka_unit_test(TestAccepted),

@@ -141,54 +141,6 @@ NoSurrogates(const char *s, size_t n)
 	return true;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF. */
-bool
-ValidUtf8(std::string_view s)
-{
-	const auto *p = reinterpret_cast<const unsigned char *>(s.data());
-	const unsigned char *end = p + s.size();
-	while (p < end)
-	{
-		unsigned char c = *p;
-		if (c < 0x80)
-		{
-			++p;
-			continue;
-		}
-		size_t need;
-		unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-		if (c >= 0xC2 && c <= 0xDF)
-			need = 1;
-		else if (c >= 0xE0 && c <= 0xEF)
-		{
-			need = 2;
-			if (c == 0xE0)
-				lo = 0xA0; /* overlong */
-			else if (c == 0xED)
-				hi = 0x9F; /* surrogates */
-		}
-		else if (c >= 0xF0 && c <= 0xF4)
-		{
-			need = 3;
-			if (c == 0xF0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xF4)
-				hi = 0x8F; /* above U+10FFFF */
-		}
-		else
-			return false;
-		if (static_cast<size_t>(end - p) <= need)
-			return false;
-		if (p[1] < lo || p[1] > hi)
-			return false;
-		for (size_t i = 2; i <= need; ++i)
-			if (p[i] < 0x80 || p[i] > 0xBF)
-				return false;
-		p += need + 1;
-	}
-	return true;
-}
-
 /* Append s as a JSON string literal, escaped by RapidJSON's Writer. */
 void
 AppendQuoted(std::string &out, std::string_view s)
@@ -659,7 +611,8 @@ DecodeBinary(std::string_view frame)
 	std::string_view payload = frame.substr(payload_off);
 
 	/* These reappear inside text frames (replies, v1 fan-out): they must be UTF-8. */
-	if (!ValidUtf8(join_ref) || !ValidUtf8(ref) || !ValidUtf8(topic) || !ValidUtf8(user_event))
+	if (!json::ValidUtf8(join_ref) || !json::ValidUtf8(ref) || !json::ValidUtf8(topic) ||
+	    !json::ValidUtf8(user_event))
 		return Malformed("binary header string is not valid UTF-8");
 	/* Upstream decodes metadata (realtime-js sends {"persist":..}); we only check it. */
 	if (!meta.empty())

@@ -125,7 +125,9 @@ ParseRequestHead(std::string_view bytes, UpgradeRequest &out, size_t &head_len)
 			out.x_api_key = std::string(value);
 		else if (IEquals(name, "host"))
 			out.host = std::string(value);
-		if (name.size() > 2 && (name[0] == 'x' || name[0] == 'X') && name[1] == '-')
+		/* x-* headers for request.headers; one that is not UTF-8 cannot be JSON: left out */
+		if (name.size() > 2 && (name[0] == 'x' || name[0] == 'X') && name[1] == '-' &&
+		    json::ValidUtf8(name) && json::ValidUtf8(value))
 		{
 			std::string lower(name);
 			for (char &c : lower)
