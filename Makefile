@@ -90,6 +90,36 @@ install-fanout: $(BUILD)/realtime-fanout
 	install -d $(DESTDIR)/usr/local/bin
 	install -m 0755 $(BUILD)/realtime-fanout $(DESTDIR)/usr/local/bin/realtime-fanout
 
+# libFuzzer targets (test/c/fuzz_*.cpp) with clang, AddressSanitizer and UBSan: the sidecar's
+# sources once into build/fuzz/obj (instrumented for coverage), each target linked against them.
+# `make fuzz` runs each FUZZ_SECONDS (300) from its corpus test/c/corpus/<name>; the README's
+# test command runs each for a bounded time (scripts/fuzz.sh).
+FUZZ_CXX        ?= clang++
+FUZZ_CXXFLAGS    = -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                   -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow \
+                   -Wall -Wextra -Werror \
+                   -Wno-ambiguous-reversed-operator -Isrc/common -Isrc/fanout \
+                   -I$(BUILD)/gen -I$(shell $(PG_CONFIG) --includedir) -MMD -MP \
+                   -DRT_EXTENSION_VERSION='"$(RT_EXTENSION_VERSION)"'
+FUZZ_OBJS        = $(patsubst src/fanout/%.cpp,$(BUILD)/fuzz/obj/%.o,$(filter-out src/fanout/server/main.cpp,$(FANOUT_SRCS)))
+FUZZ_BINS        = $(patsubst test/c/%.cpp,$(BUILD)/fuzz/%,$(wildcard test/c/fuzz_*.cpp))
+FUZZ_SECONDS    ?= 300
+
+$(BUILD)/fuzz/obj/postgres_changes/pg_sqlstate.o: $(BUILD)/gen/pg_errcodes.inc
+$(BUILD)/fuzz/obj/%.o: src/fanout/%.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzz/%: test/c/%.cpp $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FANOUT_LIBS)
+
+-include $(FUZZ_OBJS:.o=.d) $(FUZZ_BINS:=.d)
+
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
 # Unit tests (CMocka) print TAP; scripts/run_unit.sh runs each binary.
 unitcheck: $(UNIT_BINS)
 	@scripts/run_unit.sh $(UNIT_BINS)
@@ -104,7 +134,7 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
-.PHONY: fanout install-fanout unitcheck test format format-check
+.PHONY: fanout install-fanout unitcheck fuzz fuzz-build test format format-check
 
 # ---------------------------------------------------------------------------
 # Benchmarks (not part of the tests): bench/broadcast.sh, bench/db_latency.sh,

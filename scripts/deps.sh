@@ -17,6 +17,7 @@ packages=(
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libwebsockets-dev rapidjson-dev libssl-dev libcmocka-dev
 	build-essential clang-format
+	clang libclang-rt-14-dev # the libFuzzer targets (make fuzz-build) and their runtime
 	postgresql-15-wal2json # make bench-decode compares the output plugin against it
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -3,7 +3,9 @@
 #
 #   1. scripts/deps.sh: missing Debian packages, npm ci for test/e2e
 #   2. make format-check (RT_FORMAT_CHECK=0 skips it), make, make install (warnings are errors)
-#   3. make unitcheck: CMocka binaries through scripts/run_unit.sh
+#   3. make unitcheck: CMocka binaries through scripts/run_unit.sh; then the libFuzzer
+#      targets (make fuzz-build, clang with ASan + UBSan), RT_FUZZ_SECONDS (15) each from
+#      their committed corpora (scripts/fuzz.sh)
 #   4. pgTAP, test/nopreload/*.sql: a throwaway cluster WITHOUT the preload (load refused)
 #   5. pgTAP, test/sql/*.sql: the same cluster restarted with shared_preload_libraries=realtime
 #   6. the sidecar build/realtime-fanout on a free port: GET /healthz must answer 200 in 30 s
@@ -146,6 +148,24 @@ if [[ -s "$tmp/unit.counts" ]]; then
 	fi
 else
 	echo "not ok - make unitcheck did not run the tests (build failure?)"
+	failed=$((failed + 1))
+fi
+
+section "fuzz (libFuzzer, AddressSanitizer + UBSan)"
+# Each target of test/c/fuzz_*.cpp for RT_FUZZ_SECONDS (15) from its committed corpus;
+# `make fuzz` runs them longer.
+if make -j"$(nproc)" fuzz-build >"$tmp/fuzz-build.log" 2>&1; then
+	fuzz_rc=0
+	RT_COUNTS_FILE=$tmp/fuzz.counts bash "$here/fuzz.sh" "${RT_FUZZ_SECONDS:-15}" build/fuzz/fuzz_* ||
+		fuzz_rc=$?
+	p=0 f=0
+	[[ -s "$tmp/fuzz.counts" ]] && read -r p f <"$tmp/fuzz.counts"
+	((fuzz_rc == 0 || f > 0)) || f=1
+	passed=$((passed + p))
+	failed=$((failed + f))
+else
+	echo "not ok - make fuzz-build; its log:"
+	tail -n 30 "$tmp/fuzz-build.log" | sed 's/^/    /'
 	failed=$((failed + 1))
 fi
 

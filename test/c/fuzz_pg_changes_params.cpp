@@ -2,14 +2,9 @@
  * fuzz_pg_changes_params.cpp: libFuzzer target for postgres_changes parameters
  * (src/fanout/postgres_changes/pg_changes_params.cpp).
  *
- * Single-threaded; not part of `make unitcheck` (only test_*.cpp are). Build and
- * run, bounded:
- *   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
- *     -Isrc/fanout test/c/fuzz_pg_changes_params.cpp
- * src/fanout/postgres_changes/pg_changes_params.cpp \ src/fanout/protocol/elixir_inspect.cpp -o
- * build/fuzz_pg_changes_params build/fuzz_pg_changes_params -max_total_time=60 -max_len=4096
- * CORPUS_DIR UBSan reports "applying non-zero offset to null pointer" inside RapidJSON's
- * internal/stack.h (the JSON parser, not this module); they are not crashes.
+ * Single-threaded. Built by `make fuzz-build` (clang, ASan, UBSan) into build/fuzz/;
+ * scripts/fuzz.sh runs it from test/c/corpus/pg_changes_params (the README's test command for a
+ * bounded time, `make fuzz` longer).
  * Each input is tried as a whole JSON entry (when it parses) and as the filter
  * string of {"schema":"public","table":"t"}. Besides crashes and sanitizer
  * reports, it traps when an accepted subscription breaks the module's promises:

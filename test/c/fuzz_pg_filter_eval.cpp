@@ -2,17 +2,9 @@
  * fuzz_pg_filter_eval.cpp: libFuzzer target for Postgres Changes filter
  * evaluation (src/fanout/postgres_changes/pg_filter_eval.cpp).
  *
- * Single-threaded; not part of `make unitcheck` (only test_*.cpp are). Build and
- * run, bounded:
- *   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
- *     -Isrc/fanout test/c/fuzz_pg_filter_eval.cpp src/fanout/postgres_changes/pg_filter_eval.cpp \
- *     src/fanout/postgres_changes/pg_filter_pattern.cpp
- * src/fanout/postgres_changes/pg_jsonb_scalar.cpp \
- *     src/fanout/postgres_changes/pg_changes_params.cpp src/fanout/protocol/elixir_inspect.cpp \
- *     -o build/fuzz_pg_filter_eval
- *   build/fuzz_pg_filter_eval -max_total_time=60 -max_len=512 CORPUS_DIR
- * UBSan reports "applying non-zero offset to null pointer" inside RapidJSON's
- * internal/stack.h (the JSON parser, not this module); they are not crashes.
+ * Single-threaded. Built by `make fuzz-build` (clang, ASan, UBSan) into build/fuzz/;
+ * scripts/fuzz.sh runs it from test/c/corpus/pg_filter_eval (the README's test command for a
+ * bounded time, `make fuzz` longer).
  * The first byte picks the column type and the operator; the rest is split at
  * the first newline into the right-hand side and the row value. Besides
  * crashes and sanitizer reports, it traps when a filter and its `not.` form

@@ -1,11 +1,9 @@
 /*
  * fuzz_protocol.cpp: libFuzzer target for the Phoenix codec (src/fanout/protocol/protocol.cpp).
  *
- * Single-threaded; not part of `make unitcheck` (only test_*.cpp are). Build and
- * run, bounded:
- *   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
- *     -Isrc/fanout test/c/fuzz_protocol.cpp src/fanout/protocol/protocol.cpp -o build/fuzz_protocol
- *   build/fuzz_protocol -max_total_time=60 -max_len=4096 CORPUS_DIR
+ * Single-threaded. Built by `make fuzz-build` (clang, ASan, UBSan) into build/fuzz/;
+ * scripts/fuzz.sh runs it from test/c/corpus/protocol (the README's test command for a
+ * bounded time, `make fuzz` longer).
  * Each input is tried as a v1 and a v2 text frame and as a binary frame. Besides
  * crashes and sanitizer reports, it traps when an accepted frame does not
  * survive re-encoding, or when a kind-3 push would not give valid JSON text to

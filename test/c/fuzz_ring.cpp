@@ -2,11 +2,9 @@
  * fuzz_ring.cpp: libFuzzer target for the ring reader (src/common/rt_ring.h) over
  * arbitrary ring bytes, as a corrupt file or a hostile writer could leave them.
  *
- * Single-threaded; not part of `make unitcheck` (only test_*.cpp are). Build and
- * run, bounded:
- *   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
- *     test/c/fuzz_ring.cpp -o build/fuzz_ring
- *   build/fuzz_ring -max_total_time=60 -max_len=20000 CORPUS_DIR
+ * Single-threaded. Built by `make fuzz-build` (clang, ASan, UBSan) into build/fuzz/;
+ * scripts/fuzz.sh runs it from test/c/corpus/ring (the README's test command for a
+ * bounded time, `make fuzz` longer).
  * The first input byte picks a mode:
  *   0: the input is the whole mapped file (header included): open, attach, read
  *   1: a valid header, then the input as the data area and the positions
