@@ -7,9 +7,7 @@
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 import {
-	RT_DB_URL,
 	Inbox,
 	closeClients,
 	collectBroadcasts,
@@ -19,15 +17,14 @@ import {
 	uniq,
 	sleep,
 } from './lib/helpers.mjs';
-import { ensurePublication, uniqSchema, SUBSCRIBED } from './lib/pgchanges.mjs';
+import { ensurePublication, openDb, uniqSchema, SUBSCRIBED } from './lib/pgchanges.mjs';
 
 const RT_RING_PATH = process.env.RT_RING_PATH ?? '';
 const sidecars = [];
 let db;
 before(async () => {
-	assert.ok(RT_DB_URL && RT_RING_PATH, 'RT_DB_URL and RT_RING_PATH are set');
-	db = new pg.Client({ connectionString: RT_DB_URL });
-	await db.connect();
+	assert.ok(RT_RING_PATH, 'RT_RING_PATH is set');
+	db = await openDb();
 });
 after(async () => {
 	await closeClients();

@@ -12,22 +12,33 @@ namespace rt::fanout
 namespace
 {
 
-/* What the notice says of each reason (upstream's text where upstream has one). */
+/* Per reason, in LossReason's order: its /metrics label and what the notice says of it
+ * (upstream's text where upstream has one). */
+struct ReasonText
+{
+	const char *name;
+	const char *text;
+};
+constexpr ReasonText kReasons[kLossReasons] = {
+    {"events_limit", "Too many messages per second"},
+    {"slow_client", "the client is not reading fast enough"},
+    {"shard_behind", "the server fell behind"},
+    {"ring_gap", "the database stream lost messages before they were read"},
+};
+
 const char *
 LossReasonText(LossReason r)
 {
-	switch (r)
-	{
-	case LossReason::kEventsLimit:
-		return "Too many messages per second";
-	case LossReason::kSlowClient:
-		return "the client is not reading fast enough";
-	case LossReason::kShardBehind:
-		return "the server fell behind";
-	case LossReason::kRingGap:
-		return "the database stream lost messages before they were read";
-	}
-	return "";
+	return kReasons[static_cast<size_t>(r)].text;
+}
+
+bool
+AnyLost(const LossCounts &c)
+{
+	for (uint64_t n : c)
+		if (n > 0)
+			return true;
+	return false;
 }
 
 } // namespace
@@ -35,18 +46,7 @@ LossReasonText(LossReason r)
 const char *
 LossReasonName(LossReason r)
 {
-	switch (r)
-	{
-	case LossReason::kEventsLimit:
-		return "events_limit";
-	case LossReason::kSlowClient:
-		return "slow_client";
-	case LossReason::kShardBehind:
-		return "shard_behind";
-	case LossReason::kRingGap:
-		return "ring_gap";
-	}
-	return "";
+	return kReasons[static_cast<size_t>(r)].name;
 }
 
 const char *
@@ -68,9 +68,8 @@ bool
 LossNotice::Pending() const
 {
 	for (const LossCounts &c : counts_)
-		for (uint64_t n : c)
-			if (n > 0)
-				return true;
+		if (AnyLost(c))
+			return true;
 	return false;
 }
 
@@ -80,10 +79,7 @@ LossNotice::Take(std::string_view sub_topic, int64_t now_ms)
 	for (size_t p = 0; p < kLossParts; p++)
 	{
 		LossCounts &c = counts_[p];
-		bool any = false;
-		for (uint64_t n : c)
-			any = any || n > 0;
-		if (!any)
+		if (!AnyLost(c))
 			continue;
 		std::string payload = LossPayload(static_cast<LossPart>(p), c, sub_topic);
 		c = {};
