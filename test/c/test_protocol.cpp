@@ -16,6 +16,7 @@ extern "C"
 #include <cmocka.h>
 }
 
+#include "base/json.hpp"
 #include "protocol/protocol.hpp"
 
 #include <cstdio>
@@ -34,6 +35,7 @@ using rt::fanout::ParseVsn;
 using rt::fanout::Result;
 using rt::fanout::UserBroadcastPayload;
 using rt::fanout::Vsn;
+namespace json = rt::fanout::json;
 
 namespace
 {
@@ -429,6 +431,33 @@ TestInvalidUtf8Rejected(void **)
 	ASSERT_MALFORMED(DecodeText("\xef\xbb\xbf[\"1\",\"2\",\"t\",\"e\",{}]", Vsn::k2));
 }
 
+/* json::Parse (REST bodies, presence state, configs) refuses what DecodeText refuses. */
+void
+TestJsonParseRefusesSurrogates(void **)
+{
+	rapidjson::Document doc;
+	const std::string bad[] = {
+	    "\"\\udc00\"",     "{\"a\":\"x\\uDFFFy\"}",
+	    "{\"\\udc00\":1}", "[[{\"a\":[\"\\uDe00\"]}]]",
+	    "\"\\ud800\"",     "\"\xed\xa0\x80\"",
+	    "5155555501e307",  "{\"a\":[-1234567890e300]}", /* beyond double: RapidJSON made them inf */
+	};
+	for (const std::string &s : bad)
+		assert_false(json::Parse(doc, s));
+	const std::string good[] = {
+	    "\"\\ud83d\\ude00\"", /* a pair: U+1F600 */
+	    "\"\\\\udc00\"",      /* an escaped backslash, then the letters udc00 */
+	    "{\"a\":\"\\u00e9\\ud7ff\\ue000\"}",
+	    "[1e308,-1.7976931348623157e308,1e-400]",
+	};
+	for (const std::string &s : good)
+	{
+		assert_true(json::Parse(doc, s));
+		rapidjson::Document again;
+		assert_true(json::Parse(again, json::Stringify(doc)));
+	}
+}
+
 void
 TestNumbersVerbatim(void **)
 {
@@ -440,6 +469,11 @@ TestNumbersVerbatim(void **)
 	/* RapidJSON refuses numbers beyond double range; JSON.stringify never writes them. */
 	ASSERT_MALFORMED(DecodeText(V2With(R"({"c":1e400})"), Vsn::k2));
 	ASSERT_MALFORMED(DecodeBinary(Kind3("1", "2", "t", "e", "", 1, "-1e400")));
+	/* nor those it let through: more significant digits with a smaller exponent (fuzz_protocol) */
+	ASSERT_MALFORMED(DecodeText(V2With(R"({"c":33300e306})"), Vsn::k2));
+	ASSERT_MALFORMED(DecodeBinary(Kind3("1", "2", "t", "e", "", 1, "-33300e0306")));
+	ASSERT_MALFORMED(DecodeText(V2With("{\"c\":1" + std::string(400, '0') + "}"), Vsn::k2));
+	ASSERT_OK(DecodeText(V2With("{\"c\":1" + std::string(300, '0') + "}"), Vsn::k2));
 }
 
 void
@@ -843,6 +877,7 @@ main(void)
 	    cmocka_unit_test(TestKind4Limits),
 	    cmocka_unit_test(TestUserBroadcastPayload),
 	    cmocka_unit_test(TestParseVsn),
+	    cmocka_unit_test(TestJsonParseRefusesSurrogates),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, nullptr, nullptr);
 }

@@ -12,10 +12,14 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rt::fanout::json
 {
@@ -28,8 +32,80 @@ constexpr unsigned kParseFlags =
     rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
 /*
+ * RapidJSON 1.1.0 rejects a lone high surrogate escape but turns a lone low one
+ * ("\udc00") into the bytes ED B0 80, which are not UTF-8; sent on in a text
+ * frame they would make every client drop its connection. Raw input is already
+ * validated, so a decoded string can only be bad in this one way: ED followed
+ * by A0..BF (U+D800..U+DFFF).
+ */
+inline bool
+NoSurrogates(const char *s, size_t n)
+{
+	const char *end = s + n;
+	for (const char *p = s; p < end;)
+	{
+		const void *hit = std::memchr(p, '\xED', static_cast<size_t>(end - p));
+		if (hit == nullptr)
+			return true;
+		const auto *ed = static_cast<const char *>(hit);
+		if (ed + 1 < end && static_cast<unsigned char>(ed[1]) >= 0xA0)
+			return false;
+		p = ed + 1;
+	}
+	return true;
+}
+
+/*
+ * True if a number's text (as RapidJSON hands it over with kParseNumbersAsStringsFlag) stays
+ * within double's range. RapidJSON refuses "1e400" but not "33300e306"; JSON.parse would
+ * read either as Infinity, which JSON.stringify writes as null. Short numbers without an
+ * exponent cannot overflow and skip the conversion.
+ */
+inline bool
+RawNumberFinite(const char *s, size_t n)
+{
+	if (n < 300 && std::memchr(s, 'e', n) == nullptr && std::memchr(s, 'E', n) == nullptr)
+		return true;
+	std::string text(s, n);
+	return std::isfinite(std::strtod(text.c_str(), nullptr));
+}
+
+/*
+ * True if doc can be written back as it was read: no string or key holds a decoded surrogate
+ * and no number is infinite (RapidJSON 1.1 turns "5155555501e307" into inf without an error,
+ * and its Writer then stops mid-value). Walked without recursion.
+ */
+inline bool
+WritableAsRead(const rapidjson::Value &doc)
+{
+	std::vector<const rapidjson::Value *> todo{&doc};
+	while (!todo.empty())
+	{
+		const rapidjson::Value *v = todo.back();
+		todo.pop_back();
+		if (v->IsString() && !NoSurrogates(v->GetString(), v->GetStringLength()))
+			return false;
+		if (v->IsDouble() && !std::isfinite(v->GetDouble()))
+			return false;
+		if (v->IsArray())
+			for (const auto &e : v->GetArray())
+				todo.push_back(&e);
+		if (v->IsObject())
+			for (const auto &m : v->GetObject())
+			{
+				if (!NoSurrogates(m.name.GetString(), m.name.GetStringLength()))
+					return false;
+				todo.push_back(&m.value);
+			}
+	}
+	return true;
+}
+
+/*
  * Parse text into doc; false on any error. A NUL byte is an error too: RapidJSON would take
- * it for the end of the text and accept what follows unread (fuzz_http found "1\0junk").
+ * it for the end of the text and accept what follows unread (fuzz_http found "1\0junk"). So
+ * is a lone low surrogate escape, which PostgreSQL's jsonb refuses as well, and a number out
+ * of double's range (fuzz_http found both: re-serialized, neither was JSON any more).
  */
 inline bool
 Parse(rapidjson::Document &doc, std::string_view text)
@@ -37,7 +113,9 @@ Parse(rapidjson::Document &doc, std::string_view text)
 	if (text.find('\0') != std::string_view::npos)
 		return false;
 	doc.Parse<kParseFlags>(text.data(), text.size());
-	return !doc.HasParseError();
+	if (doc.HasParseError())
+		return false;
+	return WritableAsRead(doc);
 }
 
 inline const rapidjson::Value *

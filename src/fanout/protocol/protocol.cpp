@@ -117,30 +117,6 @@ struct StringSink
 
 using SinkWriter = rapidjson::Writer<StringSink>;
 
-/*
- * RapidJSON 1.1.0 rejects a lone high surrogate escape but turns a lone low one
- * ("\udc00") into the bytes ED B0 80, which are not UTF-8; sent on in a text
- * frame they would make every client drop its connection. Raw input is already
- * validated, so a decoded string can only be bad in this one way: ED followed
- * by A0..BF (U+D800..U+DFFF).
- */
-bool
-NoSurrogates(const char *s, size_t n)
-{
-	const char *end = s + n;
-	for (const char *p = s; p < end;)
-	{
-		const void *hit = std::memchr(p, '\xED', static_cast<size_t>(end - p));
-		if (hit == nullptr)
-			return true;
-		const auto *ed = static_cast<const char *>(hit);
-		if (ed + 1 < end && static_cast<unsigned char>(ed[1]) >= 0xA0)
-			return false;
-		p = ed + 1;
-	}
-	return true;
-}
-
 /* Append s as a JSON string literal, escaped by RapidJSON's Writer. */
 void
 AppendQuoted(std::string &out, std::string_view s)
@@ -290,12 +266,14 @@ public:
 	bool
 	RawNumber(const char *s, rapidjson::SizeType n, bool)
 	{
+		if (!json::RawNumberFinite(s, n))
+			return Fail("number beyond double's range");
 		return Forward([&] { return writer_.RawValue(s, n, rapidjson::kNumberType); });
 	}
 	bool
 	String(const char *s, rapidjson::SizeType n, bool)
 	{
-		if (!NoSurrogates(s, n))
+		if (!json::NoSurrogates(s, n))
 			return Fail("lone surrogate escape in a string");
 		if (depth_ >= 2)
 			return !capturing_ || writer_.String(s, n);
@@ -329,7 +307,7 @@ public:
 	bool
 	Key(const char *s, rapidjson::SizeType n, bool)
 	{
-		if (!NoSurrogates(s, n))
+		if (!json::NoSurrogates(s, n))
 			return Fail("lone surrogate escape in a key");
 		/* Keys at depth 1 only occur in a v1 root object: they name the envelope fields. */
 		if (depth_ == 1)
@@ -489,12 +467,17 @@ public:
 	bool
 	String(const char *s, rapidjson::SizeType n, bool)
 	{
-		return NoSurrogates(s, n) || Fail("lone surrogate escape in a string");
+		return json::NoSurrogates(s, n) || Fail("lone surrogate escape in a string");
 	}
 	bool
 	Key(const char *s, rapidjson::SizeType n, bool copy)
 	{
 		return String(s, n, copy);
+	}
+	bool
+	RawNumber(const char *s, rapidjson::SizeType n, bool)
+	{
+		return json::RawNumberFinite(s, n) || Fail("number beyond double's range");
 	}
 	bool
 	StartObject()
