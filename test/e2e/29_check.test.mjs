@@ -7,14 +7,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
 import pg from 'pg';
-import { RT_FANOUT_BIN, freePort, jwt } from './lib/helpers.mjs';
+import { RT_FANOUT_BIN, jwt } from './lib/helpers.mjs';
+import { startCluster } from './lib/cluster.mjs';
 import { openDb, ensurePublication } from './lib/pgchanges.mjs';
 
 const RT_RING_PATH = process.env.RT_RING_PATH ?? '';
-const CLUSTER_SH = fileURLToPath(new URL('../../scripts/cluster.sh', import.meta.url));
 let db;
 let madePublication = false;
 
@@ -99,33 +98,17 @@ test('a --ring-path other than realtime.ring_path: the error naming both, exit 1
 });
 
 test('a server without wal_level = logical and the preload: both errors, exit 1', { timeout: 180000 }, async (t) => {
-	const bindir = spawnSync(process.env.PG_CONFIG ?? '/usr/lib/postgresql/15/bin/pg_config', ['--bindir'], {
-		encoding: 'utf8',
-	}).stdout.trim();
-	const postgresUid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-	const dir = mkdtempSync('/tmp/rt-check-pg-');
-	chownSync(dir, postgresUid, postgresUid);
-	const port = await freePort();
+	const cluster = await startCluster(['--no-preload']);
 	try {
-		const start = spawnSync('bash', [CLUSTER_SH, 'start', dir, String(port), '--no-preload'], {
-			encoding: 'utf8',
-			timeout: 120000,
-		});
-		assert.equal(start.status, 0, `cluster.sh start: ${start.stderr}`);
-		const conninfo = start.stdout.trim();
-		const other = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+		const conninfo = cluster.conninfo;
+		const other = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
 		await other.connect();
 		try {
 			await other.query('ALTER SYSTEM SET wal_level = replica');
 		} finally {
 			await other.end();
 		}
-		const restart = spawnSync(
-			'runuser',
-			['-u', 'postgres', '--', `${bindir}/pg_ctl`, '-D', `${dir}/data`, '-l', `${dir}/log/postgres.log`, 'restart', '-w'],
-			{ encoding: 'utf8', timeout: 120000 }
-		);
-		assert.equal(restart.status, 0, `pg_ctl restart: ${restart.stdout}${restart.stderr}`);
+		cluster.pgCtl(['restart', '-w']);
 
 		const r = check(['--db', conninfo]);
 		t.diagnostic(`--check printed:\n${r.lines.join('\n')}`);
@@ -150,7 +133,6 @@ test('a server without wal_level = logical and the preload: both errors, exit 1'
 				'fix: CREATE EXTENSION realtime; in database postgres'
 		), r.out);
 	} finally {
-		spawnSync('bash', [CLUSTER_SH, 'stop', dir], { encoding: 'utf8', timeout: 120000 });
-		rmSync(dir, { recursive: true, force: true });
+		cluster.stop();
 	}
 });

@@ -61,13 +61,22 @@ DbHealth::Run()
 	bool logged_failure = false;
 	for (;;)
 	{
-		if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
-			conn = Connect(conninfo_);
+		/* a connection from before a server restart fails once: try a fresh one at once */
 		bool ok = false;
-		if (PQstatus(conn.get()) == CONNECTION_OK)
+		for (int attempt = 0; attempt < 2 && !ok; attempt++)
 		{
-			PgResult r(PQexec(conn.get(), "SELECT 1"), &PQclear);
-			ok = PQresultStatus(r.get()) == PGRES_TUPLES_OK;
+			bool fresh = !conn || PQstatus(conn.get()) != CONNECTION_OK;
+			if (fresh)
+				conn = Connect(conninfo_);
+			if (PQstatus(conn.get()) == CONNECTION_OK)
+			{
+				PgResult r(PQexec(conn.get(), "SELECT 1"), &PQclear);
+				ok = PQresultStatus(r.get()) == PGRES_TUPLES_OK;
+			}
+			if (!ok && fresh)
+				break;
+			if (!ok)
+				conn.reset();
 		}
 		if (ok != was_ok || (!ok && !logged_failure))
 		{

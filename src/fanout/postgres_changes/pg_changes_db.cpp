@@ -271,9 +271,41 @@ PgChangesDb::Fail(std::string &err)
 	return false;
 }
 
+template <typename F>
+bool
+PgChangesDb::OnceMoreIfLost(F &&call)
+{
+	lost_now_ = false;
+	bool ok = call();
+	if (!ok && lost_now_)
+		ok = call();
+	return ok;
+}
+
+bool
+PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std::string &err)
+{
+	return OnceMoreIfLost([&] { return CheckJoinsTry(joins, wal_lsn, err); });
+}
+
+bool
+PgChangesDb::PublicationTables(std::string &fingerprint, std::string &err)
+{
+	return OnceMoreIfLost([&] { return PublicationTablesTry(fingerprint, err); });
+}
+
+bool
+PgChangesDb::RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCheck> &privs,
+                      std::string &err)
+{
+	return OnceMoreIfLost([&] { return RunBatchTry(vis, privs, err); });
+}
+
 void
 PgChangesDb::Disconnect()
 {
+	if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_BAD)
+		lost_ = lost_now_ = true;
 	if (conn_ != nullptr)
 		PQfinish(conn_);
 	conn_ = nullptr;
@@ -347,7 +379,7 @@ PgChangesDb::Connect(std::string &err)
 }
 
 bool
-PgChangesDb::PublicationTables(std::string &fingerprint, std::string &err)
+PgChangesDb::PublicationTablesTry(std::string &fingerprint, std::string &err)
 {
 	if (!Connect(err))
 		return false;
@@ -380,7 +412,7 @@ PgChangesDb::PublicationTables(std::string &fingerprint, std::string &err)
 }
 
 bool
-PgChangesDb::CheckJoins(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std::string &err)
+PgChangesDb::CheckJoinsTry(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std::string &err)
 {
 	/* slices, so that neither side's socket buffer fills while the other writes */
 	for (size_t at = 0; at < joins.size() || at == 0; at += kJoinsPerTrip)
@@ -727,8 +759,8 @@ PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::str
 }
 
 bool
-PgChangesDb::RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCheck> &privs,
-                      std::string &err)
+PgChangesDb::RunBatchTry(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCheck> &privs,
+                         std::string &err)
 {
 	for (size_t at = 0; at < vis.size(); at += kChecksPerTrip)
 		if (!RunVisibilityOnce(std::span<VisibilityCheck>(

@@ -27,6 +27,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rt::fanout
@@ -138,8 +139,24 @@ public:
 	bool RunBatch(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCheck> &privs,
 	              std::string &err);
 
+	/*
+	 * True once if a connection broke since the last call (the server restarted or went
+	 * away). The three calls above then tried once more on a fresh connection, so a restart
+	 * costs no failed call; the caller learns of it here (Postgres Changes confirm again).
+	 */
+	bool
+	TakeLost()
+	{
+		return std::exchange(lost_, false);
+	}
+
 private:
 	void Disconnect();
+	template <typename F> bool OnceMoreIfLost(F &&call);
+	bool CheckJoinsTry(std::vector<JoinCheck *> &joins, uint64_t &wal_lsn, std::string &err);
+	bool PublicationTablesTry(std::string &fingerprint, std::string &err);
+	bool RunBatchTry(std::vector<VisibilityCheck> &vis, std::vector<PrivilegeCheck> &privs,
+	                 std::string &err);
 	bool CheckJoinsOnce(std::span<JoinCheck *> joins, uint64_t *wal_lsn, std::string &err);
 	bool SendJoin(const JoinCheck &j);
 	/* One visibility round: statement names, which are new, key parameters */
@@ -167,6 +184,8 @@ private:
 	/* prepared visibility statements, by relid + schema + table + key columns */
 	std::map<std::string, std::string> vis_names_;
 	uint64_t next_stmt_ = 1;
+	bool lost_ = false;     /* a connection broke since TakeLost() */
+	bool lost_now_ = false; /* ... during the current call */
 };
 
 } // namespace rt::fanout

@@ -21,12 +21,12 @@ namespace rt::fanout
 namespace
 {
 
-constexpr size_t kMaxQueuedChanges = 65536;    /* the reader waits beyond this */
-constexpr size_t kBatchChanges = 2048;         /* changes per RLS round trip */
-constexpr int64_t kPrivilegeTtlMs = 1000;      /* a REVOKE takes effect within this */
-constexpr int64_t kReadyWarnMs = 10000;        /* log a subscription not confirmed by then */
-constexpr int64_t kRetryMs = 2000;             /* database unavailable: retry joins after */
-constexpr int64_t kPublicationCheckMs = 10000; /* tables added to or dropped from it */
+constexpr size_t kMaxQueuedChanges = 65536; /* the reader waits beyond this */
+constexpr size_t kBatchChanges = 2048;      /* changes per RLS round trip */
+constexpr int64_t kPrivilegeTtlMs = 1000;   /* a REVOKE takes effect within this */
+constexpr int64_t kReadyWarnMs = 10000;     /* log a subscription not confirmed by then */
+constexpr int64_t kRetryMs = 2000;          /* database unavailable: retry joins after */
+constexpr int64_t kDbCheckMs = 1000;        /* publication changes, server restarts and outages */
 
 std::string
 SystemPayload(std::string_view status, std::string_view message, std::string_view sub_topic)
@@ -83,7 +83,9 @@ struct PgChangesEngine::Impl
 	};
 	std::map<std::pair<std::string, uint32_t>, Privileges> privileges;
 	bool db_down_logged = false;
-	uint64_t popped = 0; /* changes taken from the queue */
+	bool reconfirm = false;   /* the server restarted or went away: confirm every channel again */
+	bool outage_told = false; /* the joined channels were told the database is unreachable */
+	uint64_t popped = 0;      /* changes taken from the queue */
 	/* confirmation point: once popped >= enq, every commit before lsn was processed */
 	bool snap_have = false;
 	uint64_t snap_lsn = 0;
@@ -302,7 +304,7 @@ PgChangesEngine::Run()
 				if (!st.pending.empty() || !st.retry.empty())
 					cv_.wait_for(lock, std::chrono::milliseconds(5), ready);
 				else if (!st.joined.empty())
-					cv_.wait_for(lock, std::chrono::milliseconds(kPublicationCheckMs), ready);
+					cv_.wait_for(lock, std::chrono::milliseconds(kDbCheckMs), ready);
 				else
 					cv_.wait(lock, ready);
 			}
@@ -338,8 +340,8 @@ PgChangesEngine::Run()
 				st.retry.pop_back();
 			}
 		}
-		if (!st.joined.empty() && NowMs() - st.publication_checked_ms >= kPublicationCheckMs)
-			CheckPublication(ops);
+		if (!st.joined.empty() && NowMs() - st.publication_checked_ms >= kDbCheckMs)
+			CheckDatabase(ops, out);
 		if (!ops.empty())
 		{
 			/* the batch in flight points at subscriptions these may remove: finish it first */
@@ -463,25 +465,51 @@ PgChangesEngine::ApplyOps(std::deque<Op> &ops, PgOutbox &out)
 	}
 }
 
+/*
+ * Each second while channels are joined: the publication's tables (a change matches them
+ * again, quietly) and the server itself. A broken connection means a restart or an outage:
+ * the channels are told of an outage once, with the database's error (PROTOCOL.md 6.6), and
+ * when it answers again every channel is checked and confirmed again, so each gets
+ * "Subscribed to PostgreSQL" once the ring is past the server's new WAL position.
+ */
 void
-PgChangesEngine::CheckPublication(std::deque<Op> &ops)
+PgChangesEngine::CheckDatabase(std::deque<Op> &ops, PgOutbox &out)
 {
 	Impl &st = *impl_;
 	st.publication_checked_ms = NowMs();
 	std::string now, err;
-	if (!st.db.PublicationTables(now, err))
-		return; /* the next join or round notices the outage */
-	if (st.publication_known && now != st.publication)
+	bool ok = st.db.PublicationTables(now, err);
+	if (st.db.TakeLost())
+		st.reconfirm = true;
+	if (!ok)
 	{
-		Log(LogLevel::kInfo, "changes",
-		    "publication supabase_realtime changed: matching %zu channels again", st.joined.size());
+		st.reconfirm = true;
+		if (!st.outage_told)
+		{
+			Log(LogLevel::kWarning, "changes", "database unreachable, %zu channels told: %s",
+			    st.joined.size(), err.c_str());
+			for (const auto &[gen, req] : st.joined)
+				out.System(*req.channel, SystemPayload("error", err, req.sub_topic));
+		}
+		st.outage_told = true;
+		return;
+	}
+	bool changed = st.publication_known && now != st.publication;
+	if (st.reconfirm || changed)
+	{
+		Log(LogLevel::kInfo, "changes", "%s: matching %zu channels again",
+		    st.reconfirm ? "the database connection was lost"
+		                 : "publication supabase_realtime changed",
+		    st.joined.size());
 		for (const auto &[gen, req] : st.joined)
 		{
 			Op op{Op::Kind::kRejoin, req, 0, 0};
-			op.quiet = true;
+			op.quiet = !st.reconfirm;
 			ops.push_front(std::move(op));
 		}
 	}
+	st.reconfirm = false;
+	st.outage_told = false;
 	st.publication = std::move(now);
 	st.publication_known = true;
 }

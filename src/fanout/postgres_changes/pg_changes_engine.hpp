@@ -136,7 +136,7 @@ private:
 	void Forget(uint64_t session_id, uint64_t gen);
 	/* False when the join was refused (the client was told why). */
 	bool Register(PgJoinRequest &req, const JoinCheck &check, uint64_t lsn, PgOutbox &out);
-	void CheckPublication(std::deque<Op> &ops);
+	void CheckDatabase(std::deque<Op> &ops, PgOutbox &out);
 	void CheckReady(PgOutbox &out);
 
 	Hub &hub_;

@@ -510,11 +510,12 @@ export function freePort() {
 
 // Start RT_FANOUT_BIN on a free loopback port with extra flags; resolves when /healthz answers.
 // tenantFlags: false starts it without --db and --jwt-secret (e.g. with --config FILE).
-export async function startSidecar(extraArgs = [], { ms = 10000, tenantFlags = true } = {}) {
+// port: a given one instead (to start a sidecar again where its clients reconnect).
+export async function startSidecar(extraArgs = [], { ms = 10000, tenantFlags = true, port: fixedPort = 0 } = {}) {
 	if (!RT_FANOUT_BIN) {
 		throw new Error('RT_FANOUT_BIN is not set');
 	}
-	const port = await freePort();
+	const port = fixedPort || (await freePort());
 	const db = RT_DB_URL || 'host=127.0.0.1 port=1 dbname=unreachable connect_timeout=1';
 	// the tenant limits lifted as for the suite's sidecar (scripts/test.sh); extraArgs come
 	// later and win, so a test can set small ones
