@@ -6,12 +6,15 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { RT_DB_URL, RawClient, startSidecar, healthz, post, authHeaders, uniq, jwt, within } from './lib/helpers.mjs';
+import { RT_DB_URL, RawClient, startSidecar, healthz, post, authHeaders, uniq, jwt, within, subscriber, closeClients } from './lib/helpers.mjs';
 
 const sidecars = [];
-after(async () => Promise.all(sidecars.map((s) => s.stop())));
+after(async () => {
+	await closeClients();
+	await Promise.all(sidecars.map((s) => s.stop()));
+});
 
-test('hundreds of half-sent request heads do not stall a shard', { timeout: 30000 }, async () => {
+test('hundreds of half-sent request heads do not stall a shard', { timeout: 30000 }, async (t) => {
 	// One shard: a gate that spun on unfinished heads would stop everything.
 	const side = await startSidecar(['--shards', '1']);
 	sidecars.push(side);
@@ -33,7 +36,14 @@ test('hundreds of half-sent request heads do not stall a shard', { timeout: 3000
 		for (let i = 0; i < 5; i++) {
 			assert.equal(await healthz(side.base), before, 'healthz while 300 heads are pending');
 		}
+		// a new client connects and joins within 1 s (docs/OPERATIONS.md "Faults, measured")
+		const t0 = performance.now();
 		const c = await RawClient.connect({ base: side.base });
+		const reply = await c.join(`realtime:${uniq('loris')}`, { ms: 1000 });
+		const took = performance.now() - t0;
+		assert.equal(reply.msg.payload.status, 'ok', JSON.stringify(reply.msg));
+		t.diagnostic(`with 300 heads pending: connect + join in ${took.toFixed(0)} ms`);
+		assert.ok(took < 1000, `connect + join took ${took.toFixed(0)} ms`);
 		const hb = await c.heartbeat(2000);
 		assert.deepEqual(hb.json[4], { status: 'ok', response: {} });
 		await c.close();
@@ -51,6 +61,20 @@ test('deeply nested JSON over REST is refused with 400 and the sidecar keeps ser
 		{ headers: { ...authHeaders(), 'Content-Type': 'application/json' } });
 	assert.equal(batch.status, 400, batch.text);
 	assert.equal(await healthz(), 200);
+});
+
+test('a 10 MB REST body gets 413; an onlooker of the room keeps receiving', { timeout: 20000 }, async () => {
+	const room = uniq('onlooker');
+	const inbox = await subscriber(room);
+	const huge = JSON.stringify({ messages: [{ topic: room, event: 'ev', payload: { x: 'y'.repeat(10 * 1024 * 1024) } }] });
+	const r = await post('/api/broadcast', huge, { headers: { ...authHeaders(), 'Content-Type': 'application/json' }, ms: 15000 });
+	assert.equal(r.status, 413, r.text);
+	const ok = await post('/api/broadcast', JSON.stringify({ messages: [{ topic: room, event: 'ev', payload: { n: 1 } }] }), {
+		headers: { ...authHeaders(), 'Content-Type': 'application/json' },
+	});
+	assert.equal(ok.status, 202, ok.text);
+	await inbox.waitFor((m) => m.payload?.n === 1, 5000);
+	assert.equal(inbox.items.length, 1, 'nothing of the refused body reached the room');
 });
 
 test('a join with a topic over 255 bytes gets a clear error; long refs are dropped', { timeout: 10000 }, async () => {
