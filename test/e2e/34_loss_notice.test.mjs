@@ -143,3 +143,43 @@ test('Postgres Changes over the events limit: the lost changes are counted in a 
 		await db.query(`ALTER PUBLICATION supabase_realtime DROP TABLE ${schema}.t; DROP SCHEMA ${schema} CASCADE`);
 	}
 });
+
+test('a change whose RLS check fails in the database is told, not withheld silently', { timeout: 30000 }, async () => {
+	const s = await startSidecar(['--ring-path', RT_RING_PATH]);
+	sidecars.push(s);
+	const schema = uniqSchema('rlsfail');
+	// the policy divides by zero for row 13: the database cannot say whether anon may see it
+	await db.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.t (id int primary key);
+		ALTER TABLE ${schema}.t ENABLE ROW LEVEL SECURITY;
+		CREATE POLICY p ON ${schema}.t FOR SELECT TO anon USING (10 / (id - 13) IS NOT NULL)`);
+	await ensurePublication(db);
+	await db.query(`ALTER PUBLICATION supabase_realtime ADD TABLE ${schema}.t`);
+	await db.query(`GRANT USAGE ON SCHEMA ${schema} TO anon; GRANT SELECT ON ${schema}.t TO anon`);
+	try {
+		const name = uniq('rls-fail');
+		const ch = createClient({ base: s.base }).channel(name);
+		const changes = new Inbox('changes');
+		ch.on('postgres_changes', { event: 'INSERT', schema, table: 't' }, (m) => changes.push(m));
+		const notices = collectSystem(ch);
+		await subscribe(ch);
+		await notices.waitFor((n) => n.payload.message === SUBSCRIBED, 10000);
+		await db.query(`INSERT INTO ${schema}.t VALUES (1)`);
+		await changes.waitFor((m) => m.new.id === 1, 5000);
+		await db.query(`INSERT INTO ${schema}.t VALUES (13)`);
+		const notice = await notices.waitFor((n) => n.payload.extension === 'postgres_changes' && n.payload.lost !== undefined, 5000);
+		assert.equal(notice.payload.status, 'error');
+		assert.equal(notice.payload.channel, name);
+		assert.deepEqual(notice.payload.reasons, { rls_unknown: notice.payload.lost });
+		assert.equal(notice.payload.lost, 1);
+		assert.match(notice.payload.message, /^1 message not delivered: the database could not be asked/);
+		// the next change is checked again and delivered; 13 never was
+		await db.query(`INSERT INTO ${schema}.t VALUES (14)`);
+		await changes.waitFor((m) => m.new.id === 14, 5000);
+		assert.deepEqual(changes.items.map((m) => m.new.id), [1, 14]);
+		const text = await (await fetch(`${s.base}/metrics`)).text();
+		assert.match(text, /^realtime_channel_messages_lost_total\{tenant="realtime",extension="postgres_changes",reason="rls_unknown"\} 1$/m);
+		assert.equal(ch.state, 'joined');
+	} finally {
+		await db.query(`ALTER PUBLICATION supabase_realtime DROP TABLE ${schema}.t; DROP SCHEMA ${schema} CASCADE`);
+	}
+});

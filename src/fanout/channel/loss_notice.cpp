@@ -24,6 +24,7 @@ constexpr ReasonText kReasons[kLossReasons] = {
     {"slow_client", "the client is not reading fast enough"},
     {"shard_behind", "the server fell behind"},
     {"ring_gap", "the database stream lost messages before they were read"},
+    {"rls_unknown", "the database could not be asked whether the subscriber may see them"},
 };
 
 const char *

@@ -23,8 +23,9 @@ enum class LossReason : uint8_t
 	kSlowClient,  /* the socket's send queue was full */
 	kShardBehind, /* the shard serving the socket fell behind (its inbox was full) */
 	kRingGap,     /* the database stream overwrote records before the sidecar read them */
+	kRlsUnknown,  /* a change's RLS or privilege check failed: the database did not answer */
 };
-constexpr size_t kLossReasons = 4;
+constexpr size_t kLossReasons = 5;
 
 /* Which part of the channel missed it: the `extension` of the notice. */
 enum class LossPart : uint8_t
@@ -35,7 +36,7 @@ enum class LossPart : uint8_t
 };
 constexpr size_t kLossParts = 3;
 
-/* Label values for /metrics: events_limit, slow_client, shard_behind, ring_gap. */
+/* Label values for /metrics: events_limit, slow_client, shard_behind, ring_gap, rls_unknown. */
 const char *LossReasonName(LossReason r);
 /* broadcast, presence, postgres_changes */
 const char *LossPartName(LossPart p);

@@ -894,9 +894,11 @@ PgChangesDb::VisibilityPass(std::span<VisibilityCheck> vis, const VisibilityRoun
 			continue; /* these claims cannot be taken (a role that went): nothing visible */
 		else if (st != PGRES_TUPLES_OK)
 		{
-			/* not visible; a statement that broke (DDL) is made again next time */
-			Log(LogLevel::kDebug, "changes", "visibility check of %s.%s failed: %s",
+			/* not known, so not visible (the channel is told); a statement that broke (DDL) is
+			 * made again next time */
+			Log(LogLevel::kWarning, "changes", "visibility check of %s.%s failed: %s",
 			    v.schema.c_str(), v.table.c_str(), PQresultErrorMessage(r));
+			v.failed = true;
 			ForgetStatement(round.names[i]);
 		}
 		else

@@ -92,6 +92,8 @@ struct VisibilityCheck
 	std::vector<std::string_view> key_values;
 	size_t count = 0;             /* objects in keys_json */
 	std::vector<uint8_t> visible; /* result: per object */
+	/* result: the check itself failed (a policy that raised): nothing known, none visible */
+	bool failed = false;
 };
 
 /* Which columns of a table a role may SELECT. */

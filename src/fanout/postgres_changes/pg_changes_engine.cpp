@@ -79,6 +79,7 @@ struct PgChangesEngine::Impl
 	{
 		int64_t checked_ms = 0;
 		bool ok = false;
+		bool unknown = false; /* the check failed (no answer): asked again next batch */
 		std::vector<uint32_t> attnums;
 	};
 	std::map<std::pair<std::string, uint32_t>, Privileges> privileges;
@@ -271,19 +272,40 @@ public:
 		p.head = std::move(payload);
 		For(ch.shard).pushes.push_back(std::move(p));
 	}
+	/* ch missed one change, its RLS unanswered: its shard notes it (Shard::NoteDeliveryLost) */
+	void
+	Unanswered(const ChannelRef &ch)
+	{
+		auto &d = lost_[ch.shard];
+		if (!d)
+		{
+			d = std::make_shared<Delivery>();
+			d->tenant = tenant_;
+			d->lost = LossReason::kRlsUnknown;
+		}
+		ChannelPush p;
+		p.session_id = ch.session_id;
+		p.gen = ch.gen;
+		p.topic = ch.topic;
+		d->pushes.push_back(std::move(p));
+	}
 	void
 	Flush()
 	{
-		for (auto &[shard, d] : per_shard_)
-			if (d && !d->pushes.empty())
-				hub_.PostTo(shard, std::move(d));
-		per_shard_.clear();
+		for (auto *m : {&per_shard_, &lost_})
+		{
+			for (auto &[shard, d] : *m)
+				if (d && !d->pushes.empty())
+					hub_.PostTo(shard, std::move(d));
+			m->clear();
+		}
 	}
 
 private:
 	Hub &hub_;
 	std::shared_ptr<Tenant> tenant_;
 	std::map<int, std::shared_ptr<Delivery>> per_shard_;
+	std::map<int, std::shared_ptr<Delivery>> lost_; /* Unanswered() */
 };
 
 void
@@ -805,6 +827,7 @@ struct PgChangesEngine::Emitter
 	{
 		uint64_t stamp = 0; /* the change it describes */
 		const Impl::Privileges *priv = nullptr;
+		bool priv_unknown = false; /* priv is null because the database did not answer */
 		ChangeError error = ChangeError::kNone;
 		int8_t visible = -1; /* RLS answer for this change; -1: not looked at yet */
 	};
@@ -841,17 +864,36 @@ struct PgChangesEngine::Emitter
 		channel_index.clear();
 		variants.clear();
 		channels.clear();
+		unanswered.clear();
 		for (size_t k = 0; k < b.cands[i].size(); k++)
 		{
 			const PgSubscription *s = b.cands[i][k];
 			RoleView &rv = View(s, c);
-			if (rv.priv == nullptr)
-				continue; /* unknown role or privileges: nothing */
-			if (rv.error == ChangeError::kNone && b.set_of[i][k] >= 0 && !Visible(rv, i, k))
+			int set = b.set_of[i][k];
+			bool needs_rls = rv.error == ChangeError::kNone && set >= 0;
+			if (rv.priv == nullptr || (needs_rls && !Visible(rv, i, k)))
+			{
+				/* refused, or not known (the database did not answer): the latter is told */
+				if (rv.priv_unknown ||
+				    (rv.priv != nullptr && (!b.db_ok || b.vis[static_cast<size_t>(set)].failed)))
+					unanswered.push_back(s->channel.get());
 				continue;
+			}
 			Route(s, rv);
 		}
 		Push(c, is_delete && c.rls());
+		TellUnanswered();
+	}
+
+	/* Channels that may have had change i had the database answered: one loss each */
+	void
+	TellUnanswered()
+	{
+		std::sort(unanswered.begin(), unanswered.end());
+		unanswered.erase(std::unique(unanswered.begin(), unanswered.end()), unanswered.end());
+		for (const ChannelRef *ch : unanswered)
+			if (!channel_index.contains(ch))
+				out.Unanswered(*ch);
 	}
 
 	/* The group's view of the change, looked up at its first candidate */
@@ -861,14 +903,15 @@ struct PgChangesEngine::Emitter
 		RoleView &rv = roles[s->group->index];
 		if (rv.stamp == stamp)
 			return rv;
-		rv = RoleView{stamp, nullptr, ChangeError::kNone, -1};
+		rv = RoleView{stamp, nullptr, false, ChangeError::kNone, -1};
 		const Impl::Privileges *&p = (*privs_here)[s->group->index];
 		if (p == &kNotLooked)
 		{
 			auto pit = st.privileges.find(std::make_pair(s->group->role, s->relid));
-			p = pit != st.privileges.end() && pit->second.ok ? &pit->second : nullptr;
+			p = pit != st.privileges.end() ? &pit->second : nullptr;
 		}
-		rv.priv = p;
+		rv.priv = p != nullptr && p->ok ? p : nullptr;
+		rv.priv_unknown = p != nullptr && p->unknown;
 		if (rv.priv == nullptr || is_delete)
 			return rv;
 		const std::vector<uint32_t> &sel = rv.priv->attnums;
@@ -990,6 +1033,7 @@ struct PgChangesEngine::Emitter
 	std::unordered_map<const ChannelRef *, size_t> channel_index;
 	std::vector<Variant> variants;
 	std::vector<ChannelOut> channels;
+	std::vector<const ChannelRef *> unanswered; /* the current change's, see TellUnanswered */
 	uint64_t stamp = 0;
 	uint64_t pushes = 0;
 	/* the current change */
@@ -1004,7 +1048,7 @@ PgChangesEngine::Emit(Batch &b, PgOutbox &out)
 	Impl &st = *impl_;
 	if (!b.db_ok)
 	{
-		/* nothing is known: deliver nothing that needed an answer */
+		/* nothing is known: deliver nothing that needed an answer, and say so (Emitter) */
 		Log(LogLevel::kWarning, "changes", "RLS checks failed, changes withheld: %s",
 		    b.db_err.c_str());
 		for (VisibilityCheck &v : b.vis)
@@ -1015,8 +1059,9 @@ PgChangesEngine::Emit(Batch &b, PgOutbox &out)
 	for (PrivilegeCheck &p : b.privs)
 	{
 		Impl::Privileges &cached = st.privileges[std::make_pair(*p.role, p.relid)];
-		cached.checked_ms = b.now;
+		cached.checked_ms = b.db_ok ? b.now : 0; /* unanswered: asked again next batch */
 		cached.ok = p.ok;
+		cached.unknown = !b.db_ok;
 		cached.attnums = std::move(p.attnums);
 	}
 	Emitter e(st, b, out);
