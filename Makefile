@@ -42,7 +42,7 @@ endif
 RT_EXTENSION_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 FANOUT_CXXFLAGS = -std=c++20 $(FANOUT_OPT) $(FANOUT_WARN) -Isrc/common -Isrc/fanout -I$(BUILD)/gen -I$(shell $(PG_CONFIG) --includedir) -MMD -MP \
                   -DRT_EXTENSION_VERSION='"$(RT_EXTENSION_VERSION)"'
-FANOUT_LIBS     = -lwebsockets -lssl -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
+FANOUT_LIBS     = -lwebsockets -lev -lssl -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
 
 FANOUT_SRCS     = $(wildcard src/fanout/*/*.cpp)
 FANOUT_OBJS     = $(patsubst src/fanout/%.cpp,$(BUILD)/fanout/%.o,$(FANOUT_SRCS))
@@ -163,6 +163,10 @@ $(BUILD)/bench/private_client: bench/private_client.cpp bench/bench_util.hpp ben
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto
 
+$(BUILD)/bench/connections_client: bench/connections_client.cpp bench/bench_util.hpp bench/ws_client.hpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto
+
 bench-broadcast: $(BUILD)/bench/load_client $(BUILD)/bench/baseline_server
 	bench/broadcast.sh
 
@@ -189,4 +193,9 @@ bench-changes: $(BUILD)/bench/changes_client $(BUILD)/bench/load_client $(BUILD)
 bench-private: $(BUILD)/bench/private_client $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
 	bench/private.sh
 
-.PHONY: bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes bench-private
+# Connection scale (bench/connections.sh): N idle realtime-js-like sockets joined to one
+# channel, the sidecar's RSS per connection, connect rate, one broadcast to all, close cycles.
+bench-connections: $(BUILD)/bench/connections_client $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
+	bench/connections.sh
+
+.PHONY: bench-connections bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes bench-private

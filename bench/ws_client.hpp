@@ -371,19 +371,28 @@ WriteAll(int fd, std::string_view data)
 	return true;
 }
 
+/* A WebSocket upgrade sent and not yet answered (StartUpgrade, FinishUpgrade). */
+struct PendingUpgrade
+{
+	Fd fd;
+	std::string key; /* Sec-WebSocket-Key */
+};
+
 /*
- * TCP connect to host:port (IPv4 literal) and upgrade with GET target, no
- * extension offered (so none can be negotiated). Checks the 101 and
- * Sec-WebSocket-Accept; bytes that came after the response go to leftover.
- * Throws std::runtime_error on any failure.
+ * TCP connect to host:port (IPv4 literal) and send the upgrade request GET target, no
+ * extension offered (so none can be negotiated). Many can be started before the first is
+ * finished (a connection storm). source_ip (e.g. 127.0.0.2): bind to it first; with tens of
+ * thousands of sockets to one port, the kernel's search for a free port from one source
+ * address is what limits the connect rate. Throws std::runtime_error on any failure.
  */
-inline Fd
-OpenWebSocket(const std::string &host, int port, const std::string &target, std::string &leftover)
+inline PendingUpgrade
+StartUpgrade(const std::string &host, int port, const std::string &target,
+             const char *source_ip = nullptr)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		throw std::runtime_error(std::string("socket: ") + strerror(errno));
-	Fd owned(fd);
+	PendingUpgrade up{Fd(fd), {}};
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* as Node's ws does */
 	timeval tv{10, 0};
@@ -394,6 +403,16 @@ OpenWebSocket(const std::string &host, int port, const std::string &target, std:
 	addr.sin_port = htons(uint16_t(port));
 	if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
 		throw std::runtime_error("bad --host (an IPv4 address is expected): " + host);
+	if (source_ip != nullptr)
+	{
+		/* the port is picked at connect, in this address's own (sparse) port space */
+		sockaddr_in src{};
+		src.sin_family = AF_INET;
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (inet_pton(AF_INET, source_ip, &src.sin_addr) != 1 ||
+		    bind(fd, reinterpret_cast<sockaddr *>(&src), sizeof(src)) != 0)
+			throw std::runtime_error(std::string("bind ") + source_ip + ": " + strerror(errno));
+	}
 	if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0)
 		throw std::runtime_error("connect " + host + ":" + std::to_string(port) + ": " +
 		                         strerror(errno));
@@ -401,14 +420,24 @@ OpenWebSocket(const std::string &host, int port, const std::string &target, std:
 	unsigned char nonce[16];
 	if (getrandom(nonce, sizeof(nonce), 0) != sizeof(nonce))
 		throw std::runtime_error("getrandom failed");
-	std::string key = Base64(nonce, sizeof(nonce), false);
+	up.key = Base64(nonce, sizeof(nonce), false);
 	std::string req = "GET " + target + " HTTP/1.1\r\n" + "Host: " + host + ":" +
 	                  std::to_string(port) + "\r\n" +
 	                  "Connection: Upgrade\r\nUpgrade: websocket\r\n" +
-	                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\n\r\n";
+	                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + up.key + "\r\n\r\n";
 	if (!WriteAll(fd, req))
 		throw std::runtime_error(std::string("handshake write: ") + strerror(errno));
+	return up;
+}
 
+/*
+ * Wait for the answer to a StartUpgrade: checks the 101 and Sec-WebSocket-Accept; bytes
+ * that came after the response go to leftover. Throws std::runtime_error on any failure.
+ */
+inline Fd
+FinishUpgrade(PendingUpgrade &up, std::string &leftover)
+{
+	int fd = up.fd.Get();
 	std::string resp;
 	size_t header_end = std::string::npos;
 	while (header_end == std::string::npos)
@@ -428,7 +457,7 @@ OpenWebSocket(const std::string &host, int port, const std::string &target, std:
 		throw std::runtime_error("handshake refused: " + resp.substr(0, 400));
 
 	/* Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) */
-	std::string expect_src = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	std::string expect_src = up.key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	EVP_Digest(expect_src.data(), expect_src.size(), md, &md_len, EVP_sha1(), nullptr);
@@ -448,7 +477,15 @@ OpenWebSocket(const std::string &host, int port, const std::string &target, std:
 		throw std::runtime_error("handshake: server negotiated an extension we did not offer");
 
 	leftover = resp.substr(header_end + 4);
-	return owned;
+	return std::move(up.fd);
+}
+
+/* StartUpgrade and FinishUpgrade: one WebSocket, open. */
+inline Fd
+OpenWebSocket(const std::string &host, int port, const std::string &target, std::string &leftover)
+{
+	PendingUpgrade up = StartUpgrade(host, port, target);
+	return FinishUpgrade(up, leftover);
 }
 
 /* What a client connection received and has not handled yet */

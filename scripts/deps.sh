@@ -16,6 +16,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15 libpq-dev
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libwebsockets-dev rapidjson-dev libssl-dev libcmocka-dev
+	libev-dev libwebsockets-evlib-ev # the shards' event loop (epoll); libwebsockets-dev's own deps
 	build-essential clang-format
 	clang libclang-rt-14-dev # the libFuzzer targets (make fuzz-build) and their runtime
 	postgresql-15-wal2json # make bench-decode compares the output plugin against it

@@ -18,7 +18,7 @@
 #include "server/hub.hpp"
 
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -52,7 +52,7 @@ struct Channel
 	 */
 	bool joining = false;
 	bool checking = false;
-	std::deque<Inbound> held;
+	std::vector<Inbound> held; /* (a std::deque would hold 576 bytes even empty) */
 	size_t held_bytes = 0;
 
 	/* the join, until it is answered */

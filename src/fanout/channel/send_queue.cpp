@@ -3,20 +3,27 @@
  */
 #include "channel/send_queue.hpp"
 
+#include <algorithm>
+
 namespace rt::fanout
 {
 
+namespace
+{
+constexpr size_t kKeptSlots = 16; /* ring slots an empty queue keeps */
+}
+
 SendQueue::~SendQueue()
 {
-	for (QueuedFrame *f : items_)
-		ReleaseQueuedFrame(f);
+	for (size_t i = 0; i < count_; i++)
+		ReleaseQueuedFrame(ring_[(head_ + i) % ring_.size()]);
 }
 
 EnqueueResult
 SendQueue::Push(QueuedFrame *f, int64_t now_ms)
 {
 	size_t len = f->frame->bytes.size();
-	if (bytes_ + len > max_bytes_ || items_.size() >= max_items_)
+	if (bytes_ + len > max_bytes_ || count_ >= max_items_)
 	{
 		dropped_++;
 		if (episode_start_ms_ < 0)
@@ -35,7 +42,7 @@ EnqueueResult
 SendQueue::PushControl(QueuedFrame *f)
 {
 	size_t len = f->frame->bytes.size();
-	if (bytes_ + len > 2 * max_bytes_ || items_.size() >= 2 * max_items_)
+	if (bytes_ + len > 2 * max_bytes_ || count_ >= 2 * max_items_)
 		return EnqueueResult::kClose;
 	return Append(f, len);
 }
@@ -45,7 +52,17 @@ EnqueueResult
 SendQueue::Append(QueuedFrame *f, size_t len)
 {
 	RetainQueuedFrame(f);
-	items_.push_back(f);
+	if (count_ == ring_.size())
+	{
+		/* full: unroll into a ring twice the size */
+		std::vector<QueuedFrame *> bigger(std::max<size_t>(4, 2 * ring_.size()));
+		for (size_t i = 0; i < count_; i++)
+			bigger[i] = ring_[(head_ + i) % ring_.size()];
+		ring_.swap(bigger);
+		head_ = 0;
+	}
+	ring_[(head_ + count_) % ring_.size()] = f;
+	count_++;
 	bytes_ += len;
 	return EnqueueResult::kQueued;
 }
@@ -53,12 +70,19 @@ SendQueue::Append(QueuedFrame *f, size_t len)
 void
 SendQueue::Pop()
 {
-	QueuedFrame *f = items_.front();
-	items_.pop_front();
+	QueuedFrame *f = ring_[head_];
+	head_ = (head_ + 1) % ring_.size();
+	count_--;
+	if (count_ == 0)
+	{
+		head_ = 0;
+		if (ring_.size() > kKeptSlots)
+			std::vector<QueuedFrame *>().swap(ring_);
+	}
 	bytes_ -= f->frame->bytes.size();
 	ReleaseQueuedFrame(f);
 	/* the episode ends once the client has caught up to half the cap */
-	if (episode_start_ms_ >= 0 && bytes_ <= max_bytes_ / 2 && items_.size() <= max_items_ / 2)
+	if (episode_start_ms_ >= 0 && bytes_ <= max_bytes_ / 2 && count_ <= max_items_ / 2)
 		episode_start_ms_ = -1;
 }
 

@@ -14,7 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <vector>
 
 namespace rt::fanout
 {
@@ -45,12 +45,12 @@ public:
 	bool
 	Empty() const
 	{
-		return items_.empty();
+		return count_ == 0;
 	}
 	QueuedFrame *
 	Front() const
 	{
-		return items_.front();
+		return ring_[head_];
 	}
 	/* Remove the front frame after it was written. */
 	void Pop();
@@ -63,7 +63,7 @@ public:
 	size_t
 	size() const
 	{
-		return items_.size();
+		return count_;
 	}
 	uint64_t
 	dropped() const
@@ -76,7 +76,14 @@ public:
 private:
 	EnqueueResult Append(QueuedFrame *f, size_t len);
 
-	std::deque<QueuedFrame *> items_;
+	/*
+	 * A ring of count_ frames from head_: an idle socket's queue holds no heap at all (a
+	 * std::deque holds 576 bytes even empty, and the sockets are many), a drained big one
+	 * gives its memory back.
+	 */
+	std::vector<QueuedFrame *> ring_;
+	size_t head_ = 0;
+	size_t count_ = 0;
 	size_t bytes_ = 0;
 	size_t max_bytes_;
 	size_t max_items_;

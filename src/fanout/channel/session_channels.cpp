@@ -371,7 +371,7 @@ Session::ReleaseHeld(const std::string &topic)
 	if (it == channels_.end() || it->second->Busy() || it->second->held.empty())
 		return;
 	/* in order; one that starts another check holds the ones after it again */
-	std::deque<Inbound> held = std::move(it->second->held);
+	std::vector<Inbound> held = std::move(it->second->held);
 	it->second->held.clear();
 	held_total_ -= it->second->held_bytes;
 	it->second->held_bytes = 0;
@@ -400,7 +400,7 @@ Session::CloseChannel(Channel &ch)
 void
 Session::EraseChannel(Channel &ch)
 {
-	std::deque<Inbound> held = std::move(ch.held);
+	std::vector<Inbound> held = std::move(ch.held);
 	held_total_ -= ch.held_bytes;
 	std::string topic = ch.topic;
 	channels_.erase(topic);

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <sys/resource.h>
 #include <cstdio>
 #include <ctime>
 #include <exception>
@@ -176,9 +177,36 @@ Reload(const rf::Config &config, rf::Hub &hub)
 	rf::Log(rf::LogLevel::kInfo, "main", "reload done: tenants %s", next->Ids().c_str());
 }
 
+/*
+ * Each socket is an open file: the soft limit goes up to the hard one before the shards'
+ * lws contexts size their tables by it, and the log says how many sockets that allows.
+ */
+void
+RaiseOpenFiles()
+{
+	rlimit nofile{};
+	if (getrlimit(RLIMIT_NOFILE, &nofile) != 0)
+		return;
+	if (nofile.rlim_cur < nofile.rlim_max)
+	{
+		rlimit raised = nofile;
+		raised.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			nofile = raised;
+	}
+	constexpr rlim_t kReserved = 64; /* listeners, gates, database connections, logs */
+	rlim_t sockets = nofile.rlim_cur > kReserved ? nofile.rlim_cur - kReserved : 0;
+	rf::Log(rf::LogLevel::kInfo, "main",
+	        "open files: limit %llu (hard %llu), room for about %llu client sockets",
+	        static_cast<unsigned long long>(nofile.rlim_cur),
+	        static_cast<unsigned long long>(nofile.rlim_max),
+	        static_cast<unsigned long long>(sockets));
+}
+
 int
 Serve(const rf::Config &config)
 {
+	RaiseOpenFiles();
 	/* block the stop and reload signals in every thread; main waits for them with sigwait */
 	sigset_t set;
 	sigemptyset(&set);

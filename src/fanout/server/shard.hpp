@@ -30,6 +30,8 @@
 #include <unordered_map>
 #include <vector>
 
+struct ev_loop; /* <ev.h> */
+
 namespace rt::fanout
 {
 
@@ -130,6 +132,7 @@ private:
 	const Config &config_;
 	Hub &hub_;
 	struct lws_context *context_ = nullptr;
+	::ev_loop *loop_ = nullptr; /* libev (epoll) runs the context: Start */
 	struct lws_vhost *vhost_ = nullptr;
 	int listen_fd_ = -1;
 	struct lws *listener_wsi_ = nullptr; /* the listening socket, adopted as a raw descriptor */
@@ -172,6 +175,7 @@ private:
 	} timer_{};
 	int64_t last_sweep_ms_ = 0;
 	int64_t last_expiry_check_s_ = 0;
+	uint64_t closed_since_trim_ = 0; /* sessions removed since the last malloc_trim */
 };
 
 } // namespace rt::fanout
