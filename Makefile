@@ -195,7 +195,7 @@ bench-private: $(BUILD)/bench/private_client $(BUILD)/bench/load_client $(BUILD)
 
 # Connection scale (bench/connections.sh): N idle realtime-js-like sockets joined to one
 # channel, the sidecar's RSS per connection, connect rate, one broadcast to all, close cycles.
-bench-connections: $(BUILD)/bench/connections_client $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
+bench-connections: $(BUILD)/bench/connections_client $(BUILD)/bench/load_client $(BUILD)/bench/baseline_server $(BUILD)/realtime-fanout
 	bench/connections.sh
 
 .PHONY: bench-connections bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes bench-private

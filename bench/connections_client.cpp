@@ -4,8 +4,8 @@
  * every --heartbeat-ms (the client's 25 s). Per cycle:
  *   connect   every socket upgrades and joins one topic; the time until all are joined
  *   hold      --hold-ms of idleness with heartbeats (each answered), then the sidecar's RSS
- *   fan-out   one REST broadcast (POST /api/broadcast) to the topic; the time until all N
- *             have it (each must, exactly once)
+ *   fan-out   one broadcast (kind 3, as realtime-js sends it) from one more socket joined
+ *             with self:false; the time until all N have it (each must, exactly once)
  *   close     every socket closes; once /metrics says none is left, the sidecar's RSS
  * --cycles times, so that a leak shows as RSS that climbs from cycle to cycle.
  *
@@ -35,6 +35,7 @@ struct Options : Endpoint
 	int hold_ms = 1000;       /* idle time per cycle (the first: max(this, heartbeat)) */
 	int heartbeat_ms = 25000; /* realtime-js's heartbeatIntervalMs */
 	int sidecar_pid = 0;
+	bool baseline = false; /* the server is bench/baseline_server: no /metrics */
 	std::string topic = "connections-bench";
 };
 
@@ -134,7 +135,8 @@ public:
 	Cycle(int cycle, int n, long rss_idle_kb)
 	{
 		n_ = n;
-		std::vector<Conn> conns(static_cast<size_t>(n));
+		/* n subscribers and, last, the sender of the broadcast (self:false: not its own) */
+		std::vector<Conn> conns(static_cast<size_t>(n) + 1);
 		conns_ = &conns;
 		joined_ = 0;
 		bool ok = true;
@@ -153,7 +155,7 @@ public:
 			for (size_t k = 0; k < window.size(); k++)
 				Open(conns[at + k], at + k, window[k]);
 		}
-		ok &= WaitFor([&] { return joined_ == n_; }, 30000, "joined");
+		ok &= WaitFor([&] { return joined_ == n_ + 1; }, 30000, "joined");
 		double connect_s = double(MonoNs() - t0) / kNsPerSec;
 		int hold = cycle == 1 ? std::max(o_.hold_ms, o_.heartbeat_ms + 1000) : o_.hold_ms;
 		uint64_t hb_sent0 = hb_sent_, hb_ok0 = hb_ok_;
@@ -163,16 +165,14 @@ public:
 		long rss_joined_kb = RssKb(o_.sidecar_pid);
 
 		broadcasts_ = 0;
-		std::string body = R"({"messages":[{"topic":")" + o_.topic +
-		                   R"(","event":"scale","payload":{"cycle":)" + std::to_string(cycle) +
-		                   "}}]}";
+		std::string push, out;
+		AppendUserPush(push, "1", "2", "realtime:" + o_.topic, "scale",
+		               R"({"cycle":)" + std::to_string(cycle) + "}");
+		AppendClientFrame(out, kOpBinary, push, masks_.Next());
 		int64_t tb = MonoNs();
-		std::string resp =
-		    Http(o_, "POST", "/api/broadcast",
-		         "Authorization: Bearer " + jwt_ + "\r\nContent-Type: application/json\r\n", body);
-		if (resp.compare(0, 12, "HTTP/1.1 202") != 0)
+		if (!WriteAll(conns.back().fd.Get(), out))
 		{
-			std::printf("!! the REST broadcast was refused: %s\n", resp.substr(0, 200).c_str());
+			std::printf("!! the broadcast could not be sent\n");
 			ok = false;
 		}
 		ok &= WaitFor([&] { return broadcasts_ >= n_; }, 10000, "broadcasts");
@@ -195,11 +195,14 @@ public:
 		conns.clear(); /* closes every socket */
 		conns_ = nullptr;
 		int64_t tc = MonoNs();
-		long left = -1;
-		while (MonoNs() - tc < 30 * kNsPerSec && (left = ConnectedNow(o_)) != 0)
-			Sleep(50);
+		long left = 0;
+		if (o_.baseline)
+			Sleep(1000); /* no /metrics: a second for the closes to be seen */
+		else
+			while (MonoNs() - tc < 30 * kNsPerSec && (left = ConnectedNow(o_)) != 0)
+				Sleep(50);
 		double close_s = double(MonoNs() - tc) / kNsPerSec;
-		Sleep(1000); /* the sidecar returns freed memory on its next timer tick */
+		Sleep(1500); /* the sidecar returns freed memory on its next timer tick */
 		long rss_closed_kb = RssKb(o_.sidecar_pid);
 		if (left != 0)
 		{
@@ -389,13 +392,15 @@ ParseOptions(int argc, char **argv)
 			o.sidecar_pid = int(ParseDouble("--sidecar-pid", v));
 		else if (a == "--topic")
 			o.topic = v;
+		else if (a == "--baseline")
+			o.baseline = std::string_view(v) == "1";
 		else
 			Die("unknown option " + std::string(a));
 		i++;
 	}
 	if (o.port == 0 || o.secret.empty() || o.sidecar_pid == 0)
 		Die("usage: connections_client --port P --secret S --sidecar-pid PID [--connections N] "
-		    "[--cycles C] [--hold-ms MS] [--heartbeat-ms MS] [--host H] [--topic T]");
+		    "[--cycles C] [--hold-ms MS] [--heartbeat-ms MS] [--host H] [--topic T] [--baseline 1]");
 	return o;
 }
 

@@ -441,18 +441,7 @@ Publish(Conn &c, const Options &o)
 			payload = R"({"t":)" + std::to_string(now) + R"(,"seq":)" + std::to_string(seq) +
 			          R"(,"pad":")" + pad + R"("})";
 			frame.clear();
-			frame.push_back(char(3));
-			frame.push_back(char(kJoinRef.size()));
-			frame.push_back(char(ref.size()));
-			frame.push_back(char(topic.size()));
-			frame.push_back(char(o.event.size()));
-			frame.push_back(char(0)); /* metadata_len */
-			frame.push_back(char(1)); /* encoding: JSON */
-			frame.append(kJoinRef);
-			frame.append(ref);
-			frame.append(topic);
-			frame.append(o.event);
-			frame.append(payload);
+			AppendUserPush(frame, kJoinRef, ref, topic, o.event, payload);
 			AppendClientFrame(out, kOpBinary, frame, masks.Next());
 			r.published++;
 		}

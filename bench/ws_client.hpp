@@ -299,6 +299,26 @@ JoinMessage(const std::string &topic, const std::string &jwt)
 	       jwt + R"("}])";
 }
 
+/* A kind-3 user broadcast push (PROTOCOL.md 2.3), JSON payload, no metadata: the binary
+ * message realtime-js 2.119 sends for channel.send({type: "broadcast", ...}). */
+inline void
+AppendUserPush(std::string &out, std::string_view join_ref, std::string_view ref,
+               std::string_view topic, std::string_view event, std::string_view payload)
+{
+	out.push_back(char(3));
+	out.push_back(char(join_ref.size()));
+	out.push_back(char(ref.size()));
+	out.push_back(char(topic.size()));
+	out.push_back(char(event.size()));
+	out.push_back(char(0)); /* metadata_len */
+	out.push_back(char(1)); /* encoding: JSON */
+	out.append(join_ref);
+	out.append(ref);
+	out.append(topic);
+	out.append(event);
+	out.append(payload);
+}
+
 /* A kind-4 user broadcast (PROTOCOL.md 2.3), as views into the message. */
 struct UserBroadcast
 {
