@@ -400,7 +400,8 @@ ParseOptions(int argc, char **argv)
 	}
 	if (o.port == 0 || o.secret.empty() || o.sidecar_pid == 0)
 		Die("usage: connections_client --port P --secret S --sidecar-pid PID [--connections N] "
-		    "[--cycles C] [--hold-ms MS] [--heartbeat-ms MS] [--host H] [--topic T] [--baseline 1]");
+		    "[--cycles C] [--hold-ms MS] [--heartbeat-ms MS] [--host H] [--topic T] [--baseline "
+		    "1]");
 	return o;
 }
 
