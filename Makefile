@@ -198,4 +198,9 @@ bench-private: $(BUILD)/bench/private_client $(BUILD)/bench/load_client $(BUILD)
 bench-connections: $(BUILD)/bench/connections_client $(BUILD)/bench/load_client $(BUILD)/bench/baseline_server $(BUILD)/realtime-fanout
 	bench/connections.sh
 
-.PHONY: bench-connections bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes bench-private
+# Subscribers that stop reading (bench/slow_consumer.sh): the others' p50/p99 with and
+# without BENCH_STALLED of them, alternating runs; the stalled ones told and closed.
+bench-slow-consumer: $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
+	bench/slow_consumer.sh
+
+.PHONY: bench-slow-consumer bench-connections bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes bench-private

@@ -67,6 +67,7 @@ struct Options : Endpoint
 	int pad = 64;          /* bytes of "pad" in each payload */
 	int threads = 1;       /* receiver threads */
 	double drain = 5;      /* seconds to wait for stragglers after publishing */
+	int stalled = 0;       /* more subscribers that join and then never read */
 	double join_wait = 20; /* seconds to wait for every join reply */
 };
 
@@ -325,9 +326,10 @@ private:
 	int64_t cpu_ns_ = 0;
 };
 
-/* Blocking read of frames on the publisher until its join reply arrives. */
+/* Blocking read of frames on the publisher (or a stalled subscriber) until its join reply
+ * arrives. */
 void
-AwaitPublisherJoin(Conn &c, double timeout_s)
+AwaitJoin(Conn &c, double timeout_s)
 {
 	int64_t deadline = MonoNs() + int64_t(timeout_s * kNsPerSec);
 	for (;;)
@@ -469,6 +471,52 @@ Publish(Conn &c, const Options &o)
 	return r;
 }
 
+/* What a stalled subscriber got once it reads again: the server should have told it of
+ * the loss and closed it (PROTOCOL.md 3.10, docs/OPERATIONS.md slow clients). */
+struct StalledOutcome
+{
+	uint64_t delivered = 0;
+	bool told = false;        /* a `system` loss notice (reason slow_client) */
+	bool closed = false;      /* the server closed the socket */
+	bool close_frame = false; /* ... with a WebSocket close frame (code and reason) */
+};
+
+/* (Out of line: inlined into ReadFrames, GCC 12 warns of a moved-from string.) */
+[[gnu::noinline]] void
+NoteStalled(StalledOutcome &out, uint8_t opcode, std::string_view m)
+{
+	if (opcode == kOpBinary && m.starts_with('\x04'))
+		out.delivered++;
+	else if (opcode == kOpText && m.find("\"system\"") != std::string_view::npos &&
+	         m.find("slow_client") != std::string_view::npos)
+		out.told = true;
+}
+
+StalledOutcome
+ReadStalled(Conn &c, MaskSource &masks, double timeout_s)
+{
+	StalledOutcome out;
+	fcntl(c.fd.Get(), F_SETFL, fcntl(c.fd.Get(), F_GETFL) | O_NONBLOCK);
+	int64_t deadline = MonoNs() + int64_t(timeout_s * kNsPerSec);
+	auto on_message = [&](uint8_t opcode, std::string_view m, int64_t)
+	{
+		NoteStalled(out, opcode, m);
+		return true;
+	};
+	while (!out.closed && MonoNs() < deadline)
+	{
+		const char *why = ReadFrames(c.fd.Get(), c.rx, kRxChunk, masks, on_message);
+		if (why != nullptr)
+		{
+			out.closed = true;
+			out.close_frame = std::string_view(why) == "close frame";
+		}
+		else
+			usleep(1000);
+	}
+	return out;
+}
+
 /* Polite close: a masked close frame with code 1000, then FIN. */
 void
 CloseConn(Conn &c, MaskSource &masks)
@@ -486,7 +534,7 @@ Usage()
 {
 	std::fprintf(stderr, "usage: load_client --port N --secret S [--host 127.0.0.1] [--subs 100]\n"
 	                     "         [--rate 10000] [--seconds 10] [--pad 64] [--threads 1]\n"
-	                     "         [--channel bench] [--event bench] [--drain 5]\n"
+	                     "         [--channel bench] [--event bench] [--drain 5] [--stalled 0]\n"
 	                     "         [--path /realtime/v1/websocket]\n"
 	                     "       load_client --free-port   (print a free loopback TCP port)\n");
 	std::exit(2);
@@ -534,6 +582,8 @@ ParseArgs(int argc, char **argv)
 			o.threads = int(ParseDouble("--threads", v));
 		else if (a == "--drain")
 			o.drain = ParseDouble("--drain", v);
+		else if (a == "--stalled")
+			o.stalled = std::atoi(v);
 		else
 			Usage();
 	}
@@ -572,6 +622,17 @@ Main(int argc, char **argv)
 	ConnectWebSocket(pub, o, jwt);
 	if (!SendText(pub, masks, join))
 		Die("publisher join write failed");
+	/* the stalled ones: joined like the others, then never read until the end */
+	std::vector<std::unique_ptr<Conn>> stalled;
+	for (int i = 0; i < o.stalled; i++)
+	{
+		auto c = std::make_unique<Conn>();
+		ConnectWebSocket(*c, o, jwt);
+		if (!SendText(*c, masks, join))
+			Die("stalled subscriber join write failed");
+		AwaitJoin(*c, o.join_wait);
+		stalled.push_back(std::move(c));
+	}
 
 	std::vector<std::unique_ptr<Receiver>> receivers;
 	std::vector<std::thread> pool;
@@ -579,7 +640,7 @@ Main(int argc, char **argv)
 		receivers.push_back(std::make_unique<Receiver>(o, shared, std::move(g)));
 	for (auto &r : receivers)
 		pool.emplace_back([&r] { r->Run(); });
-	AwaitPublisherJoin(pub, o.join_wait);
+	AwaitJoin(pub, o.join_wait);
 
 	int64_t join_deadline = MonoNs() + int64_t(o.join_wait * kNsPerSec);
 	while (shared.joined.load() + shared.join_failed.load() < o.subs && MonoNs() < join_deadline)
@@ -605,6 +666,17 @@ Main(int argc, char **argv)
 	int64_t wall_end = MonoNs();
 	int64_t cpu_used = ProcessCpuNs() - cpu_before;
 
+	StalledOutcome st_all;
+	uint64_t st_told = 0, st_closed = 0, st_close_frame = 0;
+	for (auto &c : stalled)
+	{
+		StalledOutcome st = ReadStalled(*c, masks, 10);
+		st_all.delivered += st.delivered;
+		st_told += st.told;
+		st_closed += st.closed;
+		st_close_frame += st.close_frame;
+	}
+
 	Stats total;
 	int64_t receiver_cpu = 0;
 	for (auto &r : receivers)
@@ -621,24 +693,26 @@ Main(int argc, char **argv)
 	int64_t span = std::max<int64_t>(1, std::max(total.last_rx_ns, pr.end_ns) - pr.start_ns);
 	double wall = double(wall_end - pr.start_ns) / kNsPerSec;
 	auto ms = [](double ns) { return ns / 1e6; };
-	std::printf("result subs=%d rate=%.0f seconds=%.1f pad=%d threads=%d published=%" PRIu64
-	            " publish_rate=%.1f expected=%" PRIu64 " delivered=%" PRIu64 " lost=%" PRIu64
-	            " gaps=%" PRIu64 " out_of_order=%" PRIu64 " bad=%" PRIu64 " other=%" PRIu64
-	            " closed=%" PRIu64 " self=%" PRIu64
-	            " deliveries_per_s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f"
-	            " max_ms=%.3f pub_lag_max_ms=%.3f client_cpu_pct=%.0f receiver_cpu_pct=%.0f"
-	            " receiver_ns_per_delivery=%.0f\n",
-	            o.subs, o.rate, o.seconds, o.pad, threads, pr.published,
-	            double(pr.published) * kNsPerSec /
-	                double(std::max<int64_t>(1, pr.end_ns - pr.start_ns)),
-	            expected, total.delivered, lost, total.gaps, total.out_of_order, total.bad,
-	            total.other, total.closed, pr.self_deliveries,
-	            double(total.delivered) * kNsPerSec / double(span), ms(total.latency.Quantile(0.5)),
-	            ms(total.latency.Quantile(0.9)), ms(total.latency.Quantile(0.99)),
-	            ms(total.latency.Quantile(0.999)), ms(double(total.latency.Max())),
-	            ms(double(pr.max_lag_ns)), 100.0 * double(cpu_used) / kNsPerSec / wall,
-	            100.0 * double(receiver_cpu) / kNsPerSec / wall,
-	            double(receiver_cpu) / double(std::max<uint64_t>(1, total.delivered)));
+	std::printf(
+	    "result subs=%d rate=%.0f seconds=%.1f pad=%d threads=%d published=%" PRIu64
+	    " publish_rate=%.1f expected=%" PRIu64 " delivered=%" PRIu64 " lost=%" PRIu64
+	    " gaps=%" PRIu64 " out_of_order=%" PRIu64 " bad=%" PRIu64 " other=%" PRIu64
+	    " closed=%" PRIu64 " self=%" PRIu64
+	    " deliveries_per_s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f"
+	    " max_ms=%.3f pub_lag_max_ms=%.3f client_cpu_pct=%.0f receiver_cpu_pct=%.0f"
+	    " receiver_ns_per_delivery=%.0f stalled=%d stalled_delivered=%" PRIu64
+	    " stalled_told=%" PRIu64 " stalled_closed=%" PRIu64 " stalled_close_frame=%" PRIu64 "\n",
+	    o.subs, o.rate, o.seconds, o.pad, threads, pr.published,
+	    double(pr.published) * kNsPerSec / double(std::max<int64_t>(1, pr.end_ns - pr.start_ns)),
+	    expected, total.delivered, lost, total.gaps, total.out_of_order, total.bad, total.other,
+	    total.closed, pr.self_deliveries, double(total.delivered) * kNsPerSec / double(span),
+	    ms(total.latency.Quantile(0.5)), ms(total.latency.Quantile(0.9)),
+	    ms(total.latency.Quantile(0.99)), ms(total.latency.Quantile(0.999)),
+	    ms(double(total.latency.Max())), ms(double(pr.max_lag_ns)),
+	    100.0 * double(cpu_used) / kNsPerSec / wall,
+	    100.0 * double(receiver_cpu) / kNsPerSec / wall,
+	    double(receiver_cpu) / double(std::max<uint64_t>(1, total.delivered)), o.stalled,
+	    st_all.delivered, st_told, st_closed, st_close_frame);
 	std::fflush(stdout);
 	return pr.failed ? 4 : 0;
 }

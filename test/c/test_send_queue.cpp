@@ -189,6 +189,37 @@ TestDestructorReleases(void **)
 }
 
 void
+TestTruncateKeepsFrontAndControl(void **)
+{
+	SendQueue q(1000, 100, 5000);
+	QueuedFrame *a = Held(10), *b = Held(20), *c = Held(30);
+	q.Push(a, 0);
+	q.Push(b, 0);
+	assert_true(q.PushControl(c) == EnqueueResult::kQueued); /* a notice: it stays */
+	q.Push(b, 0);
+	assert_int_equal(q.Truncate(true), 2); /* a is partly written: it stays too */
+	assert_int_equal(q.size(), 2);
+	assert_int_equal(q.bytes(), a->frame->bytes.size() + c->frame->bytes.size());
+	assert_ptr_equal(q.Front(), a);
+	assert_int_equal(b->refs, 1);
+	q.Pop();
+	assert_ptr_equal(q.Front(), c);
+	assert_int_equal(q.Truncate(false), 0);
+	q.Pop();
+	assert_true(q.Empty());
+	q.Push(a, 0);
+	assert_int_equal(q.Truncate(false), 1);
+	assert_true(q.Empty());
+	assert_int_equal(q.bytes(), 0);
+	assert_int_equal(a->refs, 1);
+	ExpectPush(q, b, 0, EnqueueResult::kQueued); /* usable again */
+	q.Pop();
+	ReleaseQueuedFrame(a);
+	ReleaseQueuedFrame(b);
+	ReleaseQueuedFrame(c);
+}
+
+void
 TestOversizedSingleFrameDropped(void **)
 {
 	/* one frame larger than the whole cap can never be queued */
@@ -212,6 +243,7 @@ main(void)
 	    cmocka_unit_test(TestCloseAfterSustainedDrops),
 	    cmocka_unit_test(TestControlFramesBypassSoftCapOnly),
 	    cmocka_unit_test(TestDestructorReleases),
+	    cmocka_unit_test(TestTruncateKeepsFrontAndControl),
 	    cmocka_unit_test(TestOversizedSingleFrameDropped),
 	};
 	return cmocka_run_group_tests_name("send_queue", tests, nullptr, nullptr);

@@ -131,7 +131,8 @@ function serverSideOpen(port, clientPort) {
 }
 
 test('a subscriber that stops reading is cut off by the server, not kept with its queue', { timeout: 40000 }, async () => {
-	const side = await startSidecar(['--slow-client-close-ms', '1000', '--send-queue-kb', '256']);
+	// never reads again: closed once --slow-client-grace-ms is up too
+	const side = await startSidecar(['--slow-client-close-ms', '1000', '--slow-client-grace-ms', '1000', '--send-queue-kb', '256']);
 	sidecars.push(side);
 	const topic = `realtime:${uniq('stuck')}`;
 	const stuck = await RawClient.connect({ base: side.base });
@@ -167,5 +168,51 @@ test('a subscriber that stops reading is cut off by the server, not kept with it
 	} finally {
 		stuck.ws._socket.resume();
 		await Promise.all([stuck.terminate(), sender.close()]);
+	}
+});
+
+test('a subscriber that stops reading, then reads again, is told what it lost before the close 1008', { timeout: 60000 }, async () => {
+	const side = await startSidecar(['--slow-client-close-ms', '1000', '--slow-client-grace-ms', '30000', '--send-queue-kb', '256']);
+	sidecars.push(side);
+	const topic = `realtime:${uniq('stalled')}`;
+	const stalled = await RawClient.connect({ base: side.base });
+	const sender = await RawClient.connect({ base: side.base });
+	try {
+		await stalled.join(topic);
+		await sender.join(topic, { joinRef: '1', ref: '1' });
+		stalled.ws._socket.pause();
+		const filler = 'f'.repeat(60000);
+		let sent = 0;
+		const send = () => sender.push(topic, 'broadcast', { type: 'broadcast', event: 'load', payload: { i: sent++, filler } }, { joinRef: '1' });
+		for (let i = 0; i < 400; i++) {
+			send();
+			if (i % 20 === 19) {
+				await new Promise((r) => setTimeout(r, 20));
+			}
+		}
+		// over the cap until the server gives up on it (it logs so)
+		for (let i = 0; i < 200 && !side.output().includes('slow client closed'); i++) {
+			send();
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		assert.match(side.output(), /slow client closed/);
+		stalled.ws._socket.resume(); // within the grace: what the socket holds, the notice, the close
+		const closed = await within(stalled.closed, 20000, null);
+		assert.deepEqual(closed, { code: 1008, reason: 'client too slow' });
+		const frames = stalled.frames.items;
+		const got = frames.filter((f) => f.msg?.event === 'broadcast').length;
+		const notices = frames.filter((f) => f.msg?.event === 'system' && f.msg.topic === topic && f.msg.payload?.reasons?.slow_client > 0);
+		assert.ok(notices.length >= 1, 'no slow_client loss notice before the close');
+		const told = notices.reduce((n, f) => n + f.msg.payload.lost, 0);
+		assert.equal(notices.at(-1).msg.payload.status, 'error');
+		assert.equal(notices.at(-1).msg.payload.extension, 'broadcast');
+		assert.ok(frames.indexOf(notices.at(-1)) > frames.findLastIndex((f) => f.msg?.event === 'broadcast'), 'the last notice comes after the last message it got');
+		// each message either arrived or was counted in a notice (the last sends may follow the close)
+		assert.ok(got + told >= sent - 20 && got + told <= sent, `got ${got} + told ${told} of ${sent} sent`);
+		const hb = await sender.heartbeat(2000);
+		assert.deepEqual(hb.json[4], { status: 'ok', response: {} });
+	} finally {
+		stalled.ws._socket.resume();
+		await Promise.all([stalled.terminate(), sender.close()]);
 	}
 });

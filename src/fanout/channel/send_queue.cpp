@@ -44,6 +44,7 @@ SendQueue::PushControl(QueuedFrame *f)
 	size_t len = f->frame->bytes.size();
 	if (bytes_ + len > 2 * max_bytes_ || count_ >= 2 * max_items_)
 		return EnqueueResult::kClose;
+	f->control = true;
 	return Append(f, len);
 }
 
@@ -84,6 +85,32 @@ SendQueue::Pop()
 	/* the episode ends once the client has caught up to half the cap */
 	if (episode_start_ms_ >= 0 && bytes_ <= max_bytes_ / 2 && count_ <= max_items_ / 2)
 		episode_start_ms_ = -1;
+}
+
+size_t
+SendQueue::Truncate(bool keep_front)
+{
+	size_t kept = 0, gone = 0;
+	for (size_t i = 0; i < count_; i++)
+	{
+		QueuedFrame *f = ring_[(head_ + i) % ring_.size()];
+		if ((i == 0 && keep_front) || f->control)
+			ring_[(head_ + kept++) % ring_.size()] = f;
+		else
+		{
+			bytes_ -= f->frame->bytes.size();
+			ReleaseQueuedFrame(f);
+			gone++;
+		}
+	}
+	count_ = kept;
+	if (count_ == 0)
+	{
+		head_ = 0;
+		if (ring_.size() > kKeptSlots)
+			std::vector<QueuedFrame *>().swap(ring_);
+	}
+	return gone;
 }
 
 bool

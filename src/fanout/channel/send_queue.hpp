@@ -54,6 +54,12 @@ public:
 	}
 	/* Remove the front frame after it was written. */
 	void Pop();
+	/*
+	 * Release the fan-out frames a client being closed for slowness will never get: all
+	 * but the front one if keep_front (it is partly written) and the control frames
+	 * (replies, loss notices: what it is told). Returns how many went.
+	 */
+	size_t Truncate(bool keep_front);
 
 	size_t
 	bytes() const

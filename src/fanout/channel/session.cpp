@@ -113,7 +113,7 @@ Session::SendControl(std::shared_ptr<const Frame> frame)
 void
 Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms, Channel &ch, LossPart part)
 {
-	if (close_requested_)
+	if (close_requested_ || closing_slow_)
 		return; /* closing: nothing more for it */
 	bool was_empty = queue_.Empty();
 	switch (queue_.Push(f, now_ms))
@@ -130,12 +130,38 @@ Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms, Channel &ch, LossPart par
 		NoteLost(ch, part, LossReason::kSlowClient, 1, now_ms);
 		break;
 	case EnqueueResult::kClose:
-		Log(LogLevel::kWarning, "shard", "slow client closed session=%llu dropped=%llu",
-		    static_cast<unsigned long long>(id_),
-		    static_cast<unsigned long long>(queue_.dropped()));
-		RequestClose(LWS_CLOSE_STATUS_POLICY_VIOLATION, "client too slow");
+		CloseSlow(ch, part, now_ms);
 		break;
 	}
+}
+
+/*
+ * The socket kept its queue full for slow_client_close_ms. The messages still queued for it
+ * are dropped (counted on the channel that overflowed: the queue does not know the others';
+ * replies and earlier notices stay), each channel's loss notice goes next and then close 1008
+ * "client too slow". A client that reads again within slow_client_grace_ms gets them after what its
+ * socket already holds, so it learns what it missed (PROTOCOL.md 3.10); lws closes one that never
+ * reads when that time is up. Either way the queue it held is freed at once: waiting costs the
+ * socket and its session, no queue.
+ */
+void
+Session::CloseSlow(Channel &ch, LossPart part, int64_t now_ms)
+{
+	uint64_t gone = 1 + queue_.Truncate(head_offset_ > 0); /* + the one refused */
+	Metrics().Drop(DropReason::kSlowClient, gone);
+	Metrics().Lost(part, LossReason::kSlowClient, gone);
+	ch.lost.Add(part, LossReason::kSlowClient, gone);
+	Log(LogLevel::kWarning, "shard", "slow client closed session=%llu dropped=%llu",
+	    static_cast<unsigned long long>(id_),
+	    static_cast<unsigned long long>(queue_.dropped() + gone - 1));
+	closing_slow_ = true;
+	loss_pending_ = false;
+	for (auto &[topic, c] : channels_)
+		while (c->lost.Pending())
+			PushTo(*c, "system", c->lost.Take(c->sub_topic, now_ms));
+	CloseWhenFlushed(LWS_CLOSE_STATUS_POLICY_VIOLATION, "client too slow");
+	int grace_s = std::max(1, (shard_.config().slow_client_grace_ms + 999) / 1000);
+	lws_set_timeout(wsi_, PENDING_TIMEOUT_USER_OK, grace_s);
 }
 
 void

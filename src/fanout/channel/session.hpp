@@ -110,6 +110,8 @@ public:
 	void ShutdownTopic(const std::string &topic, std::string_view message);
 	/* Close with code once everything queued (delayed replies too) is written. */
 	void CloseWhenFlushed(uint16_t code, const char *reason);
+	/* Too slow for too long: drop what is queued, tell every channel, then close 1008. */
+	void CloseSlow(Channel &ch, LossPart part, int64_t now_ms);
 	/* End every channel whose token expired (shard timer, once a second). */
 	void ExpireChannels(int64_t now_s);
 	/* The channel joined as topic with this generation, if it is still there. */
@@ -192,6 +194,7 @@ private:
 	size_t held_total_ = 0;     /* bytes held by all channels (Session::Hold) */
 	bool counted_user_ = false; /* counts in Tenant::users (joined a channel) */
 	bool close_when_flushed_ = false;
+	bool closing_slow_ = false;     /* CloseSlow: loss notices and the close are all it gets */
 	bool logged_malformed_ = false; /* log the first bad frame at info, later ones at debug */
 	uint16_t close_code_ = 0;
 	const char *close_reason_ = "";

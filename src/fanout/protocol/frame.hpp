@@ -79,13 +79,14 @@ struct QueuedFrame
 {
 	std::shared_ptr<const Frame> frame;
 	uint32_t refs = 0;
+	bool control = false; /* a reply or notice (SendQueue::PushControl): kept by Truncate */
 };
 
 /* The one place QueuedFrame is allocated (intrusive count: no unique_ptr owner). */
 inline QueuedFrame *
 NewQueuedFrame(std::shared_ptr<const Frame> f)
 {
-	return new QueuedFrame{std::move(f), 0};
+	return new QueuedFrame{std::move(f), 0, false};
 }
 
 inline void

@@ -352,6 +352,9 @@ UsageText()
 	       "                                  (default 16384) [SEND_QUEUE_KB]\n"
 	       "  --slow-client-close-ms MS       a socket dropping messages this long is closed\n"
 	       "                                  (default 5000) [SLOW_CLIENT_CLOSE_MS]\n"
+	       "  --slow-client-grace-ms MS       then this long to read its loss notices and the\n"
+	       "                                  close (its queue is freed at once; default 30000)\n"
+	       "                                  [SLOW_CLIENT_GRACE_MS]\n"
 	       "  --log-level LEVEL               debug, info, warning or error (default info) "
 	       "[LOG_LEVEL]\n"
 	       "  --check                         diagnose --db and --ring-path (or every tenant of\n"
@@ -388,6 +391,7 @@ struct Options
 	          {"--idle-timeout-ms", "IDLE_TIMEOUT_MS", 1000, 3600000, &c.idle_timeout_ms},
 	          {"--send-queue-kb", "SEND_QUEUE_KB", 64, 1 << 20, &send_queue_kb},
 	          {"--slow-client-close-ms", "SLOW_CLIENT_CLOSE_MS", 100, 3600000, &c.slow_client_close_ms},
+	          {"--slow-client-grace-ms", "SLOW_CLIENT_GRACE_MS", 1000, 3600000, &c.slow_client_grace_ms},
 	      }},
 	      /* clang-format on */
 	      strs{{
@@ -412,7 +416,7 @@ struct Options
 	int send_queue_kb;
 	bool tenant_flag = false; /* --db, --ring-path, --jwt-*: not with --config */
 	std::array<IntOption, 9> limits;
-	std::array<IntOption, 8> ints;
+	std::array<IntOption, 9> ints;
 	std::array<StrOption, 10> strs;
 };
 

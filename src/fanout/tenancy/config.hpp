@@ -58,7 +58,8 @@ struct Config
 	int idle_timeout_ms = 60000;
 	size_t send_queue_bytes = 16u << 20; /* per-connection cap before dropping */
 	size_t send_queue_items = 65536;
-	int slow_client_close_ms = 5000; /* dropping for this long closes the socket */
+	int slow_client_close_ms = 5000;  /* dropping for this long closes the socket */
+	int slow_client_grace_ms = 30000; /* ... after its loss notices and close frame, or this */
 	int max_http_body_bytes = 8 << 20;
 	std::string log_level = "info";
 	/* the limits given by flags: the single tenant's, and the defaults of the file's tenants */
