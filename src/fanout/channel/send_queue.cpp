@@ -74,12 +74,7 @@ SendQueue::Pop()
 	QueuedFrame *f = ring_[head_];
 	head_ = (head_ + 1) % ring_.size();
 	count_--;
-	if (count_ == 0)
-	{
-		head_ = 0;
-		if (ring_.size() > kKeptSlots)
-			std::vector<QueuedFrame *>().swap(ring_);
-	}
+	ShrinkIfEmpty();
 	bytes_ -= f->frame->bytes.size();
 	ReleaseQueuedFrame(f);
 	/* the episode ends once the client has caught up to half the cap */
@@ -104,13 +99,19 @@ SendQueue::Truncate(bool keep_front)
 		}
 	}
 	count_ = kept;
-	if (count_ == 0)
-	{
-		head_ = 0;
-		if (ring_.size() > kKeptSlots)
-			std::vector<QueuedFrame *>().swap(ring_);
-	}
+	ShrinkIfEmpty();
 	return gone;
+}
+
+/* An empty queue starts again at slot 0 and gives a big ring back. */
+void
+SendQueue::ShrinkIfEmpty()
+{
+	if (count_ != 0)
+		return;
+	head_ = 0;
+	if (ring_.size() > kKeptSlots)
+		std::vector<QueuedFrame *>().swap(ring_);
 }
 
 bool

@@ -81,6 +81,7 @@ public:
 
 private:
 	EnqueueResult Append(QueuedFrame *f, size_t len);
+	void ShrinkIfEmpty();
 
 	/*
 	 * A ring of count_ frames from head_: an idle socket's queue holds no heap at all (a
