@@ -45,6 +45,8 @@ constexpr size_t kMaxTopicBytes = 255;
 constexpr size_t kMaxRefBytes = 255;
 /* Refused joins whose delayed reply is pending, per socket; more are not answered. */
 constexpr int kMaxDelayedReplies = 16;
+/* Largest single write a session assembles (queued frames coalesced, a big frame's piece). */
+constexpr size_t kCoalesceBytes = 64 * 1024;
 
 class Session final : public ChannelHost
 {
@@ -59,6 +61,12 @@ public:
 	int OnReceive(const char *in, size_t len);
 	/* lws says the socket can take data; -1 closes the connection. */
 	int OnWritable();
+	/*
+	 * The shard, at the end of the loop turn that queued frames for this socket: write them
+	 * now, coalesced, unless lws still holds bytes of an earlier write; what does not fit
+	 * waits for a writable callback (Shard::FlushWrites).
+	 */
+	void FlushWrites();
 
 	/*
 	 * Fan-out: queue a shard-local frame for channel ch, subject to the send-queue caps
@@ -196,6 +204,7 @@ private:
 	bool close_when_flushed_ = false;
 	bool closing_slow_ = false;     /* CloseSlow: loss notices and the close are all it gets */
 	bool logged_malformed_ = false; /* log the first bad frame at info, later ones at debug */
+	bool write_marked_ = false;     /* in the shard's FlushWrites list */
 	uint16_t close_code_ = 0;
 	const char *close_reason_ = "";
 };

@@ -99,8 +99,17 @@ StripEncodedLineBreaks(std::string_view head, std::string &out)
  */
 const lws_retry_bo_t kNoValidityChecks = {nullptr, 0, 0, 0, 0, 0};
 
+/*
+ * lws reads a socket rx_buffer_size + LWS_PRE bytes at a time (at most 4 KB) and holds a
+ * buffer that size for every socket. 1 KB reads made a client that sends fast (a publisher
+ * at 10,000 msg/s) take one loop turn per 7 messages: bench-broadcast p99 4 ms -> 20-60 ms.
+ * 2 KB (+1 KB a socket, 5.3 KB in all) brings most of it back; 4 KB all of it, at 7.3 KB
+ * a socket (docs/PERFORMANCE.md). tx_packet_size must be set with it: at 0, lws limits
+ * every send() to the rx buffer size and copies the rest of a write into its own buffer.
+ */
+constexpr size_t kRxBufferBytes = 2048 - LWS_PRE;
 const struct lws_protocols kProtocols[] = {
-    {"realtime", Shard::Callback, sizeof(SessionSlot), 1024, 0, nullptr, 0},
+    {"realtime", Shard::Callback, sizeof(SessionSlot), kRxBufferBytes, 0, nullptr, kCoalesceBytes},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0}, /* terminator */
 };
 
@@ -145,6 +154,11 @@ Shard::Start()
 			     * pass over all sockets (18,000 idle ones: 1,300 connects/s, not 11,000) */
 			    loop_ = ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) |
 			                        static_cast<unsigned>(EVFLAG_NOENV));
+			    /* once a loop turn, before it polls: what the turn queued leaves */
+			    ev_prepare_init(&prepare_, PrepareCb);
+			    prepare_.data = this;
+			    if (loop_ != nullptr)
+				    ev_prepare_start(loop_, &prepare_);
 			    void *loops[] = {loop_};
 			    info.options |= LWS_SERVER_OPTION_LIBEV;
 			    info.foreign_loops = loops;
@@ -198,6 +212,7 @@ Shard::Run()
 		context_ = nullptr;
 	}
 	lws_context_destroy(ctx); /* also closes the adopted listener and gate descriptors */
+	ev_prepare_stop(loop_, &prepare_);
 	ev_loop_destroy(loop_);
 	loop_ = nullptr;
 	listen_fd_ = -1;
@@ -488,6 +503,34 @@ uint64_t
 Shard::NextSessionId()
 {
 	return (static_cast<uint64_t>(index_ + 1) << 48) | next_session_seq_++;
+}
+
+void
+Shard::PrepareCb(struct ev_loop *, ev_prepare *w, int)
+{
+	static_cast<Shard *>(w->data)->FlushWrites();
+}
+
+void
+Shard::MarkForWrite(uint64_t session_id)
+{
+	write_marked_.push_back(session_id);
+}
+
+void
+Shard::FlushWrites()
+{
+	if (write_marked_.empty())
+		return;
+	write_batch_.swap(write_marked_); /* a write queues nothing, but stay safe if one did */
+	for (uint64_t id : write_batch_)
+	{
+		/* by id: a session closed since it was marked is simply gone */
+		auto it = sessions_.find(id);
+		if (it != sessions_.end())
+			it->second->FlushWrites();
+	}
+	write_batch_.clear();
 }
 
 void

@@ -18,6 +18,7 @@
 #include "server/hub.hpp"
 #include "ops/metrics.hpp"
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include <atomic>
@@ -29,8 +30,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-struct ev_loop; /* <ev.h> */
 
 namespace rt::fanout
 {
@@ -108,6 +107,8 @@ public:
 	Session *FindSession(uint64_t id) const;
 	void AddSession(Session *s);
 	void RemoveSession(Session *s);
+	/* The session has frames queued: it writes them at the end of this loop turn. */
+	void MarkForWrite(uint64_t session_id);
 	/*
 	 * A reload removed or changed tenant: each of its channels on this shard
 	 * gets "Server requested disconnect", then its sockets close with 1012.
@@ -119,6 +120,9 @@ public:
 	                    size_t len);
 
 private:
+	/* once a loop turn: the sessions marked by MarkForWrite write what they queued */
+	void FlushWrites();
+	static void PrepareCb(struct ev_loop *loop, ev_prepare *w, int revents);
 	void Run();
 	void OnAcceptable();
 	void OnHead(int fd, HeadStatus st, const UpgradeRequest &req, std::string_view head);
@@ -132,7 +136,8 @@ private:
 	const Config &config_;
 	Hub &hub_;
 	struct lws_context *context_ = nullptr;
-	::ev_loop *loop_ = nullptr; /* libev (epoll) runs the context: Start */
+	struct ev_loop *loop_ = nullptr; /* libev (epoll) runs the context: Start */
+	ev_prepare prepare_{};           /* FlushWrites before each poll */
 	struct lws_vhost *vhost_ = nullptr;
 	int listen_fd_ = -1;
 	struct lws *listener_wsi_ = nullptr; /* the listening socket, adopted as a raw descriptor */
@@ -154,7 +159,8 @@ private:
 	uint64_t next_session_seq_ = 1;
 	std::unordered_map<uint64_t, struct lws *> http_waiting_;
 	uint64_t next_http_wait_ = 1;
-	std::string scratch_; /* coalesced writes */
+	std::string scratch_;                              /* coalesced writes */
+	std::vector<uint64_t> write_marked_, write_batch_; /* MarkForWrite, by session id */
 
 	HandshakeGate gate_;
 	/* upgrades that passed the connect checks, by socket, until ESTABLISHED */
