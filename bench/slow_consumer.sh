@@ -8,7 +8,9 @@
 # the kernel's socket buffers and the queue are full; --slow-client-grace-ms its default
 # 30 s: PROTOCOL.md 3.10, docs/OPERATIONS.md) and build/bench/load_client runs of BENCH_SUBS
 # subscribers on one channel at BENCH_RATE msg/s of BENCH_PAD-byte payloads for
-# BENCH_SECONDS, alternating "without" (no stalled reader) and "with" (BENCH_STALLED more
+# BENCH_SECONDS (25: a stalled socket's kernel send buffer, up to 4 MB on loopback, takes
+# about 13 s to fill at 2,000 msg/s, then the queue and the close delay), alternating
+# "without" (no stalled reader) and "with" (BENCH_STALLED more
 # subscribers that join and then never read until the end, when each is read out: told of
 # its loss (a system notice, slow_client)? closed by the server with a close frame?),
 # BENCH_REPS runs of each, the order swapped every round. The others must get every
@@ -16,7 +18,7 @@
 # closed. Prints every run, the sidecar's RSS after it, and last:
 #   p99_without_ms=.. p99_with_ms=.. p99_ratio=.. p50_ratio=.. stalled_told=K/K stalled_closed=K/K
 #
-# Environment: BENCH_SUBS (100), BENCH_RATE (2000), BENCH_SECONDS (15), BENCH_STALLED (5),
+# Environment: BENCH_SUBS (100), BENCH_RATE (2000), BENCH_SECONDS (25), BENCH_STALLED (5),
 # BENCH_REPS (4), BENCH_PAD (64), BENCH_SEND_QUEUE_KB (512), BENCH_SLOW_CLIENT_CLOSE_MS
 # (3000), BENCH_PAUSE (2 s), BENCH_FANOUT (another realtime-fanout binary), BENCH_JWT_SECRET. Logs: build/bench/logs/slow-consumer-<time>/.
 set -uo pipefail
@@ -28,7 +30,7 @@ trap 'exit 130' INT TERM
 
 SUBS=${BENCH_SUBS:-100}
 RATE=${BENCH_RATE:-2000}
-SECS=${BENCH_SECONDS:-15}
+SECS=${BENCH_SECONDS:-25}
 STALLED=${BENCH_STALLED:-5}
 REPS=${BENCH_REPS:-4}
 PAD=${BENCH_PAD:-64}
