@@ -106,8 +106,8 @@ Session::FlushWrites()
 		RequestClose(LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed");
 		return;
 	}
-	if (!queue_.Empty() || lws_partial_buffered(wsi_))
-		lws_callback_on_writable(wsi_);
+	if (!queue_.Empty())
+		lws_callback_on_writable(wsi_); /* (a write lws buffered has asked for one already) */
 }
 
 void
