@@ -129,11 +129,15 @@ BENCH_CLUSTER_DIR=''
 BENCH_CONNINFO=''
 BENCH_SIDECAR_PID=''
 BENCH_SIDECAR_PORT=''
+BENCH_LOGDIR=''
 
 # Stop the cluster we started and remove its directory.
 bench_stop_cluster() {
 	if [ -n "$BENCH_CLUSTER_DIR" ]; then
 		bash scripts/cluster.sh stop "$BENCH_CLUSTER_DIR" >/dev/null 2>&1 || true
+		# the server's own log (the decoder worker's messages) outlives the cluster
+		[ -z "${BENCH_LOGDIR:-}" ] ||
+			cp "$BENCH_CLUSTER_DIR/log/postgres.log" "$BENCH_LOGDIR/postgres.log" 2>/dev/null || true
 		rm -rf "$BENCH_CLUSTER_DIR"
 		BENCH_CLUSTER_DIR=''
 	fi
@@ -188,6 +192,7 @@ bench_install_extension() {
 bench_db_setup() {
 	local dir=$1 title=$2
 	shift 2
+	BENCH_LOGDIR=$dir
 	echo "== build"
 	make -s "$@" >"$dir/make.log" 2>&1 || {
 		tail -20 "$dir/make.log" >&2

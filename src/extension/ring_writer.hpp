@@ -19,6 +19,9 @@ namespace rt::ext
 /* Milliseconds of CLOCK_MONOTONIC, the clock of ring heartbeats */
 uint64 MonotonicMs(void);
 
+/* Microseconds of the same clock */
+uint64 MonotonicUs(void);
+
 /*
  * Map the ring at realtime.ring_path: resume a compatible existing ring
  * (readers stay attached across worker restarts), else create a new file

@@ -12,7 +12,10 @@
  * goes on from where it stopped. Each time it is woken (a commit sets its
  * latch, or realtime.decoder_naptime passes) it decodes up to the flushed
  * WAL, appends each record to the ring from the write callback, wakes the
- * readers once per WAL record that produced output, and confirms the slot.
+ * readers once at the end (and every millisecond of a long batch), and
+ * confirms the slot. One wake-up per record cost a context switch each on a
+ * busy host: the woken reader preempted the decoder inside FUTEX_WAKE, and
+ * the records behind waited for the decoder to get a CPU back.
  *
  * Backpressure (ARCHITECTURE.md "Backpressure and loss"). With a live reader,
  * an append that would overwrite what it has not read (RT_RING_FULL) waits,
@@ -87,6 +90,7 @@ constexpr const char *kSlotName = "realtime";
 constexpr int kRestartSeconds = 2;
 constexpr long kStallPollMs = 10;        /* how often a paused writer looks at its reader */
 constexpr uint64 kConfirmEveryMs = 100;  /* confirm the slot at least this often in a long batch */
+constexpr uint64 kWakeEveryUs = 1000;    /* wake readers at least this often in a long batch */
 constexpr uint64 kSnapshotEveryMs = 100; /* LogStandbySnapshot first backoff step (see below) */
 constexpr uint64 kSnapshotBackoffMaxMs = 10000; /* ... and its longest */
 
@@ -306,7 +310,8 @@ MaybeLogSnapshot(XLogRecPtr flush, XLogRecPtr confirmed)
 /*
  * Decode the WAL written since the last call, up to the flushed position:
  * every committed transaction in it goes to the ring (the write callback).
- * The slot is confirmed at the end, and every 100 ms of a long batch so that
+ * Readers are woken at the end, and every kWakeEveryUs of a long batch; the
+ * slot is confirmed at the end, and every 100 ms of a long batch so that
  * its WAL can go while a backlog is decoded.
  */
 void
@@ -314,6 +319,7 @@ DecodeAvailable(void)
 {
 	XLogRecPtr flush = GetFlushRecPtr(nullptr);
 	uint64 last_confirm = rt::ext::MonotonicMs();
+	uint64 last_wake = rt::ext::MonotonicUs();
 	XLogRecPtr confirmed;
 	uint32 n = 0;
 
@@ -328,11 +334,11 @@ DecodeAvailable(void)
 			elog(ERROR, "could not find record for logical decoding: %s", errm);
 		if (record != nullptr)
 			LogicalDecodingProcessRecord(decoder, decoder->reader);
-		if (writer.notify)
+		if (writer.notify && (n & 15) == 0 && rt::ext::MonotonicUs() - last_wake >= kWakeEveryUs)
 		{
-			/* once per WAL record: a commit of 10,000 messages wakes readers once */
 			rt::ext::RingNotify();
 			writer.notify = false;
+			last_wake = rt::ext::MonotonicUs();
 		}
 		CHECK_FOR_INTERRUPTS();
 		if ((++n & 255) == 0 && rt::ext::MonotonicMs() - last_confirm >= kConfirmEveryMs)
@@ -341,6 +347,11 @@ DecodeAvailable(void)
 			(void)rt::ext::RingMaintain();
 			last_confirm = rt::ext::MonotonicMs();
 		}
+	}
+	if (writer.notify)
+	{
+		rt::ext::RingNotify();
+		writer.notify = false;
 	}
 	confirmed = Confirm(decoder->reader->EndRecPtr);
 	rt::ext::RingSetDecoded(confirmed);
