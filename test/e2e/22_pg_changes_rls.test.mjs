@@ -164,6 +164,28 @@ test('RLS with a two-column key and with a text key: each user its own rows', { 
 	assert.deepEqual(got(chans.u2, 'named'), [`it's "n2"`]);
 });
 
+test('integer keys in one batch, close together (one range scan) and far apart (= ANY): each user its own rows, none twice', { timeout: 20000 }, async () => {
+	// rows already in the range the dense batch spans, visible to user 1: not part of the batch
+	await db.query(`INSERT INTO ${S}.notes VALUES (1103, $1, 'old'), (1105, $1, 'old')`, [U1]);
+	const ch = await notesChannels();
+	// one statement, keys 1100..1110 but 1103 and 1105, users alternating: dense, one range
+	await db.query(`INSERT INTO ${S}.notes SELECT g, CASE WHEN g % 2 = 0 THEN $1::uuid ELSE $2::uuid END, 'dense'
+		FROM generate_series(1100, 1110) g WHERE g NOT IN (1103, 1105)`, [U1, U2]);
+	// keys far apart: one index probe per key
+	await db.query(`INSERT INTO ${S}.notes VALUES (2000, $1, 'sparse'), (500000, $2, 'sparse'), (900000, $1, 'sparse')`, [U1, U2]);
+	await db.query(`UPDATE ${S}.notes SET body = 'dense!' WHERE id BETWEEN 1100 AND 1110`);
+	await settle(ch);
+	const ids = (c, ev) => c.inbox.x.items.filter((p) => p.eventType === ev).map((p) => p.new.id)
+		.sort((a, b) => a - b);
+	assert.deepEqual(ids(ch.u1, 'INSERT'), [1100, 1102, 1104, 1106, 1108, 1110, 2000, 900000]);
+	assert.deepEqual(ids(ch.u2, 'INSERT'), [1101, 1107, 1109, 500000]);
+	assert.deepEqual(ids(ch.u1, 'UPDATE'), [1100, 1102, 1103, 1104, 1105, 1106, 1108, 1110]);
+	assert.deepEqual(ids(ch.u2, 'UPDATE'), [1101, 1107, 1109]);
+	assert.deepEqual(ids(ch.anon, 'INSERT'), []);
+	assert.equal(ids(ch.svc, 'INSERT').length, 12);
+	await db.query(`DELETE FROM ${S}.notes WHERE id >= 1100`);
+});
+
 test('a policy that errors for one user hides that user\'s rows only', { timeout: 20000 }, async () => {
 	const chans = {};
 	for (const who of ['u2', 'u1', 'svc']) {

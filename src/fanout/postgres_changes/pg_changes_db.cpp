@@ -14,6 +14,8 @@
 
 #include <cstdlib>
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <functional>
 #include <span>
 #include <iterator>
@@ -714,14 +716,43 @@ PgChangesDb::ByValue(const VisibilityCheck &v)
 	       FindKeyType(v.pk_type) != nullptr;
 }
 
+/*
+ * Integer keys that lie close together (rows of a serial or identity column,
+ * inserted in key order): one index range scan from the lowest to the highest
+ * finds them all, where = ANY descends the index once per key. The range may
+ * also hold rows of other transactions; their keys are not asked for and are
+ * ignored in the answer; the range spans fewer than 2 x keys + kRangeSlack values.
+ */
+bool
+PgChangesDb::DenseRange(const VisibilityCheck &v, int64_t &lo, int64_t &hi)
+{
+	constexpr uint64_t kRangeSlack = 64;
+	if (!ByValue(v) || v.count < 2 ||
+	    (v.pk_type != "int2" && v.pk_type != "int4" && v.pk_type != "int8"))
+		return false;
+	for (size_t k = 0; k < v.count; k++)
+	{
+		std::string_view t = v.key_values[k];
+		int64_t n = 0;
+		auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+		if (ec != std::errc() || end != t.data() + t.size())
+			return false;
+		lo = k == 0 ? n : std::min(lo, n);
+		hi = k == 0 ? n : std::max(hi, n);
+	}
+	uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+	return span < 2 * v.count + kRangeSlack;
+}
+
 const std::string &
-PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql)
+PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool range, bool &fresh,
+                                 std::string &sql)
 {
 	std::string key = std::to_string(v.relid) + '\n' + v.schema + '\n' + v.table;
 	for (const std::string &c : v.pk_columns)
 		key += '\n' + c;
 	bool by_value = ByValue(v);
-	key += by_value ? "\nv" : "\ne";
+	key += range ? "\nr" : by_value ? "\nv" : "\ne";
 	auto it = vis_names_.find(key);
 	fresh = it == vis_names_.end();
 	if (!fresh)
@@ -736,7 +767,13 @@ PgChangesDb::VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::str
 	 * answer with positions.
 	 */
 	std::string rel = Quoted(conn_, v.schema) + "." + Quoted(conn_, v.table);
-	if (by_value)
+	if (range)
+	{
+		std::string c = Quoted(conn_, v.pk_columns[0]);
+		sql = "SELECT pg_catalog.to_jsonb(t." + c + ")::text FROM " + rel + " AS t WHERE t." + c +
+		      " BETWEEN $1::pg_catalog.int8 AND $2::pg_catalog.int8";
+	}
+	else if (by_value)
 	{
 		std::string c = Quoted(conn_, v.pk_columns[0]);
 		sql = "SELECT pg_catalog.to_jsonb(t." + c + ")::text FROM " + rel + " AS t WHERE t." + c +
@@ -811,17 +848,20 @@ ReadVisible(const PGresult *r, bool by_value, VisibilityCheck &v)
  * "not visible".
  */
 bool
-PgChangesDb::PrepareVisibility(std::span<VisibilityCheck> vis, std::vector<std::string> &names,
-                               std::vector<uint8_t> &fresh)
+PgChangesDb::PrepareVisibility(std::span<VisibilityCheck> vis, VisibilityRound &round)
 {
+	std::vector<std::string> &names = round.names;
+	std::vector<uint8_t> &fresh = round.fresh;
 	for (size_t i = 0; i < vis.size(); i++)
 	{
 		bool is_new = false;
 		std::string sql;
-		names[i] = VisibilityStatement(vis[i], is_new, sql);
+		bool range = round.params[i][1] != nullptr;
+		names[i] = VisibilityStatement(vis[i], range, is_new, sql);
 		fresh[i] = is_new;
 		vis[i].visible.assign(vis[i].count, 0);
-		if (is_new && (PQsendPrepare(conn_, names[i].c_str(), sql.c_str(), 1, nullptr) != 1 ||
+		int nparams = range ? 2 : 1;
+		if (is_new && (PQsendPrepare(conn_, names[i].c_str(), sql.c_str(), nparams, nullptr) != 1 ||
 		               PQpipelineSync(conn_) != 1))
 			return false;
 	}
@@ -853,9 +893,11 @@ PgChangesDb::VisibilityPass(std::span<VisibilityCheck> vis, const VisibilityRoun
 	{
 		VisibilityCheck &v = vis[i];
 		const char *claims[] = {v.role->c_str(), v.claims_json->c_str(), v.sub->c_str()};
-		const char *keys[] = {round.params[i]->c_str()};
+		const auto &p = round.params[i];
+		const char *keys[] = {p[0]->c_str(), p[1] != nullptr ? p[1]->c_str() : nullptr};
 		if (PQsendQueryPrepared(conn_, "rt_claims", 3, claims, nullptr, nullptr, 0) != 1 ||
-		    PQsendQueryPrepared(conn_, round.names[i].c_str(), 1, keys, nullptr, nullptr, 0) != 1)
+		    PQsendQueryPrepared(conn_, round.names[i].c_str(), p[1] != nullptr ? 2 : 1, keys,
+		                        nullptr, nullptr, 0) != 1)
 			return false;
 	}
 	if (PQpipelineSync(conn_) != 1 || PQflush(conn_) != 0)
@@ -916,21 +958,35 @@ PgChangesDb::RunVisibilityOnce(std::span<VisibilityCheck> vis, std::string &err)
 	if (!Connect(err))
 		return false;
 	VisibilityRound round{
-	    std::vector<std::string>(vis.size()), std::vector<uint8_t>(vis.size(), 0), {}, {}};
-	if (!PrepareVisibility(vis, round.names, round.fresh))
-		return Fail(err);
-	/* array literals of one-column keys, one per key list (groups share lists) */
+	    std::vector<std::string>(vis.size()), std::vector<uint8_t>(vis.size(), 0), {}, {}, {}};
+	/* one-column keys: a range or an array literal, once per key list (groups share lists) */
 	round.params.resize(vis.size());
 	for (size_t i = 0; i < vis.size(); i++)
 	{
-		round.params[i] = vis[i].keys_json.get();
+		const std::string *list = vis[i].keys_json.get();
+		round.params[i] = {list, nullptr};
 		if (!ByValue(vis[i]))
 			continue;
-		std::string &a = round.arrays[vis[i].keys_json.get()];
-		if (a.empty())
-			a = KeyArrayLiteral(vis[i].key_values);
-		round.params[i] = &a;
+		auto r = round.ranges.find(list);
+		auto a = round.arrays.find(list);
+		if (r == round.ranges.end() && a == round.arrays.end())
+		{
+			int64_t lo = 0, hi = 0;
+			if (DenseRange(vis[i], lo, hi))
+				r = round.ranges
+				        .emplace(list,
+				                 std::array<std::string, 2>{std::to_string(lo), std::to_string(hi)})
+				        .first;
+			else
+				a = round.arrays.emplace(list, KeyArrayLiteral(vis[i].key_values)).first;
+		}
+		if (r != round.ranges.end())
+			round.params[i] = {&r->second[0], &r->second[1]};
+		else
+			round.params[i] = {&a->second, nullptr};
 	}
+	if (!PrepareVisibility(vis, round))
+		return Fail(err);
 	std::vector<size_t> todo;
 	for (size_t i = 0; i < vis.size(); i++)
 		todo.push_back(i);

@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <array>
 #include <map>
 #include <memory>
 #include <string_view>
@@ -167,18 +168,21 @@ private:
 		std::vector<std::string> names;
 		std::vector<uint8_t> fresh;
 		std::map<const std::string *, std::string> arrays; /* one-column key array literals */
-		std::vector<const std::string *> params;
+		/* dense integer keys: the lowest and highest, as text */
+		std::map<const std::string *, std::array<std::string, 2>> ranges;
+		std::vector<std::array<const std::string *, 2>> params; /* 1 or 2 per check */
 	};
 	bool RunVisibilityOnce(std::span<VisibilityCheck> vis, std::string &err);
 	bool RunPrivilegesOnce(std::span<PrivilegeCheck> privs, std::string &err);
-	bool PrepareVisibility(std::span<VisibilityCheck> vis, std::vector<std::string> &names,
-	                       std::vector<uint8_t> &fresh);
+	bool PrepareVisibility(std::span<VisibilityCheck> vis, VisibilityRound &round);
 	bool VisibilityPass(std::span<VisibilityCheck> vis, const VisibilityRound &round,
 	                    std::vector<size_t> &todo, bool read_prepares);
 	void ForgetStatement(const std::string &name);
 	static bool ByValue(const VisibilityCheck &v);
+	static bool DenseRange(const VisibilityCheck &v, int64_t &lo, int64_t &hi);
 	bool Fail(std::string &err); /* err = the connection's error; disconnects; false */
-	const std::string &VisibilityStatement(const VisibilityCheck &v, bool &fresh, std::string &sql);
+	const std::string &VisibilityStatement(const VisibilityCheck &v, bool range, bool &fresh,
+	                                       std::string &sql);
 
 	std::string conninfo_;
 	const char *application_name_;
