@@ -172,7 +172,7 @@ test('a subscriber that stops reading is cut off by the server, not kept with it
 });
 
 test('a subscriber that stops reading, then reads again, is told what it lost before the close 1008', { timeout: 60000 }, async () => {
-	const side = await startSidecar(['--slow-client-close-ms', '1000', '--slow-client-grace-ms', '30000', '--send-queue-kb', '256']);
+	const side = await startSidecar(['--slow-client-close-ms', '5000', '--slow-client-grace-ms', '30000', '--send-queue-kb', '256']);
 	sidecars.push(side);
 	const topic = `realtime:${uniq('stalled')}`;
 	const stalled = await RawClient.connect({ base: side.base });
