@@ -165,16 +165,15 @@ for table in rls norls; do
 			continue
 		fi
 		dps=$(median_of $table "$rate" deliveries_per_s) p99=$(median_of $table "$rate" p99_ms)
-		bad=$(($(sum_of $table "$rate" lost) + $(sum_of $table "$rate" late) + $(sum_of $table "$rate" dup) + $(sum_of $table "$rate" foreign)))
+		lost=$(sum_of $table "$rate" lost) late=$(sum_of $table "$rate" late)
+		dup=$(sum_of $table "$rate" dup) foreign=$(sum_of $table "$rate" foreign)
+		bad=$((lost + late + dup + foreign)) wrong=$((dup + foreign))
 		printf '%-5s rate=%s rows/s deliveries_per_s=%s p50_ms=%s p99_ms=%s max_ms=%s send_rate=%s send_lag_max_ms=%s late=%s lost=%s dup=%s foreign=%s sidecar_cpu_pct=%s decoder_cpu_pct=%s rls_backend_cpu_pct=%s client_cpu_pct=%s runs=%s/%s\n' \
 			$table "$rate" "$dps" "$(median_of $table "$rate" p50_ms)" "$p99" \
 			"$(median_of $table "$rate" max_ms)" "$(median_of $table "$rate" send_rate)" \
-			"$(median_of $table "$rate" send_lag_max_ms)" "$(sum_of $table "$rate" late)" "$(sum_of $table "$rate" lost)" \
-			"$(sum_of $table "$rate" dup)" "$(sum_of $table "$rate" foreign)" \
+			"$(median_of $table "$rate" send_lag_max_ms)" "$late" "$lost" "$dup" "$foreign" \
 			"$(median_of $table "$rate" sidecar_cpu_pct)" "$(median_of $table "$rate" decoder_cpu_pct)" \
 			"$(median_of $table "$rate" rls_backend_cpu_pct)" "$(median_of $table "$rate" client_cpu_pct)" "$n" "$REPS"
-		wrong=$(($(sum_of $table "$rate" dup) + $(sum_of $table "$rate" foreign)))
-		lost=$(sum_of $table "$rate" lost)
 		under=0
 		awk -v p="$p99" -v l="$P99_LIMIT" 'BEGIN { exit !(p == p + 0 && p < l) }' && under=1
 		# a repeat or a row shown to the wrong user is never load; a loss is, only past the limit

@@ -135,9 +135,12 @@ BENCH_LOGDIR=''
 bench_stop_cluster() {
 	if [ -n "$BENCH_CLUSTER_DIR" ]; then
 		bash scripts/cluster.sh stop "$BENCH_CLUSTER_DIR" >/dev/null 2>&1 || true
-		# the server's own log (the decoder worker's messages) outlives the cluster
-		[ -z "${BENCH_LOGDIR:-}" ] ||
-			cp "$BENCH_CLUSTER_DIR/log/postgres.log" "$BENCH_LOGDIR/postgres.log" 2>/dev/null || true
+		# the server's own log (the decoder worker's messages) outlives the cluster; a cluster
+		# that never started has none
+		local log=$BENCH_CLUSTER_DIR/log/postgres.log
+		if [ -n "$BENCH_LOGDIR" ] && [ -f "$log" ]; then
+			cp "$log" "$BENCH_LOGDIR/postgres.log" || echo "bench: could not keep $log" >&2
+		fi
 		rm -rf "$BENCH_CLUSTER_DIR"
 		BENCH_CLUSTER_DIR=''
 	fi

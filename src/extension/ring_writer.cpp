@@ -196,21 +196,18 @@ namespace rt::ext
 {
 
 uint64
-MonotonicMs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<uint64>(ts.tv_sec) * 1000 + static_cast<uint64>(ts.tv_nsec) / 1000000;
-}
-
-uint64
 MonotonicUs(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return static_cast<uint64>(ts.tv_sec) * 1000000 + static_cast<uint64>(ts.tv_nsec) / 1000;
+}
+
+uint64
+MonotonicMs(void)
+{
+	return MonotonicUs() / 1000;
 }
 
 void
