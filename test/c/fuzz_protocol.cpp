@@ -7,7 +7,8 @@
  * Each input is tried as a v1 and a v2 text frame and as a binary frame. Besides
  * crashes and sanitizer reports, it traps when an accepted frame does not
  * survive re-encoding, or when a kind-3 push would not give valid JSON text to
- * a vsn 1.0.0 subscriber.
+ * a vsn 1.0.0 subscriber, or when the envelope salvaged from a refused frame
+ * would not make a reply that parses.
  */
 #include "fuzz_check.hpp"
 #include "base/json.hpp"
@@ -25,6 +26,22 @@ using namespace rt::fanout;
 
 using rt::fuzz::Check;
 
+/* A refused frame: what SalvageEnvelope takes from it must make a reply that parses. */
+void
+Refused(std::string_view frame, bool binary, Vsn vsn)
+{
+	std::optional<Envelope> e = SalvageEnvelope(frame, binary, vsn);
+	if (!e)
+		return;
+	Check(e->ref.has_value());
+	std::string reply = EncodeText(vsn, e->join_ref, e->ref, e->topic, "phx_reply",
+	                               R"({"status":"error","response":{}})");
+	rapidjson::Document doc;
+	Check(json::Parse(doc, reply));
+	Result<Inbound> back = DecodeText(reply, vsn);
+	Check(back.ok() && back.value().ref == e->ref && back.value().topic == e->topic);
+}
+
 /* Decode, re-encode, decode again: the same message must come back. */
 void
 TextRoundTrip(std::string_view frame, Vsn vsn)
@@ -33,6 +50,7 @@ TextRoundTrip(std::string_view frame, Vsn vsn)
 	if (!r.ok())
 	{
 		Check(r.error().code == ErrorCode::kMalformedMessage);
+		Refused(frame, false, vsn);
 		return;
 	}
 	const Inbound &m = r.value();
@@ -54,6 +72,7 @@ Binary(std::string_view frame)
 	if (!r.ok())
 	{
 		Check(r.error().code == ErrorCode::kMalformedMessage);
+		Refused(frame, true, Vsn::k2);
 		return;
 	}
 	const Inbound &m = r.value();

@@ -28,11 +28,13 @@ using rt::fanout::DecodeBinary;
 using rt::fanout::DecodeText;
 using rt::fanout::EncodeText;
 using rt::fanout::EncodeUserBroadcast;
+using rt::fanout::Envelope;
 using rt::fanout::ErrorCode;
 using rt::fanout::Inbound;
 using rt::fanout::kMaxJsonDepth;
 using rt::fanout::ParseVsn;
 using rt::fanout::Result;
+using rt::fanout::SalvageEnvelope;
 using rt::fanout::UserBroadcastPayload;
 using rt::fanout::Vsn;
 namespace json = rt::fanout::json;
@@ -839,6 +841,69 @@ TestParseVsn(void **)
 	}
 }
 
+/* A refused frame still yields the ref its sender waits on, when it can be read (PROTOCOL.md 1.6).
+ */
+void
+TestSalvageEnvelope(void **)
+{
+	/* vsn 2.0.0 text: the payload holds a lone surrogate escape (JSON.stringify("\ud800")) */
+	std::string v2 =
+	    R"(["1","7","realtime:room","broadcast",{"type":"broadcast","payload":{"s":"\ud800"}}])";
+	ASSERT_MALFORMED(DecodeText(v2, Vsn::k2));
+	std::optional<Envelope> e = SalvageEnvelope(v2, false, Vsn::k2);
+	assert_true(e.has_value());
+	assert_true(e->join_ref == std::optional<std::string>("1"));
+	assert_true(e->ref == std::optional<std::string>("7"));
+	ASSERT_BYTES(e->topic, "realtime:room");
+	ASSERT_BYTES(e->event, "broadcast");
+
+	/* vsn 1.0.0: realtime-js writes the payload before ref, so the rest is read past it */
+	std::string v1 = R"({"topic":"realtime:a","event":"broadcast","payload":{"x":"\ud800",)"
+	                 R"("deep":[[[[1e999]]]]},"ref":"9","join_ref":"3"})";
+	ASSERT_MALFORMED(DecodeText(v1, Vsn::k1));
+	e = SalvageEnvelope(v1, false, Vsn::k1);
+	assert_true(e.has_value());
+	assert_true(e->ref == std::optional<std::string>("9"));
+	assert_true(e->join_ref == std::optional<std::string>("3"));
+	ASSERT_BYTES(e->topic, "realtime:a");
+
+	/* invalid UTF-8 inside the payload does not hide the envelope before it */
+	std::string raw = "[null,\"2\",\"t\",\"e\",{\"a\":\"\xff\"}]";
+	e = SalvageEnvelope(raw, false, Vsn::k2);
+	assert_true(e.has_value() && !e->join_ref && e->ref == std::optional<std::string>("2"));
+
+	/* truncated after the event: the four fields were read */
+	e = SalvageEnvelope(R"(["1","4","t","e",{"a":)", false, Vsn::k2);
+	assert_true(e.has_value() && e->ref == std::optional<std::string>("4"));
+
+	/* nothing to answer: no ref, no topic, wrong root, a bad ref, a bad topic */
+	for (std::string bad : {R"(["1",null,"t","e",{"a":"\ud800"}])"s, R"(["1","2")"s,
+	                        R"({"ref":"1","topic":"t"})"s, R"(["1","\udc00","t","e",{}])"s,
+	                        "[\"1\",\"2\",\"\xc3\",\"e\",{}]"s, ""s, "\"x\""s, Repeat('[', 100000)})
+		assert_false(SalvageEnvelope(bad, false, Vsn::k2).has_value());
+	assert_false(SalvageEnvelope(R"(["1","2","t","e",{}])", false, Vsn::k1).has_value());
+	assert_false(
+	    SalvageEnvelope(R"({"topic":"t","payload":{"a":"\ud800"}})", false, Vsn::k1).has_value());
+
+	/* binary kind 3 with a payload that is not JSON: the header tells */
+	std::string k3 = Kind3("5", "6", "realtime:b", "cursor", "", 1, "{\"s\":\"\\ud800\"}");
+	ASSERT_MALFORMED(DecodeBinary(k3));
+	e = SalvageEnvelope(k3, true, Vsn::k2);
+	assert_true(e.has_value());
+	assert_true(e->join_ref == std::optional<std::string>("5"));
+	assert_true(e->ref == std::optional<std::string>("6"));
+	ASSERT_BYTES(e->topic, "realtime:b");
+	ASSERT_BYTES(e->event, "broadcast");
+	/* a header running past the end, another kind, an invalid ref: nothing */
+	assert_false(SalvageEnvelope(k3.substr(0, 9), true, Vsn::k2).has_value());
+	std::string other = k3;
+	other[0] = 4;
+	assert_false(SalvageEnvelope(other, true, Vsn::k2).has_value());
+	assert_false(
+	    SalvageEnvelope(Kind3("5", "\xff", "t", "e", "", 1, "{"), true, Vsn::k2).has_value());
+	assert_false(SalvageEnvelope(Kind3("5", "", "t", "e", "", 1, "{"), true, Vsn::k2).has_value());
+}
+
 } // namespace
 
 int
@@ -878,6 +943,7 @@ main(void)
 	    cmocka_unit_test(TestUserBroadcastPayload),
 	    cmocka_unit_test(TestParseVsn),
 	    cmocka_unit_test(TestJsonParseRefusesSurrogates),
+	    cmocka_unit_test(TestSalvageEnvelope),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, nullptr, nullptr);
 }

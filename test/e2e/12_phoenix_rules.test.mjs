@@ -1,6 +1,6 @@
 // 12 Phoenix rules (PROTOCOL.md 2.5, 3.1, 3.5, 11): unmatched topics, leave
 // then close, duplicate joins, stale join_refs, access_token without reply,
-// unknown events ignored, and the empty topic name.
+// unknown events dropped (told when they have a ref), and the empty topic name.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -144,13 +144,21 @@ test('access_token on a joined topic: no reply, the channel keeps working', { ti
 		assert.equal(got.msg.payload.event, 'still-here');
 	}));
 
-test('unknown channel events are ignored without reply', { timeout: 5000 }, () =>
+test('unknown channel events are dropped, answered with an error naming the event when they have a ref', { timeout: 5000 }, () =>
 	withRaw(1, async (s) => {
 		const topic = `realtime:${uniq()}`;
 		await s.join(topic, { joinRef: '1', ref: '1' });
+		const from = s.frames.items.length;
 		s.push(topic, 'no_such_event', { a: 1 }, { joinRef: '1', ref: '2' });
 		s.push(topic, 'phx_reply', {}, { joinRef: '1', ref: '3' });
-		assert.deepEqual(await framesUntilHeartbeat(s), []);
+		s.sendText(JSON.stringify(['1', null, topic, 'no_ref_event', {}]));
+		const unknown = (event) => ({ status: 'error', response: { reason: `unknown event: ${event}` } });
+		const hb = await s.heartbeat(2000);
+		const frames = s.frames.items.slice(from).filter((f) => f !== hb);
+		assert.deepEqual(frames.map((f) => f.json), [
+			['1', '2', topic, 'phx_reply', unknown('no_such_event')],
+			['1', '3', topic, 'phx_reply', unknown('phx_reply')],
+		]);
 		s.push(topic, 'phx_leave', {}, { joinRef: '1', ref: '4' });
 		assert.deepEqual((await s.reply('4')).json, ['1', '4', topic, 'phx_reply', OK], 'the channel is still joined');
 	}));

@@ -41,8 +41,9 @@ BroadcastPart::Push(ChannelHost &host, Channel &ch, Inbound &m)
 	size_t size = m.user_broadcast ? m.user_payload.size() : m.payload.size();
 	if (size > static_cast<size_t>(cfg.max_payload_bytes))
 	{
+		/* upstream replies only with ack; a ref is enough here: told, not timed out */
 		host.Metrics().Drop(DropReason::kPayloadTooLarge);
-		if (ch.broadcast.ack)
+		if (m.ref)
 			host.ReplyTo(ch, m.ref, R"({"status":"error","response":"payload_size_exceeded"})");
 		return;
 	}

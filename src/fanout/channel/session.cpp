@@ -387,13 +387,7 @@ Session::OnReceive(const char *in, size_t len)
 	                                                          "binary frame on vsn 1.0.0"}))
 	               : DecodeText(msg, vsn_);
 	if (!r.ok())
-	{
-		/* the first bad frame of a socket is worth a line; a flood of them is not */
-		Log(logged_malformed_ ? LogLevel::kDebug : LogLevel::kInfo, "shard",
-		    "MalformedWebSocketMessage: %s session=%llu", r.error().message.c_str(),
-		    static_cast<unsigned long long>(id_));
-		logged_malformed_ = true;
-	}
+		RefuseMalformed(msg, r.error().message);
 	else
 	{
 		const std::string &ev = r.value().event;
@@ -407,6 +401,28 @@ Session::OnReceive(const char *in, size_t len)
 	if (rx_.capacity() > 1 << 20)
 		rx_.shrink_to_fit(); /* do not keep a huge buffer for an idle client */
 	return 0;
+}
+
+/*
+ * A frame the codec refused is dropped, counted and logged; the socket stays open
+ * (PROTOCOL.md 1.6). When its ref can still be read, the sender is told why at
+ * once rather than left to time out.
+ */
+void
+Session::RefuseMalformed(std::string_view frame, const std::string &why)
+{
+	Metrics().Drop(DropReason::kMalformed);
+	/* the first bad frame of a socket is worth a line; a flood of them is not */
+	Log(logged_malformed_ ? LogLevel::kDebug : LogLevel::kInfo, "shard",
+	    "MalformedWebSocketMessage: %s session=%llu", why.c_str(),
+	    static_cast<unsigned long long>(id_));
+	logged_malformed_ = true;
+	std::optional<Envelope> env = SalvageEnvelope(frame, rx_binary_, vsn_);
+	if (!env || env->ref->size() > kMaxRefBytes || env->topic.size() > kMaxTopicBytes ||
+	    (env->join_ref && env->join_ref->size() > kMaxRefBytes))
+		return;
+	Reply(env->join_ref, env->ref, env->topic,
+	      ReplyErrorReason("MalformedWebSocketMessage: " + why));
 }
 
 void

@@ -163,6 +163,7 @@ public:
 
 private:
 	void HandleMessage(Inbound &m);
+	void RefuseMalformed(std::string_view frame, const std::string &why);
 	void HandleChannelEvent(Inbound &m, Channel &ch);
 	void HandleJoin(Inbound &m);
 	bool JoinTopicAllowed(const Inbound &m);

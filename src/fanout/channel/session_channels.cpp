@@ -161,7 +161,10 @@ Session::HandleChannelEvent(Inbound &m, Channel &ch)
 			return;
 		}
 	}
+	Metrics().Drop(DropReason::kUnknownEvent);
 	Log(LogLevel::kDebug, "shard", "ignored event on %s", m.topic.c_str());
+	if (m.ref)
+		ReplyTo(ch, m.ref, ReplyErrorReason("unknown event: " + m.event));
 }
 
 /*
@@ -357,6 +360,9 @@ Session::Hold(Channel &ch, Inbound &m)
 		Metrics().Drop(DropReason::kHeldOverflow);
 		Log(LogLevel::kInfo, "shard", "channel busy authorizing: message dropped session=%llu",
 		    static_cast<unsigned long long>(id_));
+		if (m.ref)
+			ReplyTo(ch, m.ref,
+			        ReplyErrorReason("too many messages waiting for the channel's authorization"));
 		return;
 	}
 	ch.held_bytes += bytes;

@@ -19,8 +19,9 @@ namespace
 
 const char *const kPrimitiveNames[kPrimitives] = {"broadcast", "presence", "postgres_changes",
                                                   "control"};
-const char *const kDropNames[kDropReasons] = {"slow_client", "payload_too_large", "not_authorized",
-                                              "held_overflow", "rate_limited"};
+const char *const kDropNames[kDropReasons] = {
+    "slow_client",  "payload_too_large", "not_authorized", "held_overflow",
+    "rate_limited", "malformed",         "unknown_event"};
 /* AuthResult::Status, in its order */
 const char *const kAuthStatusNames[6] = {
     "ok", "policy_error", "query_canceled", "missing_partition", "db_unavailable", "error"};

@@ -66,6 +66,8 @@ enum class DropReason : uint8_t
 	kNotAuthorized,   /* a private channel without the write right */
 	kHeldOverflow,    /* too much waiting behind an authorization check */
 	kRateLimited,     /* the tenant's events average is over its limit */
+	kMalformed,       /* a frame the codec refused (invalid JSON or Unicode, bad layout) */
+	kUnknownEvent,    /* an event no part of the channel handles */
 	kCount
 };
 

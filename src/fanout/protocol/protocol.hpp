@@ -2,7 +2,8 @@
  * protocol.hpp: the Phoenix codec of PROTOCOL.md section 2, bytes <-> messages.
  *
  * Folder protocol/: bytes <-> Phoenix messages and nothing else. protocol
- * (the vsn 1.0.0 / 2.0.0 codec), frame (the serialized frames one message is
+ * (the vsn 1.0.0 / 2.0.0 codec), envelope (the ref of a frame the codec
+ * refused, so it can be answered), frame (the serialized frames one message is
  * sent as) and elixir_inspect (upstream's error texts render values as Elixir's
  * inspect does). Pure functions, any thread.
  *
@@ -79,6 +80,25 @@ Result<Inbound> DecodeText(std::string_view frame, Vsn vsn);
  * text frames); non-empty metadata must be a JSON object.
  */
 Result<Inbound> DecodeBinary(std::string_view frame);
+
+/* What a refused frame could still tell of its sender's request. */
+struct Envelope
+{
+	std::optional<std::string> join_ref;
+	std::optional<std::string> ref;
+	std::string topic;
+	std::string event;
+};
+
+/*
+ * The envelope of a frame DecodeText or DecodeBinary refused, read leniently
+ * (protocol/envelope.cpp), so that a push with a ref can be answered with an
+ * error instead of being left to time out. Text: the fields read before the
+ * first syntax error (vsn 1.0.0 by key, vsn 2.0.0 by position); binary: a
+ * kind-3 header. nullopt unless a ref and a topic were read and every field
+ * taken is valid UTF-8.
+ */
+std::optional<Envelope> SalvageEnvelope(std::string_view frame, bool binary, Vsn vsn);
 
 /*
  * Encode a text frame. vsn 1: {"topic":..,"event":..,"payload":<payload_json>,"ref":..}
