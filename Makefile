@@ -2,11 +2,13 @@
 # (realtime-fanout), its unit tests and benchmarks. See STYLE.md section 3.
 
 PG_CONFIG   ?= pg_config
-EXTENSION    = realtime
+EXTENSION    = realtime realtime_auth
 EXTVERSION   = 0.1.0
 MODULE_big   = realtime
 OBJS         = $(patsubst %.cpp,%.o,$(wildcard src/extension/*.cpp))
-DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA_built   = sql/realtime--$(EXTVERSION).sql
+# realtime_auth (optional): Supabase's auth.uid(), auth.role(), auth.jwt() without Supabase Auth
+DATA         = sql/realtime_auth--$(EXTVERSION).sql
 PG_CPPFLAGS  = -Isrc/common -isystem $(shell $(PG_CONFIG) --includedir-server)
 ifeq ($(DEBUG),1)
 PG_CXXFLAGS  = -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror -O0 -g -DUSE_ASSERT_CHECKING
@@ -14,7 +16,7 @@ else
 PG_CXXFLAGS  = -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror
 endif
 SHLIB_LINK   = -lstdc++
-EXTRA_CLEAN  = build/ sql/$(EXTENSION)--$(EXTVERSION).sql
+EXTRA_CLEAN  = build/ sql/realtime--$(EXTVERSION).sql
 
 # Debian's PG 15 is built with LLVM; its bitcode rule would compile our C++17
 # with clang and without PG_CXXFLAGS. JIT inlining of our code is not needed.
@@ -23,7 +25,7 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+sql/realtime--$(EXTVERSION).sql: sql/realtime.sql
 	cp $< $@
 
 # ---------------------------------------------------------------------------
@@ -39,7 +41,7 @@ FANOUT_OPT      = -O2 -g
 FANOUT_LDOPT    =
 endif
 # The extension version the sidecar is built for (realtime.control), checked by --check
-RT_EXTENSION_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+RT_EXTENSION_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" realtime.control)
 FANOUT_CXXFLAGS = -std=c++20 $(FANOUT_OPT) $(FANOUT_WARN) -Isrc/common -Isrc/fanout -I$(BUILD)/gen -I$(shell $(PG_CONFIG) --includedir) -MMD -MP \
                   -DRT_EXTENSION_VERSION='"$(RT_EXTENSION_VERSION)"'
 FANOUT_LIBS     = -lwebsockets -lev -lssl -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
@@ -62,7 +64,7 @@ $(BUILD)/gen/pg_errcodes.inc: $(shell $(PG_CONFIG) --sharedir)/errcodes.txt
 	awk 'NF >= 4 && $$1 ~ /^[0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z]$$/ && $$3 ~ /^ERRCODE_/ { printf "{\"%s\", \"%s\"},\n", $$1, $$4 }' $< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/fanout/postgres_changes/pg_sqlstate.o: $(BUILD)/gen/pg_errcodes.inc
-$(BUILD)/fanout/ops/diagnostics.o: $(EXTENSION).control
+$(BUILD)/fanout/ops/diagnostics.o: realtime.control
 
 $(BUILD)/fanout/%.o: src/fanout/%.cpp
 	@mkdir -p $(dir $@)

@@ -7,8 +7,8 @@
 #   bench_rls    RLS enabled, policy "for select to authenticated using (user_id = auth.uid())"
 #   bench_norls  no RLS
 # (both: id bigserial primary key, user_id uuid, run, seq, sent_us int8, body text;
-# SELECT granted to authenticated), auth.uid() reading request.jwt.claim.sub or
-# request.jwt.claims ->> 'sub', and the sidecar attached to the cluster (--db,
+# SELECT granted to authenticated), auth.uid() from the extension realtime_auth (reading
+# request.jwt.claim.sub or request.jwt.claims ->> 'sub'), and the sidecar attached to the cluster (--db,
 # --ring-path). One token per user (`realtime-fanout token --role authenticated --sub
 # <uuid>`). build/bench/changes_client then connects BENCH_USERS x BENCH_CLIENTS_PER_USER
 # WebSocket clients (all clients of a user use its token), each joining two channels:
@@ -67,13 +67,7 @@ mkdir -p "$LOGDIR"
 bench_db_setup "$LOGDIR" "start cluster and sidecar" \
 	build/bench/changes_client build/bench/load_client build/realtime-fanout || exit 1
 bench_psql "
-create schema if not exists auth;
-create or replace function auth.uid() returns uuid language sql stable as \$\$
-  select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
-                  (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid
-\$\$;
-grant usage on schema auth to anon, authenticated, service_role;
-grant execute on function auth.uid() to anon, authenticated, service_role;
+create extension if not exists realtime_auth; -- auth.uid() as on Supabase (sql/realtime_auth--0.1.0.sql)
 create table public.bench_rls (id bigserial primary key, user_id uuid not null, run int8 not null,
   seq int8 not null, sent_us int8 not null, body text);
 create table public.bench_norls (like public.bench_rls including defaults);

@@ -3,8 +3,8 @@
 # cluster and sidecar (`make bench-private`; docs/PERFORMANCE.md).
 #
 # make install (unless BENCH_INSTALL=0), then a throwaway cluster (scripts/cluster.sh,
-# realtime preloaded) with an auth.uid() reading request.jwt.claim.sub or
-# request.jwt.claims ->> 'sub' (as test/e2e/lib/pgchanges.mjs ensureAuthUid creates) and two
+# realtime preloaded) with auth.uid() from the extension realtime_auth (reading
+# request.jwt.claim.sub or request.jwt.claims ->> 'sub') and two
 # policies on realtime.messages, each user's own room "user:<uid>":
 #   FOR SELECT TO authenticated USING (realtime.topic() = 'user:' || auth.uid()::text)
 #   FOR INSERT TO authenticated WITH CHECK (realtime.topic() = 'user:' || auth.uid()::text)
@@ -54,14 +54,7 @@ mkdir -p "$LOGDIR"
 bench_db_setup "$LOGDIR" "start cluster and sidecar" \
 	build/bench/private_client build/bench/load_client build/realtime-fanout || exit 1
 bench_psql "
-create schema if not exists auth;
-create or replace function auth.uid() returns uuid language sql stable as \$\$
-  select nullif(coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
-                         (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')),
-                '')::uuid
-\$\$;
-grant usage on schema auth to anon, authenticated, service_role;
-grant execute on function auth.uid() to anon, authenticated, service_role;
+create extension if not exists realtime_auth; -- auth.uid() as on Supabase (sql/realtime_auth--0.1.0.sql)
 create policy own_room_read on realtime.messages for select to authenticated
   using (realtime.topic() = 'user:' || auth.uid()::text);
 create policy own_room_write on realtime.messages for insert to authenticated

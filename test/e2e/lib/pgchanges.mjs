@@ -2,7 +2,7 @@
 //
 // - a database session as superuser (RT_DB_URL) and the publication supabase_realtime,
 //   created when absent and dropped only by whoever created it;
-// - auth.uid() as the Supabase platform defines it, when the database has none;
+// - auth.uid() from the extension realtime_auth, when the database has none;
 // - realtime-js channels with postgres_changes bindings, each binding recording its payloads,
 //   and the wait for "Subscribed to PostgreSQL";
 // - raw-socket helpers for the exact postgres_changes frames (ids, columns, record);
@@ -50,34 +50,17 @@ export async function ensurePublication(db) {
 	return true;
 }
 
-// auth.uid() as on the platform, unless the database already has one. The claims settings
-// may be unset (NULL) or '' in a session that never set them. Resolves with a function that
-// drops what this call created.
+// auth.uid() as on the platform, from the extension realtime_auth (sql/realtime_auth--0.1.0.sql),
+// unless the database already has one. Resolves with a function that drops what this call
+// created (with CASCADE: policies still using it go too).
 export async function ensureAuthUid(db) {
-	const count = async (sql) => (await db.query(sql)).rows[0].n;
-	const madeSchema =
-		(await count(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'auth'`)) === 0;
-	if (madeSchema) {
-		await db.query('CREATE SCHEMA auth');
+	const { rows } = await db.query(`SELECT to_regprocedure('auth.uid()') IS NOT NULL AS present`);
+	if (rows[0].present) {
+		return async () => {};
 	}
-	const madeFn =
-		(await count(`SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace
-		              WHERE s.nspname = 'auth' AND p.proname = 'uid'`)) === 0;
-	if (madeFn) {
-		await db.query(`CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
-			SELECT nullif(coalesce(
-				nullif(current_setting('request.jwt.claim.sub', true), ''),
-				nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
-			), '')::uuid $$`);
-		await db.query('GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role');
-		await db.query('GRANT EXECUTE ON FUNCTION auth.uid() TO anon, authenticated, service_role');
-	}
+	await db.query('CREATE EXTENSION realtime_auth');
 	return async () => {
-		if (madeSchema) {
-			await db.query('DROP SCHEMA IF EXISTS auth CASCADE');
-		} else if (madeFn) {
-			await db.query('DROP FUNCTION IF EXISTS auth.uid()');
-		}
+		await db.query('DROP EXTENSION IF EXISTS realtime_auth CASCADE');
 	};
 }
 
