@@ -7,9 +7,13 @@
 # 4000), prints the URLs, the JWT secret, an anon key and a service_role key, and stays in the
 # foreground until Ctrl-C, then stops both.
 #
+# Usage: scripts/run.sh [--no-build]   (--no-build: skip deps.sh, make and make install, and
+# run what is built and installed already)
+#
 # Environment: PORT (sidecar port, default 4000), PG_PORT (default: a free port),
 # API_JWT_SECRET (default: 40 random characters), RT_KEY_TTL (key lifetime in seconds,
-# default: the sidecar's). The sidecar's log goes to this terminal; PostgreSQL's to
+# default: the sidecar's), RUN_DIR (where the cluster goes, default .run in the working tree;
+# wiped at each start). The sidecar's log goes to this terminal; PostgreSQL's to
 # <cluster dir>/log/postgres.log.
 set -euo pipefail
 
@@ -19,6 +23,13 @@ cd "$root"
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=common.sh
 source "$here/common.sh"
+
+build=1
+case "${1:-}" in
+--no-build) build=0 ;;
+"") ;;
+*) die "usage: $0 [--no-build]" ;;
+esac
 
 port=${PORT:-4000}
 cluster_dir=
@@ -51,15 +62,18 @@ trap 'exit 130' INT TERM
 
 port_is_free "$port" || die "port $port on 127.0.0.1 is in use; set PORT to another one"
 
-bash "$here/deps.sh"
-make -j"$(nproc)"
-make install
+if ((build)); then
+	bash "$here/deps.sh"
+	make -j"$(nproc)"
+	make install
+fi
 
 # Under the working tree if the postgres user can reach it (not under /root, for example).
-mkdir -p "$root/.run"
-chmod 755 "$root/.run"
-if runuser -u postgres -- test -x "$root/.run"; then
-	cluster_dir=$root/.run/pg
+run_dir=${RUN_DIR:-$root/.run}
+mkdir -p "$run_dir"
+chmod 755 "$run_dir"
+if runuser -u postgres -- test -x "$run_dir"; then
+	cluster_dir=$run_dir/pg
 	# A previous run killed without cleanup may have left its server running.
 	bash "$here/cluster.sh" stop "$cluster_dir" 2>/dev/null || true
 	rm -rf "$cluster_dir"
@@ -67,7 +81,7 @@ else
 	tmp_dir=$(mktemp -d /tmp/realtime-run.XXXXXX)
 	chmod 711 "$tmp_dir"
 	cluster_dir=$tmp_dir/pg
-	say "postgres cannot reach $root/.run: the cluster goes to $cluster_dir"
+	say "postgres cannot reach $run_dir: the cluster goes to $cluster_dir"
 fi
 pg_port=${PG_PORT:-$(free_port)}
 conninfo=$(bash "$here/cluster.sh" start "$cluster_dir" "$pg_port")
@@ -104,8 +118,9 @@ realtime is running (Ctrl-C stops it)
   JWT secret:       $secret
   anon key:         $anon_key
   service_role key: $service_key
-  database:         $conninfo
-                    (psql -h 127.0.0.1 -p $pg_port -U postgres; log: $cluster_dir/log/postgres.log)
+  database:         postgresql://postgres@127.0.0.1:$pg_port/postgres
+  psql:             psql "postgresql://postgres@127.0.0.1:$pg_port/postgres"
+  PostgreSQL log:   $cluster_dir/log/postgres.log
 
 EOF
 
