@@ -215,7 +215,7 @@ TextEnvelope(std::string_view frame, Vsn vsn)
 std::optional<Envelope>
 BinaryEnvelope(std::string_view frame)
 {
-	constexpr size_t kHeader = 7;
+	constexpr size_t kHeader = kKind3HeaderBytes;
 	if (frame.size() < kHeader || static_cast<uint8_t>(frame[0]) != kKindUserBroadcastPush)
 		return std::nullopt;
 	const auto *b = reinterpret_cast<const unsigned char *>(frame.data());

@@ -26,8 +26,7 @@ namespace
 /* kParseFlags keeps iterative parsing and UTF-8 validation; numbers as text. */
 constexpr unsigned kSaxFlags = json::kParseFlags | rapidjson::kParseNumbersAsStringsFlag;
 
-/* Binary kind 3: kind + five lengths + encoding. Kind 4: kind + three lengths + encoding. */
-constexpr size_t kKind3HeaderBytes = 7;
+/* Binary kind 4: kind + three lengths + encoding (kind 3's header: protocol.hpp). */
 constexpr size_t kKind4HeaderBytes = 5;
 constexpr size_t kMaxFieldBytes = 255;
 

@@ -16,6 +16,7 @@
 
 #include "base/result.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,6 +34,8 @@ enum class Vsn : uint8_t
 /* Binary kinds of PROTOCOL.md 2.3 that we speak. */
 constexpr uint8_t kKindUserBroadcastPush = 3;
 constexpr uint8_t kKindUserBroadcast = 4;
+/* Kind 3's fixed header: kind, five lengths (join_ref, ref, topic, event, metadata), encoding. */
+constexpr size_t kKind3HeaderBytes = 7;
 constexpr uint8_t kEncodingBinary = 0;
 constexpr uint8_t kEncodingJson = 1;
 
