@@ -3,12 +3,15 @@
 
 PG_CONFIG   ?= pg_config
 EXTENSION    = realtime realtime_auth
-EXTVERSION   = 0.1.0
+EXTVERSION   = 0.2.0
+AUTHVERSION  = 0.1.0
 MODULE_big   = realtime
 OBJS         = $(patsubst %.cpp,%.o,$(wildcard src/extension/*.cpp))
 DATA_built   = sql/realtime--$(EXTVERSION).sql
+# Earlier releases' scripts (frozen) and the updates from them: ALTER EXTENSION realtime UPDATE.
 # realtime_auth (optional): Supabase's auth.uid(), auth.role(), auth.jwt() without Supabase Auth
-DATA         = sql/realtime_auth--$(EXTVERSION).sql
+DATA         = sql/realtime--0.1.0.sql sql/realtime--0.1.0--0.2.0.sql \
+               sql/realtime_auth--$(AUTHVERSION).sql
 PG_CPPFLAGS  = -Isrc/common -isystem $(shell $(PG_CONFIG) --includedir-server)
 ifeq ($(DEBUG),1)
 PG_CXXFLAGS  = -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror -O0 -g -DUSE_ASSERT_CHECKING

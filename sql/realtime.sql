@@ -1,4 +1,4 @@
--- realtime 0.1.0: roles, the realtime schema's grants, realtime.messages with its daily
+-- realtime 0.2.0: roles, the realtime schema's grants, realtime.messages with its daily
 -- partitions, realtime.topic(), the functions of the extension and the Postgres Changes
 -- registry realtime.subscription (PROTOCOL.md section 7).
 --
@@ -48,18 +48,24 @@ CREATE TABLE realtime.messages (
     payload jsonb,
     event text,
     private boolean DEFAULT false,
-    updated_at timestamp without time zone NOT NULL DEFAULT now(),
-    inserted_at timestamp without time zone NOT NULL DEFAULT now(),
+    updated_at timestamp without time zone NOT NULL DEFAULT timezone('utc', now()),
+    inserted_at timestamp without time zone NOT NULL DEFAULT timezone('utc', now()),
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     binary_payload bytea,
+    expires_at timestamp without time zone,
     CONSTRAINT messages_pkey PRIMARY KEY (id, inserted_at),
     CONSTRAINT messages_payload_exclusive CHECK (payload IS NULL OR binary_payload IS NULL)
 ) PARTITION BY RANGE (inserted_at);
 
--- Replay of private broadcasts (PROTOCOL.md 4.5) reads recent rows of one topic.
-CREATE INDEX messages_inserted_at_topic_index
-    ON realtime.messages (inserted_at DESC, topic)
+-- Replay of private broadcasts (PROTOCOL.md 4.5) reads the newest rows of one topic since a
+-- time: topic first, so that a join reads only its topic's rows (upstream's index leads
+-- with inserted_at and walks every topic's recent rows).
+CREATE INDEX messages_topic_inserted_at_index
+    ON realtime.messages (topic, inserted_at DESC)
     WHERE extension = 'broadcast' AND private IS TRUE;
+-- The janitor deletes rows past their expiry (persisted with a TTL).
+CREATE INDEX messages_expires_at_index
+    ON realtime.messages (expires_at) WHERE expires_at IS NOT NULL;
 
 ALTER TABLE realtime.messages OWNER TO supabase_realtime_admin;
 ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY;
@@ -73,14 +79,17 @@ COMMENT ON COLUMN realtime.messages.extension IS '''broadcast'' or ''presence'''
 COMMENT ON COLUMN realtime.messages.payload IS 'JSON payload (exclusive with binary_payload)';
 COMMENT ON COLUMN realtime.messages.event IS 'Broadcast event name';
 COMMENT ON COLUMN realtime.messages.private IS 'True for a private (RLS-authorized) channel';
-COMMENT ON COLUMN realtime.messages.updated_at IS 'Last update time (session time zone)';
-COMMENT ON COLUMN realtime.messages.inserted_at IS 'Insert time; the partition key';
+COMMENT ON COLUMN realtime.messages.updated_at IS 'Last update time (UTC)';
+COMMENT ON COLUMN realtime.messages.inserted_at IS 'Insert time (UTC); the partition key';
 COMMENT ON COLUMN realtime.messages.id IS 'Message id, also injected into JSON payloads';
 COMMENT ON COLUMN realtime.messages.binary_payload IS 'Binary payload (exclusive with payload)';
+COMMENT ON COLUMN realtime.messages.expires_at IS
+    'Time (UTC) after which the janitor deletes the row; NULL: kept for the retention period';
 COMMENT ON CONSTRAINT messages_payload_exclusive ON realtime.messages IS
     'A message has a JSON payload or a binary payload, not both';
-COMMENT ON INDEX realtime.messages_inserted_at_topic_index IS
+COMMENT ON INDEX realtime.messages_topic_inserted_at_index IS
     'Replay of recent private broadcasts by topic';
+COMMENT ON INDEX realtime.messages_expires_at_index IS 'Deletion of rows past their expiry';
 
 -- Create the missing daily partitions messages_YYYY_MM_DD for first_day .. last_day.
 -- Not SECURITY DEFINER: the caller must be allowed to create partitions of realtime.messages
@@ -161,6 +170,44 @@ COMMENT ON FUNCTION realtime.create_messages_partitions(date, date) IS
 COMMENT ON FUNCTION realtime.drop_messages_partitions(date) IS
     'Drop the daily partitions of realtime.messages older than before_day '
     '(default: the day of now - 72 hours, UTC); returns how many were dropped';
+
+-- One pass of retention (the janitor worker calls it every realtime.janitor_naptime;
+-- src/extension/janitor.cpp): create the coming days' partitions, delete the rows past their
+-- expiry, drop the partitions past the retention (realtime.message_retention unless given).
+CREATE FUNCTION realtime.expire_messages(
+    retention interval DEFAULT NULL,
+    OUT messages_expired bigint, OUT partitions_dropped integer,
+    OUT partitions_created integer)
+RETURNS record
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- pg_settings has the value in the setting's unit (minutes); SHOW would say '3d'
+    keep interval := coalesce(retention,
+                              (SELECT make_interval(mins => setting::integer) FROM pg_settings
+                               WHERE name = 'realtime.message_retention'),
+                              interval '3 days');
+BEGIN
+    IF keep < interval '1 hour' THEN
+        RAISE EXCEPTION 'retention of % is too short', keep
+            USING ERRCODE = '22023', HINT = 'Keep messages for one hour at least.';
+    END IF;
+    partitions_created := realtime.create_messages_partitions();
+    DELETE FROM realtime.messages
+    WHERE expires_at IS NOT NULL AND expires_at <= timezone('utc', now());
+    GET DIAGNOSTICS messages_expired = ROW_COUNT;
+    partitions_dropped := realtime.drop_messages_partitions(
+        ((now() AT TIME ZONE 'utc') - keep)::date);
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION realtime.expire_messages(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION realtime.expire_messages(interval) TO supabase_realtime_admin;
+
+COMMENT ON FUNCTION realtime.expire_messages(interval) IS
+    'Retention of realtime.messages: creates the coming partitions, deletes rows past '
+    'expires_at, drops partitions older than retention (default realtime.message_retention)';
 
 -- The partitions inserts need right now. A table created by this script would be a member
 -- of the extension, and a member cannot be dropped alone: release them, so that
@@ -255,10 +302,25 @@ AS 'MODULE_PATHNAME', 'realtime_ring_stats';
 COMMENT ON FUNCTION realtime.ring_stats() IS
     'Ring header (positions, counters, reader slots) and decoder worker counters';
 
+-- The janitor worker's counters (src/extension/janitor.cpp), since the server started.
+CREATE FUNCTION realtime.janitor_stats(
+    OUT janitor_pid integer, OUT janitor_passes bigint, OUT messages_expired bigint,
+    OUT partitions_dropped bigint, OUT janitor_last_pass_age_ms bigint)
+RETURNS record
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'realtime_janitor_stats';
+
+COMMENT ON FUNCTION realtime.janitor_stats() IS
+    'Janitor worker: its pid, passes, expired rows deleted, partitions dropped, age of the '
+    'last pass';
+
+REVOKE ALL ON FUNCTION realtime.janitor_stats() FROM PUBLIC;
+
 -- Everything an operator watches: ring positions, readers (slot, pid, read_pos,
 -- heartbeat age), records written and dropped, how far slot "realtime" has confirmed
 -- (slot_lag_bytes: WAL not yet in the ring) and how much WAL the server keeps for it
--- (slot_kept_bytes, from its restart point: what realtime.max_lag_bytes bounds).
+-- (slot_kept_bytes, from its restart point: what realtime.max_lag_bytes bounds), and what
+-- the janitor worker removed (realtime.janitor_stats()).
 CREATE FUNCTION realtime.stats(
     OUT ring_path text, OUT capacity bigint, OUT write_pos bigint, OUT tail_pos bigint,
     OUT next_seq bigint, OUT records_written bigint, OUT records_dropped bigint,
@@ -267,7 +329,9 @@ CREATE FUNCTION realtime.stats(
     OUT worker_pid integer, OUT decoder_turns bigint, OUT decoder_records bigint,
     OUT decoder_stalls bigint, OUT decoder_forced bigint, OUT slot_active boolean,
     OUT slot_confirmed_flush_lsn pg_lsn, OUT slot_lag_bytes numeric,
-    OUT slot_kept_bytes numeric, OUT ring_decoded_lsn pg_lsn)
+    OUT slot_kept_bytes numeric, OUT ring_decoded_lsn pg_lsn, OUT janitor_pid integer,
+    OUT janitor_passes bigint, OUT messages_expired bigint, OUT partitions_dropped bigint,
+    OUT janitor_last_pass_age_ms bigint)
 RETURNS record
 LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -283,15 +347,17 @@ AS $fn$
                 THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn) END,
            CASE WHEN s.restart_lsn IS NOT NULL AND NOT pg_is_in_recovery()
                 THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn) END,
-           r.decoded_lsn
+           r.decoded_lsn, j.janitor_pid, j.janitor_passes, j.messages_expired,
+           j.partitions_dropped, j.janitor_last_pass_age_ms
     FROM realtime.ring_stats() r
+    CROSS JOIN realtime.janitor_stats() j
     LEFT JOIN pg_replication_slots s ON s.slot_name = 'realtime'
 $fn$;
 
 COMMENT ON FUNCTION realtime.stats() IS
     'Ring positions and readers, records written and dropped, decoder counters, the lag '
     'of slot "realtime" (pg_current_wal_lsn() - confirmed_flush_lsn) and the WAL it keeps '
-    '(pg_current_wal_lsn() - restart_lsn)';
+    '(pg_current_wal_lsn() - restart_lsn), and the janitor''s passes and removals';
 
 REVOKE ALL ON FUNCTION realtime.ring_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION realtime.stats() FROM PUBLIC;

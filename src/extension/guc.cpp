@@ -42,13 +42,27 @@ static constexpr int kDefaultMaxLagBytes = 256 * 1024 * 1024;
 char *realtime_database = nullptr;
 char *realtime_publication = nullptr;
 int realtime_max_message_bytes = kDefaultMaxMessageBytes;
-bool realtime_persist_messages = false;
+int realtime_persist_messages = kPersistPrivate;
 char *realtime_topic = nullptr;
 char *realtime_ring_path = nullptr;
 int realtime_ring_size = kDefaultRingSize;
 int realtime_ring_file_mode = 0660;
 int realtime_max_lag_bytes = kDefaultMaxLagBytes;
 int realtime_decoder_naptime = 200;
+int realtime_message_retention = 3 * 24 * 60;
+int realtime_janitor_naptime = 60000;
+
+/*
+ * on = every message, as when the setting was a boolean (whose other spellings
+ * stay hidden aliases); "all" is one too, but SET needs it quoted (a keyword).
+ */
+static const struct config_enum_entry kPersistOptions[] = {
+    {"off", kPersistOff, false}, {"private", kPersistPrivate, false},
+    {"on", kPersistAll, false},  {"all", kPersistAll, true},
+    {"true", kPersistAll, true}, {"yes", kPersistAll, true},
+    {"1", kPersistAll, true},    {"false", kPersistOff, true},
+    {"no", kPersistOff, true},   {"0", kPersistOff, true},
+    {nullptr, 0, false}};
 
 extern "C"
 {
@@ -150,11 +164,13 @@ GucInit(void)
 	    &realtime_max_message_bytes, kDefaultMaxMessageBytes, 1, kMaxMaxMessageBytes, PGC_USERSET,
 	    GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
 
-	DefineCustomBoolVariable("realtime.persist_messages",
-	                         "Also insert each realtime.send() message into realtime.messages.",
-	                         "Delivery never depends on it; the row is for users who query it.",
-	                         &realtime_persist_messages, false, PGC_USERSET, 0, nullptr, nullptr,
-	                         nullptr);
+	DefineCustomEnumVariable(
+	    "realtime.persist_messages",
+	    "Which realtime.send() messages are stored in realtime.messages.",
+	    "private (the default): private messages, which clients can replay; on: every one, as "
+	    "upstream; off: none. Delivery never depends on it.",
+	    &realtime_persist_messages, kPersistPrivate, kPersistOptions, PGC_USERSET, 0, nullptr,
+	    nullptr, nullptr);
 
 	/*
 	 * Not a setting of ours: the sidecar (set_config) and RLS policies (through
@@ -201,6 +217,21 @@ GucInit(void)
 	                        "commits and of ring heartbeats.",
 	                        &realtime_decoder_naptime, 200, 10, 60000, PGC_SIGHUP, GUC_UNIT_MS,
 	                        nullptr, nullptr, nullptr);
+
+	/* The janitor's knobs (janitor.cpp): taken on reload */
+	DefineCustomIntVariable(
+	    "realtime.message_retention", "How long rows of realtime.messages are kept.",
+	    "The janitor drops a day's partition once all of it is older than this; rows with an "
+	    "expiry (persisted with a TTL) go earlier. The default is upstream's 3 days.",
+	    &realtime_message_retention, 3 * 24 * 60, 60, INT_MAX, PGC_SIGHUP, GUC_UNIT_MIN, nullptr,
+	    nullptr, nullptr);
+
+	DefineCustomIntVariable("realtime.janitor_naptime",
+	                        "Time between two passes of the janitor worker over realtime.messages.",
+	                        "Each pass creates the coming days' partitions, deletes expired rows "
+	                        "and drops partitions past realtime.message_retention.",
+	                        &realtime_janitor_naptime, 60000, 100, 24 * 3600 * 1000, PGC_SIGHUP,
+	                        GUC_UNIT_MS, nullptr, nullptr, nullptr);
 
 	MarkGUCPrefixReserved("realtime");
 }

@@ -19,6 +19,7 @@ extern "C"
 }
 
 #include "guc.hpp"
+#include "janitor.hpp"
 #include "shmem.hpp"
 #include "worker.hpp"
 #include "xact_wakeup.hpp"
@@ -44,5 +45,6 @@ _PG_init(void)
 	rt::ext::GucInit();
 	rt::ext::ShmemInit();
 	rt::ext::WorkerRegister();
+	rt::ext::JanitorRegister();
 	rt::ext::XactWakeupInit();
 }

@@ -15,8 +15,11 @@
  * Roles RLS does not apply to (superusers, BYPASSRLS roles, the table owner)
  * only need the INSERT privilege, a catalog check. For the others the INSERT
  * itself runs as the caller, with realtime.topic set, in a subtransaction that
- * is rolled back (kept with realtime.persist_messages = on): exactly the
- * policies a real insert would meet, triggers included.
+ * is rolled back: exactly the policies a real insert would meet, triggers
+ * included. The row is kept instead when realtime.persist_messages says so
+ * (by default for private messages: clients replay them, PROTOCOL.md 4.5):
+ * it commits with the caller, and the message still reaches the sidecar in
+ * commit order through the ring, with the row's id.
  *
  * realtime.broadcast_changes() is SQL (sql/realtime.sql) on top of this.
  */
@@ -135,8 +138,9 @@ InsertRow(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_priva
 		{
 			Oid types[5] = {UUIDOID, JSONBOID, TEXTOID, TEXTOID, BOOLOID};
 			SPIPlanPtr plan = SPI_prepare(
-			    "INSERT INTO realtime.messages (id, payload, event, topic, private, extension) "
-			    "VALUES ($1, $2, $3, $4, $5, 'broadcast')",
+			    "INSERT INTO realtime.messages (id, payload, event, topic, private, extension, "
+			    "inserted_at) VALUES ($1, $2, $3, $4, $5, 'broadcast', "
+			    "pg_catalog.timezone('utc', pg_catalog.clock_timestamp()))",
 			    5, types);
 
 			if (plan == nullptr)
@@ -195,7 +199,8 @@ MaySend(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_private
 		WarnNotSent(ERRCODE_UNDEFINED_TABLE, "relation \"realtime.messages\" does not exist");
 		return false;
 	}
-	if (realtime_persist_messages)
+	if (realtime_persist_messages == kPersistAll ||
+	    (is_private && realtime_persist_messages == kPersistPrivate))
 		return InsertRow(id, payload, event, topic, is_private, true);
 	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
 		return InsertRow(id, payload, event, topic, is_private, false);

@@ -29,6 +29,16 @@ struct DecoderCounters
 	XLogRecPtr confirmed;    /* last position the worker confirmed on its slot */
 };
 
+/* Shared counters of the janitor worker (janitor.cpp), written under the mutex */
+struct JanitorCounters
+{
+	int pid;                   /* 0 while it is not running */
+	uint64 passes;             /* passes that ran realtime.expire_messages() */
+	uint64 messages_expired;   /* rows deleted past their expiry */
+	uint64 partitions_dropped; /* partitions dropped past the retention */
+	int64 last_pass;           /* TimestampTz of the end of the last pass, 0 before the first */
+};
+
 /* The control block */
 struct RealtimeShared
 {
@@ -36,6 +46,7 @@ struct RealtimeShared
 	Latch *decoder_latch;     /* the decoder worker's MyLatch; nullptr while it is not running */
 	int decoder_pid;          /* its pid, 0 while not running */
 	DecoderCounters counters; /* for realtime.stats() */
+	JanitorCounters janitor;  /* for realtime.stats() */
 
 	/*
 	 * The decoder's high-water mark: it has appended the first written_count

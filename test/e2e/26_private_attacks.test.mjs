@@ -68,10 +68,12 @@ test('topic variants of the victim\'s room are refused', { timeout: 15000 }, asy
 
 test('SQL in a topic is data: the join is refused and realtime.messages is intact', { timeout: 10000 }, async () => {
 	const a = await RawClient.connect({ token: tokA() });
-	for (const t of [`x'); DROP TABLE realtime.messages; --`, `x"; SELECT pg_sleep(10); --`, `$$; DROP SCHEMA realtime CASCADE; $$`]) {
+	const topics = [`x'); DROP TABLE realtime.messages; --`, `x"; SELECT pg_sleep(10); --`, `$$; DROP SCHEMA realtime CASCADE; $$`];
+	for (const t of topics) {
 		await refused(a, t);
 	}
-	const { rows } = await db.query(`SELECT to_regclass('realtime.messages') IS NOT NULL AS present, (SELECT count(*)::int FROM realtime.messages) AS n`);
+	// other files store private realtime.send() messages: count this test's topics only
+	const { rows } = await db.query(`SELECT to_regclass('realtime.messages') IS NOT NULL AS present, (SELECT count(*)::int FROM realtime.messages WHERE topic = ANY($1)) AS n`, [topics]);
 	assert.deepEqual(rows[0], { present: true, n: 0 }, 'the table is there and no probe row persisted');
 	await a.close();
 });

@@ -4,16 +4,18 @@
 \i test/setup.sql
 
 BEGIN;
-SELECT plan(25);
+SELECT plan(30);
 
 SELECT results_eq($$SELECT name::text, setting, coalesce(unit, ''), context::text
                     FROM pg_settings WHERE name LIKE 'realtime.%' AND name <> 'realtime.ring_path'
                     ORDER BY name$$,
                   $$VALUES ('realtime.database', 'postgres', '', 'postmaster'),
                            ('realtime.decoder_naptime', '200', 'ms', 'sighup'),
+                           ('realtime.janitor_naptime', '60000', 'ms', 'sighup'),
                            ('realtime.max_lag_bytes', '268435456', 'B', 'sighup'),
                            ('realtime.max_message_bytes', '3000000', 'B', 'user'),
-                           ('realtime.persist_messages', 'off', '', 'user'),
+                           ('realtime.message_retention', '4320', 'min', 'sighup'),
+                           ('realtime.persist_messages', 'private', '', 'user'),
                            ('realtime.publication', 'supabase_realtime', '', 'sighup'),
                            ('realtime.ring_file_mode', '0660', '', 'postmaster'),
                            ('realtime.ring_size', '67108864', 'B', 'postmaster'),
@@ -60,12 +62,27 @@ SELECT throws_ok($$SET realtime.max_message_bytes = 'big'$$, '22023',
                  'invalid value for parameter "realtime.max_message_bytes": "big"',
                  'a non-number is refused');
 
--- realtime.persist_messages: a boolean any user may set.
-SET LOCAL realtime.persist_messages = on;
-SELECT is(current_setting('realtime.persist_messages'), 'on', 'persist_messages can be turned on');
+-- realtime.persist_messages: off, private or on (every message), any user may set it; the
+-- spellings of when it was a boolean still work.
+SELECT is((SELECT enumvals FROM pg_settings WHERE name = 'realtime.persist_messages'),
+          ARRAY['off', 'private', 'on'], 'persist_messages is off, private or on');
+SET LOCAL realtime.persist_messages = 'all';
+SELECT is(current_setting('realtime.persist_messages'), 'on', '''all'' means on');
+SET LOCAL realtime.persist_messages = false;
+SELECT is(current_setting('realtime.persist_messages'), 'off', 'false means off');
 SELECT throws_ok($$SET realtime.persist_messages = 'maybe'$$, '22023',
-                 'parameter "realtime.persist_messages" requires a Boolean value',
-                 'persist_messages takes a boolean');
+                 'invalid value for parameter "realtime.persist_messages": "maybe"',
+                 'persist_messages takes one of its values');
+
+-- The janitor's: retention in minutes (3 days; one hour at least), naptime in ms.
+SELECT is((SELECT min_val FROM pg_settings WHERE name = 'realtime.message_retention'), '60',
+          'message_retention is one hour at least');
+SELECT throws_ok($$SET realtime.message_retention = '1d'$$, '55P02',
+                 'parameter "realtime.message_retention" cannot be changed now',
+                 'message_retention is taken on reload');
+SELECT is((SELECT min_val || '..' || max_val FROM pg_settings
+           WHERE name = 'realtime.janitor_naptime'), '100..86400000',
+          'janitor_naptime is 100 ms to a day');
 
 -- User-settable ones work for an API role too.
 SET LOCAL ROLE anon;

@@ -6,7 +6,7 @@
 
 BEGIN;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(82);
+SELECT plan(86);
 
 -- Roles: created when missing, with upstream's attributes.
 SELECT has_role(r) FROM unnest(ARRAY['anon', 'authenticated', 'service_role',
@@ -35,31 +35,34 @@ SELECT ok((SELECT relrowsecurity AND NOT relforcerowsecurity FROM pg_class
            WHERE oid = 'realtime.messages'::regclass), 'row level security is enabled');
 SELECT columns_are('realtime', 'messages',
                    ARRAY['topic', 'extension', 'payload', 'event', 'private', 'updated_at',
-                         'inserted_at', 'id', 'binary_payload']);
+                         'inserted_at', 'id', 'binary_payload', 'expires_at']);
 SELECT is(array_agg(attname::text ORDER BY attnum),
           ARRAY['topic', 'extension', 'payload', 'event', 'private', 'updated_at',
-                'inserted_at', 'id', 'binary_payload'], 'columns are in upstream order')
+                'inserted_at', 'id', 'binary_payload', 'expires_at'],
+          'columns are in upstream order, ours after them')
 FROM pg_attribute WHERE attrelid = 'realtime.messages'::regclass AND attnum > 0;
 
 SELECT col_type_is('realtime'::name, 'messages'::name, c::name, t, format('%s is %s', c, t))
 FROM (VALUES ('topic', 'text'), ('extension', 'text'), ('payload', 'jsonb'), ('event', 'text'),
              ('private', 'boolean'), ('updated_at', 'timestamp without time zone'),
              ('inserted_at', 'timestamp without time zone'), ('id', 'uuid'),
-             ('binary_payload', 'bytea')) AS v(c, t);
+             ('binary_payload', 'bytea'), ('expires_at', 'timestamp without time zone')) AS v(c, t);
 SELECT col_not_null('realtime'::name, 'messages'::name, c::name, c || ' is NOT NULL')
 FROM unnest(ARRAY['topic', 'extension', 'updated_at', 'inserted_at', 'id']) AS c;
 SELECT col_is_null('realtime'::name, 'messages'::name, c::name, c || ' is nullable')
-FROM unnest(ARRAY['payload', 'event', 'private', 'binary_payload']) AS c;
+FROM unnest(ARRAY['payload', 'event', 'private', 'binary_payload', 'expires_at']) AS c;
 SELECT col_default_is('realtime'::name, 'messages'::name, 'private'::name, 'false'::text,
                       'private defaults to false');
-SELECT col_default_is('realtime'::name, 'messages'::name, 'updated_at'::name, 'now()'::text,
-                      'updated_at defaults to now()');
-SELECT col_default_is('realtime'::name, 'messages'::name, 'inserted_at'::name, 'now()'::text,
-                      'inserted_at defaults to now()');
+SELECT col_default_is('realtime'::name, 'messages'::name, 'updated_at'::name,
+                      'timezone(''utc''::text, now())'::text,
+                      'updated_at defaults to now() in UTC');
+SELECT col_default_is('realtime'::name, 'messages'::name, 'inserted_at'::name,
+                      'timezone(''utc''::text, now())'::text,
+                      'inserted_at defaults to now() in UTC');
 SELECT col_default_is('realtime'::name, 'messages'::name, 'id'::name, 'gen_random_uuid()'::text,
                       'id defaults to gen_random_uuid()');
 SELECT col_hasnt_default('realtime'::name, 'messages'::name, c::name, c || ' has no default')
-FROM unnest(ARRAY['topic', 'extension', 'payload', 'event', 'binary_payload']) AS c;
+FROM unnest(ARRAY['topic', 'extension', 'payload', 'event', 'binary_payload', 'expires_at']) AS c;
 
 SELECT col_is_pk('realtime'::name, 'messages'::name, ARRAY['id', 'inserted_at']::name[],
                  'primary key is (id, inserted_at)');
@@ -71,13 +74,17 @@ SELECT is((SELECT pg_get_constraintdef(oid) FROM pg_constraint
              AND conname = 'messages_payload_exclusive'),
           'CHECK (((payload IS NULL) OR (binary_payload IS NULL)))',
           'check messages_payload_exclusive');
-SELECT has_index('realtime'::name, 'messages'::name, 'messages_inserted_at_topic_index'::name,
+SELECT has_index('realtime'::name, 'messages'::name, 'messages_topic_inserted_at_index'::name,
                  'replay index exists'::text);
-SELECT is(pg_get_indexdef('realtime.messages_inserted_at_topic_index'::regclass),
-          'CREATE INDEX messages_inserted_at_topic_index ON ONLY realtime.messages '
-          'USING btree (inserted_at DESC, topic) '
+SELECT is(pg_get_indexdef('realtime.messages_topic_inserted_at_index'::regclass),
+          'CREATE INDEX messages_topic_inserted_at_index ON ONLY realtime.messages '
+          'USING btree (topic, inserted_at DESC) '
           'WHERE ((extension = ''broadcast''::text) AND (private IS TRUE))',
-          'partial replay index definition');
+          'partial replay index definition: topic first');
+SELECT is(pg_get_indexdef('realtime.messages_expires_at_index'::regclass),
+          'CREATE INDEX messages_expires_at_index ON ONLY realtime.messages '
+          'USING btree (expires_at) WHERE (expires_at IS NOT NULL)',
+          'partial index on expires_at');
 
 -- Partitions: one per UTC day, yesterday .. today + 3, owned by the admin, not members of
 -- the extension (so that they can be dropped one by one).
@@ -168,8 +175,10 @@ SELECT is(count(*), 0::bigint, 'every column of realtime.messages has a comment'
 FROM pg_attribute
 WHERE attrelid = 'realtime.messages'::regclass AND attnum > 0
   AND col_description(attrelid, attnum) IS NULL;
-SELECT ok(obj_description('realtime.messages_inserted_at_topic_index'::regclass, 'pg_class')
-          IS NOT NULL, 'the replay index has a comment');
+SELECT ok(obj_description('realtime.messages_topic_inserted_at_index'::regclass, 'pg_class')
+          IS NOT NULL AND obj_description('realtime.messages_expires_at_index'::regclass,
+                                          'pg_class') IS NOT NULL,
+          'the replay and expiry indexes have a comment');
 
 SELECT * FROM finish();
 ROLLBACK;

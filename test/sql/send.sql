@@ -1,6 +1,7 @@
 -- send.sql: realtime.send() and realtime.broadcast_changes() inside one rolled back
--- transaction: signatures, what is stored with realtime.persist_messages = on (the row, its
--- id, the "id" added to the payload), RLS deciding who may send, broadcast_changes' errors.
+-- transaction: signatures, what is stored (private messages by default, every one with
+-- realtime.persist_messages = on: the row, its id, the "id" added to the payload, the time
+-- in UTC), RLS deciding who may send, broadcast_changes' errors.
 -- What is decoded after commit (and the WARNING texts) is in decode.sql.
 \unset ECHO
 \i test/setup.sql
@@ -9,7 +10,7 @@ BEGIN;
 SET LOCAL TimeZone = 'UTC';
 -- The WARNINGs of refused sends are expected here; decode.sql checks their text.
 SET LOCAL client_min_messages = error;
-SELECT plan(38);
+SELECT plan(43);
 
 -- Signatures (PROTOCOL.md 7.4, private defaulting to false as section 0 decides).
 SELECT has_function('realtime'::name, 'send'::name,
@@ -50,7 +51,27 @@ SELECT lives_ok($$SELECT realtime.send('[1, 2]', 'ev', 'room')$$, 'an array payl
 SELECT lives_ok($$SELECT realtime.send('{"a":1}', 'ev', 'room', NULL)$$,
                 'a NULL private is no error');
 
--- persist_messages: the row upstream's send stores, with the same id as the message.
+-- By default (persist_messages = private) a private message is stored, for replay
+-- (PROTOCOL.md 4.5), and a public one is not; off stores none.
+SET LOCAL TimeZone = 'Asia/Tokyo';
+SELECT realtime.send('{"a":1}', 'ev', 'default:private', true);
+SELECT realtime.send('{"a":1}', 'ev', 'default:public', false);
+SET LOCAL TimeZone = 'UTC';
+SELECT is((SELECT count(*) FROM realtime.messages WHERE topic = 'default:private'), 1::bigint,
+          'by default a private send stores its row');
+SELECT is((SELECT count(*) FROM realtime.messages WHERE topic = 'default:public'), 0::bigint,
+          'by default a public send stores nothing');
+SELECT ok((SELECT abs(extract(epoch FROM inserted_at - (clock_timestamp() AT TIME ZONE 'utc')))
+                  < 60 FROM realtime.messages WHERE topic = 'default:private'),
+          'inserted_at is the time of the send in UTC, whatever the session''s time zone');
+SELECT is((SELECT expires_at FROM realtime.messages WHERE topic = 'default:private'), NULL,
+          'a send has no expiry: kept for the retention period');
+SET LOCAL realtime.persist_messages = off;
+SELECT realtime.send('{"a":1}', 'ev', 'off:private', true);
+SELECT is((SELECT count(*) FROM realtime.messages WHERE topic = 'off:private'), 0::bigint,
+          'persist_messages off: a private send stores nothing');
+
+-- persist_messages = on: the row upstream's send stores, with the message's id.
 SET LOCAL realtime.persist_messages = on;
 SELECT realtime.send('{"a":1}', 'ev', 'persist:1');
 SELECT realtime.send('{"a":2,"id":"mine"}', 'ev2', 'persist:2', true);
