@@ -35,8 +35,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace rt::fanout
 {
@@ -45,6 +47,22 @@ enum AuthExt : uint8_t
 {
 	kAuthBroadcast = 1,
 	kAuthPresence = 2
+};
+
+/* One stored broadcast a join replays (PROTOCOL.md 4.5), read under the user's RLS. */
+struct ReplayRow
+{
+	std::string id;
+	std::string event;
+	std::string payload; /* JSON text, or the bytes of a binary payload */
+	bool binary = false;
+};
+
+/* A read check may also read the topic's stored broadcasts, in the same transaction. */
+struct ReplayQuery
+{
+	int64_t since_ms = 0; /* inserted_at >= since */
+	int limit = 25;       /* the newest `limit` of them, sent oldest first */
 };
 
 struct AuthResult
@@ -62,6 +80,10 @@ struct AuthResult
 	uint8_t read_ok = 0;  /* AuthExt bits whose read check passed */
 	uint8_t write_ok = 0; /* AuthExt bits whose write check passed */
 	std::string detail;   /* the database's error text, for the log */
+	/* with AuthRequest::replay, when the read check passed */
+	std::vector<ReplayRow> replay_rows; /* oldest first */
+	uint64_t replay_stored = 0;         /* rows since `since` (may exceed the limit) */
+	bool replay_failed = false;         /* the query failed: UnableToReplayMessages */
 };
 
 struct AuthRequest
@@ -71,6 +93,7 @@ struct AuthRequest
 	std::string headers_json = "{}";      /* request.headers */
 	uint8_t read = 0;                     /* AuthExt bits to read-check */
 	uint8_t write = 0;                    /* AuthExt bits to write-check */
+	std::optional<ReplayQuery> replay;    /* with read: the stored broadcasts too */
 	std::function<void(AuthResult)> done; /* called once, on the authorizer thread (the caller
 	                                         posts to its shard) */
 };

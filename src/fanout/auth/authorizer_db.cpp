@@ -23,6 +23,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <string_view>
 
 namespace rt::fanout
@@ -69,6 +70,26 @@ constexpr const char *kWriteSql =
     "INSERT INTO realtime.messages (topic, extension, inserted_at, updated_at) "
     "VALUES ($1, $2, pg_catalog.now() AT TIME ZONE 'utc', pg_catalog.now() AT TIME ZONE 'utc')";
 
+/*
+ * The stored broadcasts of a replaying join (PROTOCOL.md 4.5), as the user (its
+ * SELECT policies decide), in the read check's transaction: the newest $3 since
+ * $2 (unix ms), oldest first, and how many there are since then (counted up to
+ * $4). The read check's probe rows are not private: never among them. The
+ * index messages_topic_inserted_at_index serves the range.
+ */
+constexpr const char *kReplaySql =
+    "WITH m AS (SELECT id, event, payload, binary_payload, inserted_at FROM realtime.messages "
+    "WHERE topic = $1 AND extension = 'broadcast' AND private IS TRUE "
+    "AND inserted_at >= pg_catalog.to_timestamp($2::pg_catalog.int8 / 1000.0) AT TIME ZONE 'utc' "
+    "AND inserted_at < (pg_catalog.now() AT TIME ZONE 'utc') + interval '1 minute' "
+    "AND (expires_at IS NULL OR expires_at > pg_catalog.now() AT TIME ZONE 'utc') "
+    "ORDER BY inserted_at DESC, id DESC LIMIT $4) "
+    "SELECT id::text, event, payload::text, binary_payload, (SELECT count(*) FROM m) "
+    "FROM (SELECT * FROM m ORDER BY inserted_at DESC, id DESC LIMIT $3) newest "
+    "ORDER BY inserted_at, id";
+/* stored messages counted beyond the limit, for the notice of what was not replayed */
+constexpr const char *kReplayCountCap = "100000";
+
 constexpr const char *kPartitionsSql = "SELECT realtime.create_messages_partitions()";
 
 constexpr std::array<uint8_t, 2> kExts = {kAuthBroadcast, kAuthPresence};
@@ -80,6 +101,7 @@ enum class Stmt : uint8_t
 	kProbe,
 	kContext,
 	kRead,
+	kReplay,
 	kWrite,
 	kRollback
 };
@@ -129,6 +151,13 @@ void
 Judge(AuthResult &res, Stmt kind, const PGresult *r)
 {
 	std::string_view state = Field(r, PG_DIAG_SQLSTATE);
+	if (kind == Stmt::kReplay)
+	{
+		/* the read check stands; the join is refused with UnableToReplayMessages */
+		res.replay_failed = true;
+		res.detail = PostgrexErrorText(r);
+		return;
+	}
 	if (state == "42501" && (kind == Stmt::kContext || kind == Stmt::kRead || kind == Stmt::kWrite))
 		return;
 	if (res.status != AuthResult::Status::kOk)
@@ -142,6 +171,35 @@ Judge(AuthResult &res, Stmt kind, const PGresult *r)
 	else
 		res.status = AuthResult::Status::kPolicyError;
 	res.detail = PostgrexErrorText(r);
+}
+
+/* The replay query's rows (kReplaySql), oldest first; rows without a payload are skipped. */
+void
+TakeReplayRows(AuthResult &res, const PGresult *r)
+{
+	for (int row = 0; row < PQntuples(r); row++)
+	{
+		res.replay_stored = std::strtoull(PQgetvalue(r, row, 4), nullptr, 10);
+		ReplayRow out;
+		out.id = PQgetvalue(r, row, 0);
+		out.event = PQgetvalue(r, row, 1);
+		if (!PQgetisnull(r, row, 2))
+			out.payload = PQgetvalue(r, row, 2);
+		else if (!PQgetisnull(r, row, 3))
+		{
+			size_t n = 0;
+			unsigned char *bytes =
+			    PQunescapeBytea(reinterpret_cast<const unsigned char *>(PQgetvalue(r, row, 3)), &n);
+			if (bytes == nullptr)
+				continue;
+			out.payload.assign(reinterpret_cast<const char *>(bytes), n);
+			out.binary = true;
+			PQfreemem(bytes);
+		}
+		else
+			continue;
+		res.replay_rows.push_back(std::move(out));
+	}
 }
 
 } // namespace
@@ -209,9 +267,10 @@ AuthorizerDb::Connect(std::string &err)
 	{
 		const char *name, *sql;
 		int nparams;
-	} stmts[] = {{"rt_auth_probe", kProbeSql, 3}, {"rt_auth_context", kContextSql, 5},
-	             {"rt_auth_read", kReadSql, 1},   {"rt_auth_write", kWriteSql, 2},
-	             {"rt_auth_begin", "BEGIN", 0},   {"rt_auth_rollback", "ROLLBACK", 0}};
+	} stmts[] = {{"rt_auth_probe", kProbeSql, 3},    {"rt_auth_context", kContextSql, 5},
+	             {"rt_auth_read", kReadSql, 1},      {"rt_auth_write", kWriteSql, 2},
+	             {"rt_auth_replay", kReplaySql, 4},  {"rt_auth_begin", "BEGIN", 0},
+	             {"rt_auth_rollback", "ROLLBACK", 0}};
 	for (const auto &s : stmts)
 	{
 		r = PQprepare(conn_, s.name, s.sql, s.nparams, nullptr);
@@ -376,8 +435,13 @@ AuthorizerDb::SendChecks(std::span<const AuthCheck> checks, const std::vector<st
 		{
 			const char *probe[] = {ids[i].c_str(), q.sub_topic.c_str(), exts[i].c_str()};
 			const char *read[] = {ids[i].c_str()};
+			std::string since = q.replay ? std::to_string(q.replay->since_ms) : "";
+			std::string limit = q.replay ? std::to_string(q.replay->limit) : "";
+			const char *replay[] = {q.sub_topic.c_str(), since.c_str(), limit.c_str(),
+			                        kReplayCountCap};
 			if (!send("rt_auth_begin", 0, nullptr) || !send("rt_auth_probe", 3, probe) ||
-			    !send("rt_auth_context", 5, ctx) || !send("rt_auth_read", 1, read) || !sync() ||
+			    !send("rt_auth_context", 5, ctx) || !send("rt_auth_read", 1, read) ||
+			    (q.replay && !send("rt_auth_replay", 4, replay)) || !sync() ||
 			    !send("rt_auth_rollback", 0, nullptr) || !sync())
 				return false;
 		}
@@ -417,6 +481,8 @@ AuthorizerDb::ReadAnswers(std::span<AuthCheck> checks, const std::atomic<bool> &
 			if (kind == Stmt::kRead && st == PGRES_TUPLES_OK)
 				for (int row = 0; row < PQntuples(r); row++)
 					res.read_ok |= ExtBit(PQgetvalue(r, row, 0));
+			else if (kind == Stmt::kReplay && st == PGRES_TUPLES_OK)
+				TakeReplayRows(res, r);
 			else if (kind == Stmt::kWrite && st == PGRES_COMMAND_OK)
 				res.write_ok |= bit;
 		}
@@ -427,10 +493,18 @@ AuthorizerDb::ReadAnswers(std::span<AuthCheck> checks, const std::atomic<bool> &
 	{
 		if (c.result.status != AuthResult::Status::kOk)
 			continue; /* nothing was sent */
-		if (c.req->read != 0 &&
-		    (!group(c.result, {Stmt::kBegin, Stmt::kProbe, Stmt::kContext, Stmt::kRead}, 0) ||
-		     !group(c.result, {Stmt::kRollback}, 0)))
-			return false;
+		if (c.req->read != 0)
+		{
+			bool read_ok =
+			    c.req->replay
+			        ? group(
+			              c.result,
+			              {Stmt::kBegin, Stmt::kProbe, Stmt::kContext, Stmt::kRead, Stmt::kReplay},
+			              0)
+			        : group(c.result, {Stmt::kBegin, Stmt::kProbe, Stmt::kContext, Stmt::kRead}, 0);
+			if (!read_ok || !group(c.result, {Stmt::kRollback}, 0))
+				return false;
+		}
 		for (uint8_t bit : kExts)
 			if ((c.req->write & bit) != 0 &&
 			    (!group(c.result, {Stmt::kBegin, Stmt::kContext, Stmt::kWrite}, bit) ||
@@ -438,7 +512,10 @@ AuthorizerDb::ReadAnswers(std::span<AuthCheck> checks, const std::atomic<bool> &
 				return false;
 		c.result.read_ok &= c.req->read;
 		if (c.result.status != AuthResult::Status::kOk)
+		{
 			c.result.read_ok = c.result.write_ok = 0;
+			c.result.replay_rows.clear();
+		}
 	}
 	return true;
 }

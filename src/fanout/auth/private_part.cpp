@@ -117,7 +117,9 @@ PrivatePart::Join(ChannelHost &host, Channel &ch, JoinConfig &join)
 	PrivateChannel &p = ch.rights;
 	p.read_broadcast = p.read_presence = Perm::kUnknown;
 	p.write_broadcast = p.write_presence = Perm::kUnknown;
-	Authorize(host, ch, kAuthBroadcast | (ch.presence.enabled ? kAuthPresence : 0), 0);
+	/* a replay reads the stored messages in the read check's transaction (replay_part.hpp) */
+	Authorize(host, ch, kAuthBroadcast | (ch.presence.enabled ? kAuthPresence : 0), 0,
+	          ch.replay.requested);
 	return JoinStep::kWaiting;
 }
 
@@ -171,7 +173,7 @@ PrivatePart::MustAskPresenceWrite(const Channel &ch)
 }
 
 void
-PrivatePart::Authorize(ChannelHost &host, Channel &ch, uint8_t read, uint8_t write)
+PrivatePart::Authorize(ChannelHost &host, Channel &ch, uint8_t read, uint8_t write, bool replay)
 {
 	AuthRequest req;
 	req.sub_topic = ch.sub_topic;
@@ -181,6 +183,8 @@ PrivatePart::Authorize(ChannelHost &host, Channel &ch, uint8_t read, uint8_t wri
 	req.headers_json = host.headers_json();
 	req.read = read;
 	req.write = write;
+	if (replay)
+		req.replay = ReplayQuery{ch.replay.since_ms, ch.replay.limit};
 	ChannelHost::Poster post = host.MakePoster();
 	uint64_t gen = ch.gen, seq = ch.rights.seq;
 	std::string topic = ch.topic;
@@ -230,9 +234,23 @@ PrivatePart::JoinChecked(ChannelHost &host, Channel &ch, const AuthResult &r)
 			ch.rights.read_presence = (r.read_ok & kAuthPresence) ? Perm::kYes : Perm::kNo;
 	}
 	bool readable = ch.rights.read_broadcast == Perm::kYes || ch.rights.read_presence == Perm::kYes;
+	/* a replay needs the broadcast read right itself (PROTOCOL.md 3.3 step 11) */
+	if (ch.replay.requested && ch.rights.read_broadcast != Perm::kYes)
+		readable = false;
 	if (refusal.empty() && !readable)
 		refusal = "Unauthorized: You do not have permissions to read from this Channel topic: " +
 		          ch.sub_topic;
+	if (refusal.empty() && ch.replay.requested)
+	{
+		if (r.replay_failed)
+		{
+			Log(LogLevel::kWarning, "auth", "UnableToReplayMessages: topic=%s: %s",
+			    ch.sub_topic.c_str(), r.detail.c_str());
+			refusal = "UnableToReplayMessages: Realtime was unable to replay messages";
+		}
+		ch.replay.rows = r.replay_rows;
+		ch.replay.stored = r.replay_stored;
+	}
 	host.JoinDecided(ch, refusal);
 }
 

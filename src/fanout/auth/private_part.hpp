@@ -58,7 +58,8 @@ public:
 
 private:
 	/* Ask the authorizer; the answer comes back as Answered on the socket's shard. */
-	static void Authorize(ChannelHost &host, Channel &ch, uint8_t read, uint8_t write);
+	static void Authorize(ChannelHost &host, Channel &ch, uint8_t read, uint8_t write,
+	                      bool replay = false);
 	static void Answered(ChannelHost &host, const std::string &topic, uint64_t gen, uint64_t seq,
 	                     uint8_t read, uint8_t write, const AuthResult &r);
 	static void JoinChecked(ChannelHost &host, Channel &ch, const AuthResult &r);

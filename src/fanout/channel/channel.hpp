@@ -11,6 +11,7 @@
 #include "auth/auth_jwt.hpp"
 #include "auth/private_part.hpp"
 #include "broadcast/broadcast_part.hpp"
+#include "broadcast/replay_part.hpp"
 #include "channel/loss_notice.hpp"
 #include "postgres_changes/pg_changes_part.hpp"
 #include "presence/presence_part.hpp"
@@ -38,6 +39,7 @@ struct Channel
 
 	/* the parts' state (channel_part.hpp) */
 	BroadcastChannel broadcast;
+	ReplayChannel replay;
 	PresenceChannel presence;
 	PgChangesChannel pg_changes;
 	PrivateChannel rights; /* public channels: everything allowed */
@@ -52,6 +54,7 @@ struct Channel
 	 */
 	bool joining = false;
 	bool checking = false;
+	bool in_registry = false;  /* the shard routes deliveries to it (a replaying join: early) */
 	std::vector<Inbound> held; /* (a std::deque would hold 576 bytes even empty) */
 	size_t held_bytes = 0;
 

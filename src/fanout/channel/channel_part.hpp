@@ -22,12 +22,14 @@
 #include <string_view>
 
 #include "base/json.hpp"
+#include "channel/loss_notice.hpp"
 
 namespace rt::fanout
 {
 
 struct Channel;
 struct Delivery;
+struct Frame;
 struct Inbound;
 struct ShardMetrics;
 class Tenant;
@@ -68,6 +70,13 @@ public:
 	/* A push of event on the channel, to this client only. */
 	virtual void PushTo(const Channel &ch, std::string_view event,
 	                    std::string_view payload_json) = 0;
+	/* Whether the socket speaks vsn 1.0.0 (else 2.0.0): which frame of a Delivery it takes. */
+	virtual bool UsesV1() const = 0;
+	/* A fan-out frame for this client on ch, under the send queue's caps (a drop is a loss). */
+	virtual void SendFrame(Channel &ch, std::shared_ptr<const Frame> frame, LossPart part) = 0;
+	/* ch missed n messages of part: told now or within a second (PROTOCOL.md 3.10). */
+	virtual void NoteLost(Channel &ch, LossPart part, LossReason reason, uint64_t n,
+	                      int64_t now_ms) = 0;
 	/* Fan a delivery out to every shard, as the tenant's (the sender's shard first). */
 	virtual void Publish(std::shared_ptr<Delivery> d) = 0;
 	/* End the channel with a system error; ch is gone afterwards. */

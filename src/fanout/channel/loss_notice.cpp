@@ -25,6 +25,8 @@ constexpr ReasonText kReasons[kLossReasons] = {
     {"shard_behind", "the server fell behind"},
     {"ring_gap", "the database stream lost messages before they were read"},
     {"rls_unknown", "the database could not be asked whether the subscriber may see them"},
+    {"replay_limit", "more stored messages than the replay limit"},
+    {"replay_wait", "too many live messages while the replay was read"},
 };
 
 const char *

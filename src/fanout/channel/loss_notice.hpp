@@ -24,8 +24,10 @@ enum class LossReason : uint8_t
 	kShardBehind, /* the shard serving the socket fell behind (its inbox was full) */
 	kRingGap,     /* the database stream overwrote records before the sidecar read them */
 	kRlsUnknown,  /* a change's RLS or privilege check failed: the database did not answer */
+	kReplayLimit, /* stored messages since the replay's `since` beyond its limit */
+	kReplayWait,  /* live messages over the bound while a replaying join waited */
 };
-constexpr size_t kLossReasons = 5;
+constexpr size_t kLossReasons = 7;
 
 /* Which part of the channel missed it: the `extension` of the notice. */
 enum class LossPart : uint8_t
@@ -36,7 +38,8 @@ enum class LossPart : uint8_t
 };
 constexpr size_t kLossParts = 3;
 
-/* Label values for /metrics: events_limit, slow_client, shard_behind, ring_gap, rls_unknown. */
+/* Label values for /metrics: events_limit, slow_client, shard_behind, ring_gap, rls_unknown,
+ * replay_limit, replay_wait. */
 const char *LossReasonName(LossReason r);
 /* broadcast, presence, postgres_changes */
 const char *LossPartName(LossPart p);

@@ -128,6 +128,16 @@ Session::SendControl(std::shared_ptr<const Frame> frame)
 }
 
 void
+Session::SendFrame(Channel &ch, std::shared_ptr<const Frame> frame, LossPart part)
+{
+	Metrics().Out(part == LossPart::kPresence ? Primitive::kPresence : Primitive::kBroadcast, 1,
+	              frame->bytes.size());
+	QueuedFrame *q = NewQueuedFrame(std::move(frame));
+	EnqueueFanout(q, NowMs(), ch, part);
+	DropIfUnused(q);
+}
+
+void
 Session::EnqueueFanout(QueuedFrame *f, int64_t now_ms, Channel &ch, LossPart part)
 {
 	if (close_requested_ || closing_slow_)

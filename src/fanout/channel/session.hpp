@@ -77,7 +77,8 @@ public:
 	 * Channel ch missed n messages of part for reason: a `system` notice now, or from the
 	 * shard's timer once a second has passed since its last (PROTOCOL.md 3.10).
 	 */
-	void NoteLost(Channel &ch, LossPart part, LossReason reason, uint64_t n, int64_t now_ms);
+	void NoteLost(Channel &ch, LossPart part, LossReason reason, uint64_t n,
+	              int64_t now_ms) override;
 	/* The tenant's database stream lost n records: every channel may have missed them. */
 	void NoteStreamLost(uint64_t n, int64_t now_ms);
 	/* Shard timer: send the notices that had to wait. */
@@ -154,6 +155,12 @@ public:
 	void ReplyTo(const Channel &ch, const std::optional<std::string> &ref,
 	             std::string_view payload_json) override;
 	void PushTo(const Channel &ch, std::string_view event, std::string_view payload_json) override;
+	bool
+	UsesV1() const override
+	{
+		return vsn_ == Vsn::k1;
+	}
+	void SendFrame(Channel &ch, std::shared_ptr<const Frame> frame, LossPart part) override;
 	void Publish(std::shared_ptr<Delivery> d) override;
 	void ShutdownChannel(Channel &ch, std::string_view message) override;
 	void Hold(Channel &ch, Inbound &m) override;

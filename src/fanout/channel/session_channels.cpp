@@ -49,11 +49,12 @@ JwtErrorPrefix(ErrorCode code)
 std::atomic<uint64_t> g_channel_gen{1};
 
 BroadcastPart g_broadcast;
+ReplayPart g_replay;
 PresencePart g_presence;
 PgChangesPart g_pg_changes;
 PrivatePart g_private;
 /* A channel's parts in join order: the private read check, which waits, comes last. */
-ChannelPart *const kParts[] = {&g_broadcast, &g_presence, &g_pg_changes, &g_private};
+ChannelPart *const kParts[] = {&g_broadcast, &g_replay, &g_presence, &g_pg_changes, &g_private};
 
 int64_t
 NowSeconds()
@@ -67,11 +68,10 @@ Session::~Session()
 {
 	for (auto &[topic, ch] : channels_)
 	{
-		if (!ch->joining)
-		{
+		if (ch->in_registry)
 			shard_.registry().Remove(ch->routing_key, this);
+		if (!ch->joining)
 			Metrics().channels.Sub();
-		}
 		for (ChannelPart *part : kParts)
 			part->Leave(*this, *ch);
 	}
@@ -207,6 +207,16 @@ Session::HandleJoin(Inbound &m)
 	Channel *c = ch.get();
 	c->joining = waiting;
 	channels_.emplace(m.topic, std::move(ch));
+	if (c->replay.buffering)
+	{
+		/*
+		 * A replaying join takes live messages from now on (they wait in the channel):
+		 * in this turn of the loop, so before any delivery of a message committed after
+		 * the snapshot its check (submitted above) reads the replay from.
+		 */
+		shard_.registry().Add(c->routing_key, this, c);
+		c->in_registry = true;
+	}
 	if (!waiting)
 		FinishJoin(*c);
 }
@@ -324,6 +334,8 @@ Session::JoinDecided(Channel &ch, const std::string &refusal)
 		return;
 	}
 	ReplyLater(ch.join_ref, ch.join_msg_ref, ch.topic, ReplyErrorReason(refusal));
+	if (ch.in_registry)
+		shard_.registry().Remove(ch.routing_key, this);
 	/* never joined: no phx_close; messages it held are answered as for no channel */
 	EraseChannel(ch);
 }
@@ -332,7 +344,9 @@ Session::JoinDecided(Channel &ch, const std::string &refusal)
 void
 Session::FinishJoin(Channel &ch)
 {
-	shard_.registry().Add(ch.routing_key, this, &ch);
+	if (!ch.in_registry)
+		shard_.registry().Add(ch.routing_key, this, &ch);
+	ch.in_registry = true;
 	if (!counted_user_)
 	{
 		counted_user_ = true; /* a connected user from its first join until it closes */

@@ -76,6 +76,7 @@ struct Delivery
 	std::vector<std::string> shared;
 	std::function<void(Shard &)> task; /* when set: run on the shard, nothing else */
 	bool from_database = false;        /* realtime.send(): over the events limit it is a loss */
+	std::string message_id; /* a stored message's id (meta.id): a replaying channel skips it */
 	/* set: the message was not serialized; each channel it would reach notes this loss */
 	std::optional<LossReason> lost;
 };

@@ -425,8 +425,21 @@ Shard::Deliver(const Delivery &d)
 	for (const Subscriber &sub : *subs)
 	{
 		Session *s = sub.session;
-		if (s->id() == d.exclude_session || !sub.channel->Reads(d.kind))
+		if (s->id() == d.exclude_session)
 			continue;
+		if (sub.channel->replay.buffering)
+		{
+			/* joining with replay: kept until the stored messages are out (replay_part.hpp) */
+			const std::shared_ptr<const Frame> &f = s->vsn() == Vsn::k1 ? d.v1 : d.v2;
+			if (d.kind == DeliveryKind::kBroadcast && f)
+				ReplayPart::Wait(*s, *sub.channel, f, d.message_id);
+			continue;
+		}
+		if (!sub.channel->Reads(d.kind))
+			continue;
+		if (!d.message_id.empty() && !sub.channel->replay.replayed_ids.empty() &&
+		    ReplayPart::Replayed(*sub.channel, d.message_id))
+			continue; /* it was replayed to this channel (PROTOCOL.md 4.5) */
 		if (s->vsn() == Vsn::k1)
 		{
 			if (!d.v1)

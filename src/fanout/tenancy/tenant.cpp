@@ -175,6 +175,7 @@ Tenant::Start()
 			        m.binary ? kEncodingBinary : kEncodingJson, m.payload, meta);
 			    d->tenant = weak.lock();
 			    d->from_database = true;
+			    d->message_id = m.id;
 			    hub_.Publish(d, -1);
 		    },
 		    changes_ ? RingReader::ChangeSink(
