@@ -12,6 +12,7 @@
 #include "auth/private_part.hpp"
 #include "broadcast/broadcast_part.hpp"
 #include "broadcast/replay_part.hpp"
+#include "broadcast/replication_ready_part.hpp"
 #include "channel/loss_notice.hpp"
 #include "postgres_changes/pg_changes_part.hpp"
 #include "presence/presence_part.hpp"
@@ -40,6 +41,7 @@ struct Channel
 	/* the parts' state (channel_part.hpp) */
 	BroadcastChannel broadcast;
 	ReplayChannel replay;
+	ReplicationReadyChannel replication_ready;
 	PresenceChannel presence;
 	PgChangesChannel pg_changes;
 	PrivateChannel rights; /* public channels: everything allowed */

@@ -28,6 +28,7 @@ namespace rt::fanout
 {
 
 struct Channel;
+struct Config;
 struct Delivery;
 struct Frame;
 struct Inbound;
@@ -58,6 +59,8 @@ public:
 	virtual uint64_t session_id() const = 0;
 	virtual int shard_index() const = 0;
 	virtual Tenant &tenant() const = 0;
+	/* The server's settings (flags). */
+	virtual const Config &config() const = 0;
 	/* The upgrade's x-* headers as a JSON object, for RLS (request.headers). */
 	virtual const std::string &headers_json() const = 0;
 	/* This socket's counters for its tenant on this shard. */

@@ -127,6 +127,12 @@ Session::SendControl(std::shared_ptr<const Frame> frame)
 		WakeWriter();
 }
 
+const Config &
+Session::config() const
+{
+	return shard_.config();
+}
+
 void
 Session::SendFrame(Channel &ch, std::shared_ptr<const Frame> frame, LossPart part)
 {

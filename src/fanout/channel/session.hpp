@@ -144,6 +144,7 @@ public:
 	{
 		return *tenant_;
 	}
+	const Config &config() const override;
 	const std::string &
 	headers_json() const override
 	{

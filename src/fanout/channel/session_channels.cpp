@@ -50,11 +50,13 @@ std::atomic<uint64_t> g_channel_gen{1};
 
 BroadcastPart g_broadcast;
 ReplayPart g_replay;
+ReplicationReadyPart g_replication_ready;
 PresencePart g_presence;
 PgChangesPart g_pg_changes;
 PrivatePart g_private;
 /* A channel's parts in join order: the private read check, which waits, comes last. */
-ChannelPart *const kParts[] = {&g_broadcast, &g_replay, &g_presence, &g_pg_changes, &g_private};
+ChannelPart *const kParts[] = {&g_broadcast,  &g_replay,  &g_presence,
+                               &g_pg_changes, &g_private, &g_replication_ready};
 
 int64_t
 NowSeconds()
@@ -438,15 +440,20 @@ Session::ShutdownChannel(Channel &ch, std::string_view message)
 void
 Session::ExpireChannels(int64_t now_s)
 {
-	std::vector<Channel *> expired;
+	std::vector<Channel *> expired, unready;
+	int64_t now_ms = NowMs();
 	for (auto &[topic, ch] : channels_)
 	{
 		if (ch->claims.exp <= now_s && !ch->joining)
 			expired.push_back(ch.get());
+		else if (ReplicationReadyPart::TimedOut(*this, *ch, now_ms))
+			unready.push_back(ch.get());
 	}
 	for (Channel *ch : expired)
 		ShutdownChannel(*ch, "Token has expired " + std::to_string(now_s - ch->claims.exp) +
 		                         " seconds ago");
+	for (Channel *ch : unready)
+		ShutdownChannel(*ch, ReplicationReadyPart::kTimeoutMessage);
 }
 
 void

@@ -262,7 +262,7 @@ public:
 		return *d;
 	}
 	void
-	System(const ChannelRef &ch, std::string payload)
+	System(const ChannelRef &ch, std::string payload, bool ready = false)
 	{
 		ChannelPush p;
 		p.session_id = ch.session_id;
@@ -270,6 +270,7 @@ public:
 		p.topic = ch.topic;
 		p.event = "system";
 		p.head = std::move(payload);
+		p.ready = ready;
 		For(ch.shard).pushes.push_back(std::move(p));
 	}
 	/* ch missed one change, its RLS unanswered: its shard notes it (Shard::NoteDeliveryLost) */
@@ -628,37 +629,37 @@ PgChangesEngine::CheckReady(PgOutbox &out)
 	uint64_t reached = st.snap_lsn;
 	st.snap_have = false;
 	int64_t now = NowMs();
-	std::erase_if(st.pending,
-	              [&](Pending &p)
-	              {
-		              if (p.lsn != 0 && p.lsn <= reached)
-		              {
-			              out.System(*p.channel,
-			                         SystemPayload("ok", "Subscribed to PostgreSQL", p.sub_topic));
-			              return true;
-		              }
-		              if (!p.warned && now - p.since_ms > kReadyWarnMs)
-		              {
-			              p.warned = true;
-			              out.System(*p.channel,
-			                         SystemPayload("error",
-			                                       "Postgres Changes are not flowing yet: the "
-			                                       "ring has not reached this subscription "
-			                                       "(is the database's realtime decoder "
-			                                       "running? see realtime.stats()); "
-			                                       "\"Subscribed to PostgreSQL\" follows when "
-			                                       "it does",
-			                                       p.sub_topic));
-			              Log(LogLevel::kWarning, "changes",
-			                  "subscription on %s not confirmed after %lld ms: the ring is at "
-			                  "%llX, the subscription at %llX (is the decoder running? see "
-			                  "realtime.stats())",
-			                  p.channel->topic.c_str(), static_cast<long long>(now - p.since_ms),
-			                  static_cast<unsigned long long>(reached),
-			                  static_cast<unsigned long long>(p.lsn));
-		              }
-		              return false;
-	              });
+	std::erase_if(
+	    st.pending,
+	    [&](Pending &p)
+	    {
+		    if (p.lsn != 0 && p.lsn <= reached)
+		    {
+			    out.System(*p.channel, SystemPayload("ok", "Subscribed to PostgreSQL", p.sub_topic),
+			               true);
+			    return true;
+		    }
+		    if (!p.warned && now - p.since_ms > kReadyWarnMs)
+		    {
+			    p.warned = true;
+			    out.System(*p.channel, SystemPayload("error",
+			                                         "Postgres Changes are not flowing yet: the "
+			                                         "ring has not reached this subscription "
+			                                         "(is the database's realtime decoder "
+			                                         "running? see realtime.stats()); "
+			                                         "\"Subscribed to PostgreSQL\" follows when "
+			                                         "it does",
+			                                         p.sub_topic));
+			    Log(LogLevel::kWarning, "changes",
+			        "subscription on %s not confirmed after %lld ms: the ring is at "
+			        "%llX, the subscription at %llX (is the decoder running? see "
+			        "realtime.stats())",
+			        p.channel->topic.c_str(), static_cast<long long>(now - p.since_ms),
+			        static_cast<unsigned long long>(reached),
+			        static_cast<unsigned long long>(p.lsn));
+		    }
+		    return false;
+	    });
 }
 
 /* Prepare's steps: match the batch, then plan its one round trip of checks */

@@ -51,6 +51,7 @@ struct ChannelPush
 	std::string head;       /* the payload's start, or all of it */
 	int32_t shared = -1;    /* index into Delivery::shared; -1: none */
 	std::string_view tail;  /* static string */
+	bool ready = false;     /* "Subscribed to PostgreSQL": the channel's changes flow */
 };
 
 /* What a routing-key delivery is: private channels read each only with its permission. */

@@ -314,6 +314,8 @@ Shard::DeliverPushes(const Delivery &d)
 			/* control traffic: never dropped for a slow reader, carries the join_ref */
 			s->SendControl(MakeFrame(Opcode::kText, EncodeText(s->vsn(), ch->join_ref, std::nullopt,
 			                                                   p.topic, p.event, p.head)));
+			if (p.ready)
+				ReplicationReadyPart::Confirmed(*s, *ch); /* after "Subscribed to PostgreSQL" */
 			continue;
 		}
 		/* over the events limit, changes are dropped (PROTOCOL.md 9.1) */

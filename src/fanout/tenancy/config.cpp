@@ -355,6 +355,9 @@ UsageText()
 	       "  --slow-client-grace-ms MS       then this long to read its loss notices and the\n"
 	       "                                  close (its queue is freed at once; default 30000)\n"
 	       "                                  [SLOW_CLIENT_GRACE_MS]\n"
+	       "  --replication-ready-timeout-ms MS  a channel joined with replication_ready that\n"
+	       "                                  is not ready by then ends (default 60000)\n"
+	       "                                  [REPLICATION_READY_TIMEOUT_MS]\n"
 	       "  --log-level LEVEL               debug, info, warning or error (default info) "
 	       "[LOG_LEVEL]\n"
 	       "  --check                         diagnose --db and --ring-path (or every tenant of\n"
@@ -392,6 +395,7 @@ struct Options
 	          {"--send-queue-kb", "SEND_QUEUE_KB", 64, 1 << 20, &send_queue_kb},
 	          {"--slow-client-close-ms", "SLOW_CLIENT_CLOSE_MS", 100, 3600000, &c.slow_client_close_ms},
 	          {"--slow-client-grace-ms", "SLOW_CLIENT_GRACE_MS", 1000, 3600000, &c.slow_client_grace_ms},
+	          {"--replication-ready-timeout-ms", "REPLICATION_READY_TIMEOUT_MS", 100, 3600000, &c.replication_ready_timeout_ms},
 	      }},
 	      /* clang-format on */
 	      strs{{
@@ -416,7 +420,7 @@ struct Options
 	int send_queue_kb;
 	bool tenant_flag = false; /* --db, --ring-path, --jwt-*: not with --config */
 	std::array<IntOption, 9> limits;
-	std::array<IntOption, 9> ints;
+	std::array<IntOption, 10> ints;
 	std::array<StrOption, 10> strs;
 };
 

@@ -60,6 +60,7 @@ struct Config
 	size_t send_queue_items = 65536;
 	int slow_client_close_ms = 5000;  /* dropping for this long closes the socket */
 	int slow_client_grace_ms = 30000; /* ... after its loss notices and close frame, or this */
+	int replication_ready_timeout_ms = 60000; /* config.broadcast.replication_ready (3.8) */
 	int max_http_body_bytes = 8 << 20;
 	std::string log_level = "info";
 	/* the limits given by flags: the single tenant's, and the defaults of the file's tenants */
