@@ -1,20 +1,55 @@
 /*
- * broadcast_part.cpp: client broadcasts on a channel (PROTOCOL.md 4.1-4.3).
+ * broadcast_part.cpp: client broadcasts on a channel (PROTOCOL.md 4.1-4.3),
+ * persisted ones included (persist.hpp).
  *
- * Shard thread only. A push is checked (write right of a private channel,
- * payload size), serialized once for both protocol versions and published;
- * the sender is excluded unless it joined with self.
+ * Shard thread only, but for the store's answer, which comes from the store
+ * thread and is posted back to the sender's shard. A push is checked (write
+ * right of a private channel, payload size, persist), serialized once for
+ * both protocol versions and published; the sender is excluded unless it
+ * joined with self. Broadcasts behind a persisted one wait for its commit.
  */
 #include "broadcast/broadcast_part.hpp"
 
 #include "auth/private_part.hpp"
+#include "base/uuid.hpp"
 #include "broadcast/broadcast.hpp"
+#include "broadcast/message_store.hpp"
+#include "broadcast/persist.hpp"
 #include "channel/channel.hpp"
+#include "channel/session.hpp"
 #include "ops/metrics.hpp"
+#include "server/shard.hpp"
 #include "tenancy/tenant.hpp"
 
 namespace rt::fanout
 {
+
+namespace
+{
+
+size_t
+DeliveryBytes(const Delivery &d)
+{
+	return (d.v1 ? d.v1->bytes.size() : 0) + (d.v2 ? d.v2->bytes.size() : 0);
+}
+
+/* The event and payload JSON of a text push's {"type":"broadcast","event":..,"payload":..}. */
+bool
+TextEventPayload(const Inbound &m, std::string &event, std::string &payload)
+{
+	rapidjson::Document doc;
+	if (!json::Parse(doc, m.payload) || !doc.IsObject())
+		return false;
+	std::optional<std::string_view> e = json::String(doc, "event");
+	if (!e)
+		return false;
+	event.assign(*e);
+	const rapidjson::Value *p = json::Member(doc, "payload");
+	payload = p != nullptr ? json::Stringify(*p) : "{}";
+	return true;
+}
+
+} // namespace
 
 JoinStep
 BroadcastPart::Join(ChannelHost &, Channel &ch, JoinConfig &join)
@@ -47,15 +82,189 @@ BroadcastPart::Push(ChannelHost &host, Channel &ch, Inbound &m)
 			host.ReplyTo(ch, m.ref, R"({"status":"error","response":"payload_size_exceeded"})");
 		return;
 	}
+	PersistAsk persist = ReadPersist(m);
+	if (persist.asked)
+	{
+		std::string_view refusal = !ch.is_private   ? kPersistPublic
+		                           : !persist.valid ? kPersistInvalid
+		                           : host.UsesV1()  ? kPersistVsn1
+		                                            : std::string_view();
+		if (!refusal.empty())
+		{
+			host.Metrics().Drop(DropReason::kNotStored);
+			if (m.ref)
+				host.ReplyTo(ch, m.ref, PersistErrorReply(refusal));
+			return;
+		}
+		Persist(host, ch, m, persist.ttl_s);
+		return;
+	}
 
 	std::shared_ptr<Delivery> d = m.user_broadcast
 	                                  ? MakeUserBroadcast(ch.routing_key, ch.topic, m.user_event,
 	                                                      m.encoding, m.user_payload, "")
 	                                  : MakeTextBroadcast(ch.routing_key, ch.topic, m.payload);
 	d->exclude_session = ch.broadcast.self ? 0 : host.session_id();
-	host.Publish(std::move(d));
-	if (ch.broadcast.ack)
-		host.ReplyTo(ch, m.ref, kReplyOkEmpty);
+	OutgoingBroadcast out;
+	out.delivery = std::move(d);
+	out.ref = m.ref;
+	Send(host, ch, std::move(out));
+}
+
+/*
+ * Store the message, then send it (Stored). False when it was refused at once
+ * (answered with an error: nothing stored, nothing delivered).
+ */
+bool
+BroadcastPart::Persist(ChannelHost &host, Channel &ch, Inbound &m, int64_t ttl_s)
+{
+	MessageStore *store = host.tenant().store;
+	StoreRequest req;
+	req.id = NewUuid();
+	req.topic = ch.sub_topic;
+	req.ttl_s = ttl_s;
+	bool ok = true;
+	if (m.user_broadcast)
+	{
+		req.event = m.user_event;
+		req.payload = m.user_payload;
+		req.binary = m.encoding == kEncodingBinary;
+	}
+	else
+		ok = TextEventPayload(m, req.event, req.payload);
+	std::optional<std::string> unstorable = ok ? Unstorable(req) : std::nullopt;
+	std::string refusal = !ok                             ? std::string(kPersistInvalid)
+	                      : unstorable                    ? "UnableToPersistMessage: " + *unstorable
+	                      : !store                        ? std::string(kPersistFailed)
+	                      : !Room(ch, req.payload.size()) ? std::string(kPersistBusy)
+	                                                      : std::string();
+	if (!refusal.empty())
+	{
+		host.Metrics().Drop(DropReason::kNotStored);
+		if (m.ref)
+			host.ReplyTo(ch, m.ref, PersistErrorReply(refusal));
+		return false;
+	}
+	std::shared_ptr<Delivery> d = MakeUserBroadcast(ch.routing_key, ch.topic, req.event,
+	                                                req.binary ? kEncodingBinary : kEncodingJson,
+	                                                req.payload, StoredMeta(req.id));
+	d->exclude_session = ch.broadcast.self ? 0 : host.session_id();
+	d->message_id = req.id;
+	d->tenant = host.tenant().shared_from_this();
+	OutgoingBroadcast out;
+	out.delivery = d;
+	out.ref = m.ref;
+	out.persisted = true;
+	out.state = OutgoingBroadcast::State::kStoring;
+	out.bytes = DeliveryBytes(*d);
+	/*
+	 * The answer comes on the store thread: back to this shard. If the channel is gone by
+	 * then, a stored message still goes out (its subscribers must not miss it).
+	 */
+	Hub *hub = &host.hub();
+	int shard = host.shard_index();
+	uint64_t session = host.session_id(), gen = ch.gen;
+	std::string topic = ch.topic;
+	req.done = [hub, shard, session, gen, topic, d](bool stored)
+	{
+		hub->PostTask(shard,
+		              [session, gen, topic, d, stored](Shard &sh)
+		              {
+			              Session *s = sh.FindSession(session);
+			              Channel *c = s != nullptr ? s->FindChannel(topic, gen) : nullptr;
+			              if (c != nullptr)
+				              Stored(*s, *c, stored);
+			              else if (stored)
+				              sh.hub().Publish(d, sh.index());
+		              });
+	};
+	Send(host, ch, std::move(out));
+	store->Submit(std::move(req));
+	return true;
+}
+
+/* Whether ch can keep one more broadcast of bytes behind those being stored. */
+bool
+BroadcastPart::Room(const Channel &ch, size_t bytes)
+{
+	const BroadcastChannel &b = ch.broadcast;
+	return b.outgoing.size() - b.outgoing_head < kMaxOutgoing &&
+	       b.outgoing_bytes + bytes <= kMaxOutgoingBytes;
+}
+
+/* Out now, or behind the persisted broadcasts still being stored (order kept). */
+void
+BroadcastPart::Send(ChannelHost &host, Channel &ch, OutgoingBroadcast out)
+{
+	BroadcastChannel &b = ch.broadcast;
+	if (b.outgoing_head == b.outgoing.size() && out.state == OutgoingBroadcast::State::kReady)
+	{
+		host.Publish(std::move(out.delivery));
+		if (ch.broadcast.ack)
+			host.ReplyTo(ch, out.ref, kReplyOkEmpty);
+		return;
+	}
+	out.bytes = DeliveryBytes(*out.delivery);
+	if (!out.persisted && !Room(ch, out.bytes))
+	{
+		host.Metrics().Drop(DropReason::kNotStored);
+		if (out.ref)
+			host.ReplyTo(ch, out.ref, PersistErrorReply(kPersistBusy));
+		return;
+	}
+	b.outgoing_bytes += out.bytes;
+	b.outgoing.push_back(std::move(out));
+}
+
+void
+BroadcastPart::Stored(ChannelHost &host, Channel &ch, bool stored)
+{
+	BroadcastChannel &b = ch.broadcast;
+	for (size_t i = b.outgoing_head; i < b.outgoing.size(); i++)
+	{
+		OutgoingBroadcast &o = b.outgoing[i];
+		if (o.state == OutgoingBroadcast::State::kStoring)
+		{
+			o.state =
+			    stored ? OutgoingBroadcast::State::kStored : OutgoingBroadcast::State::kFailed;
+			break;
+		}
+	}
+	Flush(host, ch);
+}
+
+/* Send the front of the queue while nothing before it is still being stored. */
+void
+BroadcastPart::Flush(ChannelHost &host, Channel &ch)
+{
+	BroadcastChannel &b = ch.broadcast;
+	while (b.outgoing_head < b.outgoing.size())
+	{
+		OutgoingBroadcast &o = b.outgoing[b.outgoing_head];
+		if (o.state == OutgoingBroadcast::State::kStoring)
+			break;
+		b.outgoing_bytes -= o.bytes;
+		if (o.state == OutgoingBroadcast::State::kFailed)
+		{
+			/* never a false ok: not stored, not delivered, and the sender is told */
+			host.Metrics().Drop(DropReason::kNotStored);
+			if (o.ref)
+				host.ReplyTo(ch, o.ref, PersistErrorReply(kPersistFailed));
+		}
+		else
+		{
+			host.Publish(std::move(o.delivery));
+			if (ch.broadcast.ack)
+				host.ReplyTo(ch, o.ref, kReplyOkEmpty);
+		}
+		b.outgoing_head++;
+	}
+	if (b.outgoing_head == b.outgoing.size())
+	{
+		b.outgoing.clear();
+		b.outgoing_head = 0;
+		b.outgoing_bytes = 0;
+	}
 }
 
 } // namespace rt::fanout

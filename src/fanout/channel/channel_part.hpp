@@ -31,6 +31,7 @@ struct Channel;
 struct Config;
 struct Delivery;
 struct Frame;
+class Hub;
 struct Inbound;
 struct ShardMetrics;
 class Tenant;
@@ -61,6 +62,8 @@ public:
 	virtual Tenant &tenant() const = 0;
 	/* The server's settings (flags). */
 	virtual const Config &config() const = 0;
+	/* The hub of every shard (any thread may post to a shard through it). */
+	virtual Hub &hub() const = 0;
 	/* The upgrade's x-* headers as a JSON object, for RLS (request.headers). */
 	virtual const std::string &headers_json() const = 0;
 	/* This socket's counters for its tenant on this shard. */

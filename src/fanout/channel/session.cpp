@@ -133,6 +133,12 @@ Session::config() const
 	return shard_.config();
 }
 
+Hub &
+Session::hub() const
+{
+	return shard_.hub();
+}
+
 void
 Session::SendFrame(Channel &ch, std::shared_ptr<const Frame> frame, LossPart part)
 {

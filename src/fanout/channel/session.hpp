@@ -145,6 +145,7 @@ public:
 		return *tenant_;
 	}
 	const Config &config() const override;
+	Hub &hub() const override;
 	const std::string &
 	headers_json() const override
 	{

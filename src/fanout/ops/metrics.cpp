@@ -21,7 +21,7 @@ const char *const kPrimitiveNames[kPrimitives] = {"broadcast", "presence", "post
                                                   "control"};
 const char *const kDropNames[kDropReasons] = {
     "slow_client",  "payload_too_large", "not_authorized", "held_overflow",
-    "rate_limited", "malformed",         "unknown_event"};
+    "rate_limited", "malformed",         "unknown_event",  "not_stored"};
 /* AuthResult::Status, in its order */
 const char *const kAuthStatusNames[6] = {
     "ok", "policy_error", "query_canceled", "missing_partition", "db_unavailable", "error"};
@@ -153,6 +153,7 @@ public:
 		Ring();
 		PostgresChanges();
 		Authorizer();
+		Store();
 		return std::move(out_);
 	}
 
@@ -322,6 +323,37 @@ private:
 			head = true;
 			w_.Line("realtime_postgres_changes_delivered_total", tl_[t], engine->delivered());
 		}
+	}
+
+	/* The message stores (broadcast/message_store.hpp): persisted broadcasts. */
+	void
+	Store()
+	{
+		std::vector<size_t> with;
+		for (size_t t = 0; t < tenants_.size(); t++)
+			if (tenants_[t]->store != nullptr)
+				with.push_back(t);
+		if (with.empty())
+			return;
+		w_.Head("realtime_store_messages_total", "counter",
+		        "Persisted broadcasts written to realtime.messages, by result.");
+		for (size_t t : with)
+		{
+			const StoreMetrics &m = tenants_[t]->store_metrics;
+			w_.Line("realtime_store_messages_total", With(t, "result", "stored"),
+			        m.stored.load(std::memory_order_relaxed));
+			w_.Line("realtime_store_messages_total", With(t, "result", "failed"),
+			        m.failed.load(std::memory_order_relaxed));
+		}
+		w_.Head("realtime_store_batches_total", "counter",
+		        "COPY batches the message store ran (one round trip each).");
+		for (size_t t : with)
+			w_.Line("realtime_store_batches_total", tl_[t],
+			        tenants_[t]->store_metrics.batches.load(std::memory_order_relaxed));
+		w_.Head("realtime_store_queue", "gauge", "Persisted broadcasts waiting to be written.");
+		for (size_t t : with)
+			w_.Line("realtime_store_queue", tl_[t],
+			        tenants_[t]->store_metrics.queued.load(std::memory_order_relaxed));
 	}
 
 	void

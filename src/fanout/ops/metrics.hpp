@@ -68,6 +68,7 @@ enum class DropReason : uint8_t
 	kRateLimited,     /* the tenant's events average is over its limit */
 	kMalformed,       /* a frame the codec refused (invalid JSON or Unicode, bad layout) */
 	kUnknownEvent,    /* an event no part of the channel handles */
+	kNotStored,       /* a broadcast with persist that was not stored (refused or failed) */
 	kCount
 };
 

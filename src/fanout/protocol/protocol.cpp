@@ -596,7 +596,7 @@ DecodeBinary(std::string_view frame)
 	if (!json::ValidUtf8(join_ref) || !json::ValidUtf8(ref) || !json::ValidUtf8(topic) ||
 	    !json::ValidUtf8(user_event))
 		return Malformed("binary header string is not valid UTF-8");
-	/* Upstream decodes metadata (realtime-js sends {"persist":..}); we only check it. */
+	/* realtime-js sends {"persist": true | {"ttl": N}} (broadcast/persist.hpp reads it) */
 	if (!meta.empty())
 	{
 		if (auto err = CheckJson(meta, true))
@@ -618,6 +618,7 @@ DecodeBinary(std::string_view frame)
 	msg.topic.assign(topic);
 	msg.event = "broadcast";
 	msg.user_broadcast = true;
+	msg.meta.assign(meta);
 	msg.user_event.assign(user_event);
 	msg.encoding = encoding;
 	msg.user_payload.assign(payload);

@@ -59,6 +59,7 @@ struct Inbound
 	std::string user_event;      /* kind 3: the user's event name */
 	uint8_t encoding = 1;        /* kind 3: kEncodingBinary or kEncodingJson */
 	std::string user_payload;    /* kind 3: payload bytes (JSON text when encoding 1) */
+	std::string meta;            /* kind 3: the metadata JSON ({"persist": ...}), or empty */
 };
 
 /*
@@ -77,7 +78,7 @@ Result<Inbound> DecodeText(std::string_view frame, Vsn vsn);
  * kind, join_ref_len, ref_len, topic_len, user_event_len, metadata_len,
  * encoding, then the strings and the payload to the end. Lengths past the end,
  * unknown kinds or encodings: kMalformedMessage. For encoding 1 the payload
- * must be valid JSON (kMalformedMessage otherwise). Metadata is not kept.
+ * must be valid JSON (kMalformedMessage otherwise). Metadata (JSON) is kept in meta.
  * join_ref/ref of length 0 -> nullopt (realtime-js writes "" for null);
  * join_ref, ref, topic and user_event must be valid UTF-8 (they are echoed in
  * text frames); non-empty metadata must be a JSON object.

@@ -8,7 +8,11 @@
 
 #include "auth/auth_jwt.hpp"
 #include "auth/authorizer.hpp"
+#include "base/uuid.hpp"
 #include "broadcast/broadcast.hpp"
+#include "broadcast/message_store.hpp"
+#include "broadcast/persist.hpp"
+#include "tenancy/tenant.hpp"
 #include "server/connect_check.hpp"
 #include "server/hub.hpp"
 #include "base/json.hpp"
@@ -18,6 +22,8 @@
 #include "server/shard.hpp"
 
 #include <cstring>
+#include <optional>
+#include <vector>
 #include <ctime>
 
 namespace rt::fanout
@@ -217,13 +223,83 @@ BroadcastSingle(HttpRequest &req)
 	}
 	if (payload.size() > static_cast<size_t>(cfg.max_payload_bytes))
 		return {422, R"({"errors":{"payload":["Payload size exceeds tenant limit"]}})"};
+	std::string meta;
+	if (req.persist.asked)
+	{
+		/* stored first (broadcast/persist.hpp): refused here, before any check */
+		auto error = [](int status, std::string_view why)
+		{
+			std::string body = R"({"error":)";
+			json::AppendQuoted(body, why);
+			return std::pair<int, std::string>{status, body + "}"};
+		};
+		if (!req.is_private)
+			return error(400, kPersistPublic);
+		if (!req.persist.valid)
+			return error(400, kPersistInvalid);
+		req.stored.id = NewUuid();
+		req.stored.topic = req.topic;
+		req.stored.event = req.event;
+		req.stored.payload = payload;
+		req.stored.binary = req.binary;
+		req.stored.ttl_s = req.persist.ttl_s;
+		if (std::optional<std::string> why = Unstorable(req.stored))
+			return error(422, "UnableToPersistMessage: " + *why);
+		if (req.tenant->store == nullptr)
+			return error(503, kPersistFailed);
+		meta = StoredMeta(req.stored.id);
+	}
 
-	req.out.push_back(MakeUserBroadcast(req.tenant->RoutingKey(req.topic, req.is_private),
-	                                    "realtime:" + req.topic, req.event,
-	                                    req.binary ? kEncodingBinary : kEncodingJson, payload, ""));
+	req.out.push_back(MakeUserBroadcast(
+	    req.tenant->RoutingKey(req.topic, req.is_private), "realtime:" + req.topic, req.event,
+	    req.binary ? kEncodingBinary : kEncodingJson, payload, meta));
+	req.out.back()->message_id = req.stored.id;
 	req.out.back()->tenant = req.tenant;
 	req.out_topics.emplace_back(req.topic, req.is_private);
 	return {0, ""};
+}
+
+/*
+ * The value of query argument name (lws decodes %XX), or nullopt. Not
+ * lws_get_urlarg_by_name: it gives up at the first argument longer than its
+ * buffer, and realtime-js puts the apikey (a JWT) first.
+ */
+std::optional<std::string>
+QueryArg(struct lws *wsi, std::string_view name)
+{
+	std::vector<char> buf(8192);
+	for (int i = 0;; i++)
+	{
+		int n = lws_hdr_copy_fragment(wsi, buf.data(), static_cast<int>(buf.size()),
+		                              WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0 && lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) <= 0)
+			return std::nullopt; /* no fragment i: the end */
+		if (n < 0)
+			continue; /* longer than any argument we read */
+		std::string_view arg(buf.data(), static_cast<size_t>(n));
+		if (arg.size() > name.size() && arg.starts_with(name) && arg[name.size()] == '=')
+			return std::string(arg.substr(name.size() + 1));
+	}
+}
+
+/*
+ * A persisted single message that may be sent: stored first, then fanned out and answered
+ * 202 (HttpOnStored); the request waits meanwhile (its wait_id is set).
+ */
+void
+Persist(Shard &shard, HttpRequest &req)
+{
+	Hub *hub = &shard.hub();
+	int index = shard.index();
+	uint64_t wait_id = req.wait_id;
+	std::shared_ptr<Delivery> d = req.out.front();
+	req.out.clear();
+	req.stored.done = [hub, index, wait_id, d](bool stored)
+	{
+		hub->PostTask(index,
+		              [wait_id, d, stored](Shard &sh) { HttpOnStored(sh, wait_id, d, stored); });
+	};
+	req.tenant->store->Submit(std::move(req.stored));
 }
 
 /*
@@ -259,6 +335,11 @@ Conclude(Shard &shard, HttpRequest &req)
 		}
 		if (req.status != 0)
 			return;
+	}
+	if (req.persist.asked)
+	{
+		Persist(shard, req);
+		return;
 	}
 	for (size_t i = 0; i < req.out.size(); i++)
 	{
@@ -413,9 +494,12 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 		r.topic = std::move(topic);
 		r.event = std::move(event);
 		r.binary = base == "application/octet-stream";
-		char arg[64];
-		const char *priv = lws_get_urlarg_by_name(wsi, "private=", arg, sizeof(arg));
-		r.is_private = priv != nullptr && strcmp(priv, "true") == 0;
+		std::optional<std::string> priv = QueryArg(wsi, "private");
+		r.is_private = priv && *priv == "true";
+		std::optional<std::string> persist = QueryArg(wsi, "persist");
+		std::optional<std::string> ttl = QueryArg(wsi, "persist[ttl]");
+		r.persist =
+		    PersistFromQuery(persist ? persist->c_str() : nullptr, ttl ? ttl->c_str() : nullptr);
 		return 0;
 	}
 	if (path == "/realtime/v1/websocket" || path == "/socket/websocket")
@@ -498,12 +582,14 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 		req.verdicts[topic] = -2; /* asked */
 		req.checks_out++;
 	}
+	req.wait_id = shard.WaitHttp(wsi); /* a store or a check answers later */
 	if (req.checks_out == 0)
 	{
 		Conclude(shard, req);
+		if (req.status == 0)
+			return 0; /* being stored: the answer goes out from HttpOnWritable */
 		return Finish(shard, wsi, slot, req.status, req.response);
 	}
-	req.wait_id = shard.WaitHttp(wsi);
 	for (auto &[topic, verdict] : req.verdicts)
 	{
 		if (verdict != -2)
@@ -525,6 +611,31 @@ HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot)
 		auth->Submit(std::move(ar));
 	}
 	return 0; /* the answer goes out from HttpOnWritable */
+}
+
+/* A persisted message's store answered: out if it was stored; the request's answer. */
+void
+HttpOnStored(Shard &shard, uint64_t wait_id, const std::shared_ptr<Delivery> &d, bool stored)
+{
+	if (stored)
+		shard.hub().Publish(d, shard.index()); /* also when the client went away */
+	struct lws *wsi = shard.WaitingHttp(wait_id);
+	if (wsi == nullptr)
+		return;
+	auto *slot = static_cast<SessionSlot *>(lws_wsi_user(wsi));
+	if (slot == nullptr || slot->http == nullptr || slot->http->wait_id != wait_id)
+		return;
+	HttpRequest &req = *slot->http;
+	req.status = stored ? 202 : 500;
+	if (stored)
+		req.response.clear();
+	else
+	{
+		req.response = R"({"error":)";
+		json::AppendQuoted(req.response, kPersistFailed);
+		req.response += "}";
+	}
+	lws_callback_on_writable(wsi);
 }
 
 void

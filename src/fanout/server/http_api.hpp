@@ -7,6 +7,9 @@
  */
 #pragma once
 
+#include "broadcast/message_store.hpp"
+#include "broadcast/persist.hpp"
+
 #include <libwebsockets.h>
 
 #include <cstddef>
@@ -37,6 +40,8 @@ struct HttpRequest
 	std::string event;   /* single: event */
 	bool is_private = false;
 	bool binary = false; /* single: application/octet-stream body */
+	PersistAsk persist;  /* single: ?persist=true or persist[ttl]=N (broadcast/persist.hpp) */
+	StoreRequest stored; /* ... the row it becomes */
 	std::string body;
 	bool too_large = false;
 	std::string headers_json = "{}"; /* for RLS: request.headers */
@@ -54,6 +59,8 @@ struct HttpRequest
 int HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri);
 int HttpOnBody(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *in, size_t len);
 int HttpOnBodyComplete(Shard &shard, struct lws *wsi, SessionSlot *slot);
+/* A persisted message's row was committed (stored) or not: on the request's shard. */
+void HttpOnStored(Shard &shard, uint64_t wait_id, const std::shared_ptr<Delivery> &d, bool stored);
 /* The socket can take the answer of a request that waited for the authorizer. */
 int HttpOnWritable(Shard &shard, struct lws *wsi, SessionSlot *slot);
 void HttpFree(Shard &shard, SessionSlot *slot);

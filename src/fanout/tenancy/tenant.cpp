@@ -125,6 +125,10 @@ Tenant::Start()
 		authorizer_ = std::make_unique<Authorizer>(c.db_conninfo, &auth_metrics);
 		authorizer = authorizer_.get();
 		authorizer_->Start();
+		/* persisted broadcasts: rows of realtime.messages, written in batches */
+		store_ = std::make_unique<MessageStore>(c.db_conninfo, &store_metrics);
+		store = store_.get();
+		store_->Start();
 	}
 	std::string ring_path = c.ring_path;
 	if (ring_path.empty() && c.ring_path_from_db)
@@ -204,6 +208,8 @@ Tenant::Stop()
 		return;
 	if (authorizer_)
 		authorizer_->Stop(); /* its last answers still reach running shards */
+	if (store_)
+		store_->Stop(); /* as the authorizer's */
 	if (changes_)
 		changes_->Stop(); /* first: the ring reader may be waiting for it */
 	if (ring_)

@@ -14,6 +14,7 @@
  */
 #pragma once
 
+#include "broadcast/message_store.hpp"
 #include "tenancy/config.hpp"
 #include "ops/metrics.hpp"
 #include "presence/presence_state.hpp"
@@ -92,6 +93,8 @@ public:
 	/* components, set by Start (null when not configured) */
 	PgChangesEngine *changes = nullptr;
 	Authorizer *authorizer = nullptr;
+	MessageStore *store = nullptr; /* persisted broadcasts (broadcast/message_store.hpp) */
+	StoreMetrics store_metrics;
 	const RingReader *ring = nullptr;
 	AuthMetrics auth_metrics;
 	PresenceStore presence; /* every topic of the tenant (PROTOCOL.md 5) */
@@ -115,6 +118,7 @@ private:
 	std::atomic<bool> started_{false};
 	std::unique_ptr<DbHealth> health_;
 	std::unique_ptr<Authorizer> authorizer_;
+	std::unique_ptr<MessageStore> store_;
 	std::unique_ptr<PgChangesEngine> changes_;
 	std::unique_ptr<RingReader> ring_;
 	std::unique_ptr<StartupCheck> check_;
