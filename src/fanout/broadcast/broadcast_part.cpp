@@ -155,6 +155,7 @@ BroadcastPart::Persist(ChannelHost &host, Channel &ch, Inbound &m, int64_t ttl_s
 	out.delivery = d;
 	out.ref = m.ref;
 	out.persisted = true;
+	out.id = req.id;
 	out.state = OutgoingBroadcast::State::kStoring;
 	out.bytes = DeliveryBytes(*d);
 	/*
@@ -164,16 +165,16 @@ BroadcastPart::Persist(ChannelHost &host, Channel &ch, Inbound &m, int64_t ttl_s
 	Hub *hub = &host.hub();
 	int shard = host.shard_index();
 	uint64_t session = host.session_id(), gen = ch.gen;
-	std::string topic = ch.topic;
-	req.done = [hub, shard, session, gen, topic, d](bool stored)
+	std::string topic = ch.topic, id = req.id;
+	req.done = [hub, shard, session, gen, topic, id, d](bool stored)
 	{
 		hub->PostTask(shard,
-		              [session, gen, topic, d, stored](Shard &sh)
+		              [session, gen, topic, id, d, stored](Shard &sh)
 		              {
 			              Session *s = sh.FindSession(session);
 			              Channel *c = s != nullptr ? s->FindChannel(topic, gen) : nullptr;
 			              if (c != nullptr)
-				              Stored(*s, *c, stored);
+				              Stored(*s, *c, id, stored);
 			              else if (stored)
 				              sh.hub().Publish(d, sh.index());
 		              });
@@ -199,9 +200,10 @@ BroadcastPart::Send(ChannelHost &host, Channel &ch, OutgoingBroadcast out)
 	BroadcastChannel &b = ch.broadcast;
 	if (b.outgoing_head == b.outgoing.size() && out.state == OutgoingBroadcast::State::kReady)
 	{
-		host.Publish(std::move(out.delivery));
+		/* the ack first: a publish over the events limit may end this very channel */
 		if (ch.broadcast.ack)
 			host.ReplyTo(ch, out.ref, kReplyOkEmpty);
+		host.Publish(std::move(out.delivery));
 		return;
 	}
 	out.bytes = DeliveryBytes(*out.delivery);
@@ -217,13 +219,14 @@ BroadcastPart::Send(ChannelHost &host, Channel &ch, OutgoingBroadcast out)
 }
 
 void
-BroadcastPart::Stored(ChannelHost &host, Channel &ch, bool stored)
+BroadcastPart::Stored(ChannelHost &host, Channel &ch, const std::string &id, bool stored)
 {
 	BroadcastChannel &b = ch.broadcast;
 	for (size_t i = b.outgoing_head; i < b.outgoing.size(); i++)
 	{
 		OutgoingBroadcast &o = b.outgoing[i];
-		if (o.state == OutgoingBroadcast::State::kStoring)
+		/* by id: a refused Submit answers at once, ahead of earlier rows still being written */
+		if (o.state == OutgoingBroadcast::State::kStoring && o.id == id)
 		{
 			o.state =
 			    stored ? OutgoingBroadcast::State::kStored : OutgoingBroadcast::State::kFailed;
@@ -233,32 +236,41 @@ BroadcastPart::Stored(ChannelHost &host, Channel &ch, bool stored)
 	Flush(host, ch);
 }
 
-/* Send the front of the queue while nothing before it is still being stored. */
+/*
+ * Send the front of the queue while nothing before it is still being stored. A publish
+ * may end the channel (over the events limit, Shard::Deliver shuts down the channels it
+ * reaches, the sender's with self): it is looked up again after each one.
+ */
 void
-BroadcastPart::Flush(ChannelHost &host, Channel &ch)
+BroadcastPart::Flush(ChannelHost &host, Channel &channel)
 {
-	BroadcastChannel &b = ch.broadcast;
-	while (b.outgoing_head < b.outgoing.size())
+	const std::string topic = channel.topic;
+	const uint64_t gen = channel.gen;
+	Channel *ch = &channel;
+	while (ch->broadcast.outgoing_head < ch->broadcast.outgoing.size())
 	{
+		BroadcastChannel &b = ch->broadcast;
 		OutgoingBroadcast &o = b.outgoing[b.outgoing_head];
 		if (o.state == OutgoingBroadcast::State::kStoring)
 			break;
 		b.outgoing_bytes -= o.bytes;
+		b.outgoing_head++;
 		if (o.state == OutgoingBroadcast::State::kFailed)
 		{
 			/* never a false ok: not stored, not delivered, and the sender is told */
 			host.Metrics().Drop(DropReason::kNotStored);
 			if (o.ref)
-				host.ReplyTo(ch, o.ref, PersistErrorReply(kPersistFailed));
+				host.ReplyTo(*ch, o.ref, PersistErrorReply(kPersistFailed));
+			continue;
 		}
-		else
-		{
-			host.Publish(std::move(o.delivery));
-			if (ch.broadcast.ack)
-				host.ReplyTo(ch, o.ref, kReplyOkEmpty);
-		}
-		b.outgoing_head++;
+		std::shared_ptr<Delivery> d = std::move(o.delivery);
+		if (ch->broadcast.ack)
+			host.ReplyTo(*ch, o.ref, kReplyOkEmpty);
+		host.Publish(std::move(d));
+		if ((ch = host.FindChannel(topic, gen)) == nullptr)
+			return;
 	}
+	BroadcastChannel &b = ch->broadcast;
 	if (b.outgoing_head == b.outgoing.size())
 	{
 		b.outgoing.clear();

@@ -30,6 +30,7 @@ struct OutgoingBroadcast
 	};
 	std::shared_ptr<Delivery> delivery;
 	std::optional<std::string> ref;
+	std::string id; /* persisted: its row id, which its store answer names */
 	State state = State::kReady;
 	bool persisted = false;
 	size_t bytes = 0;
@@ -56,8 +57,8 @@ public:
 	JoinStep Join(ChannelHost &host, Channel &ch, JoinConfig &join) override;
 	void Push(ChannelHost &host, Channel &ch, Inbound &m) override;
 
-	/* The oldest persisted broadcast of ch being stored is committed (stored) or not. */
-	static void Stored(ChannelHost &host, Channel &ch, bool stored);
+	/* The persisted broadcast id of ch is committed (stored) or not. */
+	static void Stored(ChannelHost &host, Channel &ch, const std::string &id, bool stored);
 
 private:
 	static bool Persist(ChannelHost &host, Channel &ch, Inbound &m, int64_t ttl_s);
