@@ -5,6 +5,7 @@
 
 #include "auth/authorizer.hpp"
 #include "broadcast/broadcast.hpp"
+#include "broadcast/persist.hpp"
 #include "db/db_health.hpp"
 #include "ops/diagnostics.hpp"
 #include "server/hub.hpp"
@@ -171,9 +172,7 @@ Tenant::Start()
 				    hub_.Publish(lost, -1);
 				    return;
 			    }
-			    std::string meta = R"({"id":)";
-			    json::AppendQuoted(meta, m.id);
-			    meta += '}';
+			    std::string meta = StoredMeta(m.id);
 			    auto d = MakeUserBroadcast(
 			        RoutingKey(m.topic, m.is_private), "realtime:" + std::string(m.topic), m.event,
 			        m.binary ? kEncodingBinary : kEncodingJson, m.payload, meta);
