@@ -251,6 +251,9 @@ typedef struct RtRingGapPayload
  *   bytes event
  *   bytes id             the message's uuid as text (meta.id for clients)
  *   bytes payload        JSON text; raw bytes when RT_MSG_BINARY
+ *   u64   stored_at_us   inserted_at of its realtime.messages row, microseconds
+ *                        since the Unix epoch (UTC); 0 when none was kept.
+ *                        Absent in records of extensions before 0.2.0.
  * Readers ignore fields after these (a later minor version may add some).
  */
 #define RT_MSG_PRIVATE 0x1u /* deliver to the private room of the topic only */

@@ -45,7 +45,7 @@ uint64
 MessageBodySize(const MessageBody &m)
 {
 	return 4 + 4 + RtFieldSize(m.topic.size()) + RtFieldSize(m.event.size()) +
-	       RtFieldSize(m.id.size()) + RtFieldSize(m.payload.size());
+	       RtFieldSize(m.id.size()) + RtFieldSize(m.payload.size()) + 8;
 }
 
 void
@@ -66,6 +66,7 @@ EncodeMessageBody(StringInfo out, const MessageBody &m)
 	RtFieldPutBytes(&w, m.event.data(), static_cast<uint32>(m.event.size()));
 	RtFieldPutBytes(&w, m.id.data(), static_cast<uint32>(m.id.size()));
 	RtFieldPutBytes(&w, m.payload.data(), static_cast<uint32>(m.payload.size()));
+	RtFieldPutU64(&w, m.stored_at_us);
 	if (w.failed || w.len != size)
 		elog(ERROR, "realtime message body encoding failed");
 	out->len += static_cast<int>(size);
@@ -96,12 +97,17 @@ DecodeMessageBody(const char *data, Size len, MessageBody *m)
 	if (len >= MaxAllocSize)
 		return false;
 	RtFieldReaderInit(&r, data, static_cast<uint32_t>(len));
-	if (!RtFieldGetU32(&r, &version) || version != kMessageBodyVersion)
+	if (!RtFieldGetU32(&r, &version) || (version != 1 && version != kMessageBodyVersion))
 		return false;
 	if (!RtFieldGetU32(&r, &flags) || !GetView(&r, &m->topic) || !GetView(&r, &m->event) ||
-	    !GetView(&r, &m->id) || !GetView(&r, &m->payload) || !RtFieldReaderDone(&r))
+	    !GetView(&r, &m->id) || !GetView(&r, &m->payload))
 		return false;
-	/* Version 1 defines only the private flag (no binary payloads yet) */
+	m->stored_at_us = 0;
+	if (version == kMessageBodyVersion && !RtFieldGetU64(&r, &m->stored_at_us))
+		return false;
+	if (!RtFieldReaderDone(&r))
+		return false;
+	/* Versions 1 and 2 define only the private flag (no binary payloads yet) */
 	if ((flags & ~kMessageFlagPrivate) != 0)
 		return false;
 	m->is_private = (flags & kMessageFlagPrivate) != 0;
@@ -177,7 +183,7 @@ AppendMessageRing(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
                   TimestampTz commit_time)
 {
 	uint64 size = 1 + 4 + 8 + 8 + RtFieldSize(m.topic.size()) + RtFieldSize(m.event.size()) +
-	              RtFieldSize(m.id.size()) + RtFieldSize(m.payload.size());
+	              RtFieldSize(m.id.size()) + RtFieldSize(m.payload.size()) + 8;
 	RtFieldWriter w;
 
 	if (size >= MaxAllocSize)
@@ -193,6 +199,7 @@ AppendMessageRing(StringInfo out, const MessageBody &m, XLogRecPtr commit_lsn,
 	RtFieldPutBytes(&w, m.event.data(), static_cast<uint32>(m.event.size()));
 	RtFieldPutBytes(&w, m.id.data(), static_cast<uint32>(m.id.size()));
 	RtFieldPutBytes(&w, m.payload.data(), static_cast<uint32>(m.payload.size()));
+	RtFieldPutU64(&w, m.stored_at_us);
 	if (w.failed || w.len != size)
 		elog(ERROR, "realtime ring record encoding failed");
 	out->len += static_cast<int>(size);

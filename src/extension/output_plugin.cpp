@@ -199,7 +199,7 @@ RealtimeMessage(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr m
 		        (errcode(ERRCODE_DATA_CORRUPTED),
 		         errmsg("skipping malformed realtime message at %X/%X",
 		                static_cast<uint32>(message_lsn >> 32), static_cast<uint32>(message_lsn)),
-		         errdetail("Its body is not a version %u realtime message body.",
+		         errdetail("Its body is not a version 1 or %u realtime message body.",
 		                   rt::ext::kMessageBodyVersion)));
 	else
 	{

@@ -44,6 +44,7 @@ extern "C"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/rls.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 }
 
@@ -109,12 +110,14 @@ SPIPlanPtr insert_plan = nullptr;
 
 /*
  * Insert the row into realtime.messages as the current user, with
- * realtime.topic = topic, in a subtransaction: kept if keep, else rolled back
+ * realtime.topic = topic and inserted_at = at (UTC), in a subtransaction: kept
+ * if keep, else rolled back
  * (the authorization probe). Any error is a WARNING and false, except a query
  * cancel, which goes on (as PL/pgSQL's WHEN OTHERS does not catch it either).
  */
 bool
-InsertRow(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_private, bool keep)
+InsertRow(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_private, bool keep,
+          TimestampTz at)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -125,8 +128,8 @@ InsertRow(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_priva
 	PG_TRY();
 	{
 		int nestlevel = NewGUCNestLevel();
-		Datum values[5];
-		char nulls[5] = {' ', ' ', ' ', ' ', ' '};
+		Datum values[6];
+		char nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 		int rc;
 
 		/* RLS policies read the topic with realtime.topic(); restored below */
@@ -136,12 +139,12 @@ InsertRow(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_priva
 			elog(ERROR, "SPI_connect failed");
 		if (insert_plan == nullptr)
 		{
-			Oid types[5] = {UUIDOID, JSONBOID, TEXTOID, TEXTOID, BOOLOID};
+			Oid types[6] = {UUIDOID, JSONBOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID};
 			SPIPlanPtr plan = SPI_prepare(
 			    "INSERT INTO realtime.messages (id, payload, event, topic, private, extension, "
 			    "inserted_at) VALUES ($1, $2, $3, $4, $5, 'broadcast', "
-			    "pg_catalog.timezone('utc', pg_catalog.clock_timestamp()))",
-			    5, types);
+			    "pg_catalog.timezone('utc', $6))",
+			    6, types);
 
 			if (plan == nullptr)
 				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -154,6 +157,7 @@ InsertRow(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_priva
 		values[2] = PointerGetDatum(event);
 		values[3] = PointerGetDatum(topic);
 		values[4] = BoolGetDatum(is_private);
+		values[5] = TimestampTzGetDatum(at);
 		rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "SPI_execute_plan returned %s", SPI_result_code_string(rc));
@@ -187,10 +191,17 @@ InsertRow(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_priva
 	return ok;
 }
 
-/* Whether the current user may send this message (see the file header) */
+/*
+ * Whether the current user may send this message (see the file header);
+ * *stored_at_us is the kept row's inserted_at (Unix us), 0 when none is kept.
+ */
 bool
-MaySend(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_private)
+MaySend(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_private,
+        uint64 *stored_at_us)
 {
+	/* clock_timestamp(): the time of the send, not of its transaction's start */
+	TimestampTz now = GetCurrentTimestamp();
+
 	Oid nsp = get_namespace_oid("realtime", true);
 	Oid relid = OidIsValid(nsp) ? get_relname_relid("messages", nsp) : InvalidOid;
 
@@ -201,9 +212,14 @@ MaySend(pg_uuid_t *id, Jsonb *payload, text *event, text *topic, bool is_private
 	}
 	if (realtime_persist_messages == kPersistAll ||
 	    (is_private && realtime_persist_messages == kPersistPrivate))
-		return InsertRow(id, payload, event, topic, is_private, true);
+	{
+		if (!InsertRow(id, payload, event, topic, is_private, true, now))
+			return false;
+		*stored_at_us = rt::ext::UnixMicros(now);
+		return true;
+	}
 	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
-		return InsertRow(id, payload, event, topic, is_private, false);
+		return InsertRow(id, payload, event, topic, is_private, false, now);
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 	{
 		WarnNotSent(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied for table messages");
@@ -311,7 +327,7 @@ realtime_send(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 
-	if (!MaySend(id, payload, event, topic, is_private))
+	if (!MaySend(id, payload, event, topic, is_private, &m.stored_at_us))
 		PG_RETURN_VOID();
 
 	/* Outside any subtransaction of ours: it lives and dies with the caller's */

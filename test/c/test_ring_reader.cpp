@@ -151,8 +151,14 @@ TestDecodeRejectsTruncated(void **)
 	assert_false(m.binary);
 	assert_true(m.topic == "room" && m.event == "ev" && m.id == "id-1" && m.payload == "{}");
 	assert_int_equal(m.commit_lsn, 1);
+	assert_int_equal(m.stored_at_us, 0); /* a record of before 0.2.0: no stored_at */
 	for (uint32_t cut = 0; cut < f.len; cut++)
 		assert_false(DecodeRingMessage(buf, cut, m)); /* every truncation is refused */
+	/* 0.2.0 appends the row's inserted_at */
+	RtFieldPutU64(&f, 1765000000123456ull);
+	assert_true(DecodeRingMessage(buf, f.len, m));
+	assert_int_equal(m.stored_at_us, 1765000000123456ull);
+	assert_true(m.payload == "{}");
 }
 
 void

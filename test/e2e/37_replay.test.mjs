@@ -174,7 +174,7 @@ test('stored rows past their expiry, public rows and other topics are not replay
 test('a binary stored message is replayed as a binary broadcast (vsn 2.0.0), skipped on vsn 1.0.0', { timeout: 10000 }, async () => {
 	const topic = `${ROOM}-bin`;
 	const since = Date.now() - 1000;
-	const { rows } = await db.query(`INSERT INTO realtime.messages (topic, extension, event, binary_payload, private) VALUES ($1, 'broadcast', 'blob', '\\x00ff10'::bytea, true) RETURNING id::text`, [topic]);
+	const { rows } = await db.query(`INSERT INTO realtime.messages (topic, extension, event, binary_payload, private) VALUES ($1, 'broadcast', 'blob', '\\x00ff10'::bytea, true) RETURNING id::text, floor(extract(epoch FROM inserted_at) * 1000)::bigint AS at`, [topic]);
 	const raw = await RawClient.connect({ token: tokA() });
 	const reply = await raw.join(`realtime:${topic}`, { config: { private: true, broadcast: { replay: { since, limit: 5 } } } });
 	assert.equal(reply.msg.payload.status, 'ok');
@@ -182,7 +182,7 @@ test('a binary stored message is replayed as a binary broadcast (vsn 2.0.0), ski
 	const b = decodeUserBroadcast(f.data);
 	assert.equal(b.event, 'blob');
 	assert.deepEqual([...b.payload], [0x00, 0xff, 0x10]);
-	assert.deepEqual(JSON.parse(b.metadata), { replayed: true, id: rows[0].id });
+	assert.deepEqual(JSON.parse(b.metadata), { replayed: true, id: rows[0].id, inserted_at: Number(rows[0].at) }, 'the row id and time');
 	await raw.close();
 	const v1 = await RawClient.connect({ token: tokA(), vsn: '1.0.0' });
 	const r1 = await v1.join(`realtime:${topic}`, { config: { private: true, broadcast: { replay: { since, limit: 5 } } } });

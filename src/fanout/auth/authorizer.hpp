@@ -56,6 +56,7 @@ struct ReplayRow
 	std::string event;
 	std::string payload; /* JSON text, or the bytes of a binary payload */
 	bool binary = false;
+	int64_t inserted_us = 0; /* the row's inserted_at, unix microseconds */
 };
 
 /* A read check may also read the topic's stored broadcasts, in the same transaction. */

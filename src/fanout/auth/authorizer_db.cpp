@@ -73,20 +73,24 @@ constexpr const char *kWriteSql =
 /*
  * The stored broadcasts of a replaying join (PROTOCOL.md 4.5), as the user (its
  * SELECT policies decide), in the read check's transaction: the newest $3 since
- * $2 (unix ms), oldest first, and how many there are since then (counted up to
- * $4). The read check's probe rows are not private: never among them. The
- * index messages_topic_inserted_at_index serves the range.
+ * $2 (unix ms), oldest first, with their inserted_at in unix us, and how many
+ * there are since then (counted up to $4, without reading their payloads). The
+ * read check's probe rows are not private: never among them. The index
+ * messages_topic_inserted_at_index serves both ranges.
  */
+#define RT_REPLAY_RANGE                                                                            \
+	"FROM realtime.messages WHERE topic = $1 AND extension = 'broadcast' AND private IS TRUE "     \
+	"AND inserted_at >= pg_catalog.to_timestamp($2::pg_catalog.int8 / 1000.0) AT TIME ZONE 'utc' " \
+	"AND inserted_at < (pg_catalog.now() AT TIME ZONE 'utc') + interval '1 minute' "               \
+	"AND (expires_at IS NULL OR expires_at > pg_catalog.now() AT TIME ZONE 'utc') "
 constexpr const char *kReplaySql =
-    "WITH m AS (SELECT id, event, payload, binary_payload, inserted_at FROM realtime.messages "
-    "WHERE topic = $1 AND extension = 'broadcast' AND private IS TRUE "
-    "AND inserted_at >= pg_catalog.to_timestamp($2::pg_catalog.int8 / 1000.0) AT TIME ZONE 'utc' "
-    "AND inserted_at < (pg_catalog.now() AT TIME ZONE 'utc') + interval '1 minute' "
-    "AND (expires_at IS NULL OR expires_at > pg_catalog.now() AT TIME ZONE 'utc') "
-    "ORDER BY inserted_at DESC, id DESC LIMIT $4) "
-    "SELECT id::text, event, payload::text, binary_payload, (SELECT count(*) FROM m) "
-    "FROM (SELECT * FROM m ORDER BY inserted_at DESC, id DESC LIMIT $3) newest "
+    "SELECT id::text, event, payload::text, binary_payload, n.count, "
+    "(EXTRACT(epoch FROM inserted_at) * 1000000)::pg_catalog.int8 "
+    "FROM (SELECT id, event, payload, binary_payload, inserted_at " RT_REPLAY_RANGE
+    "ORDER BY inserted_at DESC, id DESC LIMIT $3) newest, "
+    "(SELECT pg_catalog.count(*) FROM (SELECT 1 " RT_REPLAY_RANGE "LIMIT $4) c) n "
     "ORDER BY inserted_at, id";
+#undef RT_REPLAY_RANGE
 /* stored messages counted beyond the limit, for the notice of what was not replayed */
 constexpr const char *kReplayCountCap = "100000";
 
@@ -183,6 +187,7 @@ TakeReplayRows(AuthResult &res, const PGresult *r)
 		ReplayRow out;
 		out.id = PQgetvalue(r, row, 0);
 		out.event = PQgetvalue(r, row, 1);
+		out.inserted_us = std::strtoll(PQgetvalue(r, row, 5), nullptr, 10);
 		if (!PQgetisnull(r, row, 2))
 			out.payload = PQgetvalue(r, row, 2);
 		else if (!PQgetisnull(r, row, 3))

@@ -123,6 +123,7 @@ BroadcastPart::Persist(ChannelHost &host, Channel &ch, Inbound &m, int64_t ttl_s
 	req.id = NewUuid();
 	req.topic = ch.sub_topic;
 	req.ttl_s = ttl_s;
+	req.inserted_us = store != nullptr ? store->Stamp() : 0;
 	bool ok = true;
 	if (m.user_broadcast)
 	{
@@ -145,9 +146,9 @@ BroadcastPart::Persist(ChannelHost &host, Channel &ch, Inbound &m, int64_t ttl_s
 			host.ReplyTo(ch, m.ref, PersistErrorReply(refusal));
 		return false;
 	}
-	std::shared_ptr<Delivery> d = MakeUserBroadcast(ch.routing_key, ch.topic, req.event,
-	                                                req.binary ? kEncodingBinary : kEncodingJson,
-	                                                req.payload, StoredMeta(req.id));
+	std::shared_ptr<Delivery> d = MakeUserBroadcast(
+	    ch.routing_key, ch.topic, req.event, req.binary ? kEncodingBinary : kEncodingJson,
+	    req.payload, StoredMeta(req.id, req.inserted_us));
 	d->exclude_session = ch.broadcast.self ? 0 : host.session_id();
 	d->message_id = req.id;
 	d->tenant = host.tenant().shared_from_this();

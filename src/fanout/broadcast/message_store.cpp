@@ -89,7 +89,7 @@ WallMicros()
 } // namespace
 
 std::string
-CopyRows(const std::vector<const StoreRequest *> &rows, const std::vector<int64_t> &inserted_us)
+CopyRows(const std::vector<const StoreRequest *> &rows)
 {
 	std::string out;
 	for (size_t i = 0; i < rows.size(); i++)
@@ -112,12 +112,12 @@ CopyRows(const std::vector<const StoreRequest *> &rows, const std::vector<int64_
 			out += "\t\\N";
 		}
 		out += "\tt\t";
-		AppendTimestamp(out, inserted_us[i]);
+		AppendTimestamp(out, r.inserted_us);
 		out += '\t';
-		AppendTimestamp(out, inserted_us[i]);
+		AppendTimestamp(out, r.inserted_us);
 		out += '\t';
 		if (r.ttl_s > 0)
-			AppendTimestamp(out, inserted_us[i] + r.ttl_s * 1000000);
+			AppendTimestamp(out, r.inserted_us + r.ttl_s * 1000000);
 		else
 			out += "\\N";
 		out += '\n';
@@ -188,9 +188,22 @@ MessageStore::Stop()
 			r.done(false);
 }
 
+int64_t
+MessageStore::Stamp()
+{
+	int64_t now = WallMicros();
+	int64_t last = last_us_.load(std::memory_order_relaxed);
+	int64_t t = std::max(last + 1, now);
+	while (!last_us_.compare_exchange_weak(last, t, std::memory_order_relaxed))
+		t = std::max(last + 1, now);
+	return t;
+}
+
 void
 MessageStore::Submit(StoreRequest r)
 {
+	if (r.inserted_us == 0)
+		r.inserted_us = Stamp();
 	{
 		std::lock_guard<std::mutex> lock(mu_);
 		if (!stopping_ && queue_.size() < kMaxQueued)
@@ -259,9 +272,6 @@ bool
 MessageStore::Copy(const std::vector<const StoreRequest *> &rows, bool &data_error)
 {
 	data_error = false;
-	std::vector<int64_t> times(rows.size());
-	for (int64_t &t : times)
-		t = last_us_ = std::max(last_us_ + 1, WallMicros());
 	PGresult *r = PQexec(conn_, kCopySql);
 	bool copying = PQresultStatus(r) == PGRES_COPY_IN;
 	if (!copying)
@@ -269,7 +279,7 @@ MessageStore::Copy(const std::vector<const StoreRequest *> &rows, bool &data_err
 	PQclear(r);
 	if (!copying)
 		return false;
-	std::string data = CopyRows(rows, times);
+	std::string data = CopyRows(rows);
 	if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 ||
 	    PQputCopyEnd(conn_, nullptr) != 1)
 		return false;

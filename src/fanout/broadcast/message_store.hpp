@@ -14,8 +14,10 @@
  *
  * The rows: id (made by the caller, the message's meta.id), topic, extension
  * 'broadcast', event, payload (jsonb) or binary_payload, private, inserted_at
- * = updated_at = the store's clock in UTC (strictly increasing: replay order
- * is send order), expires_at = inserted_at + ttl when a TTL was given. COPY
+ * = updated_at = Stamp()'s time in UTC, taken by the caller before Submit
+ * (subscribers get it as meta.inserted_at; strictly increasing, so that one
+ * sender's replay order is its send order), expires_at = inserted_at + ttl
+ * when a TTL was given. COPY
  * needs the connection's role to bypass RLS (a superuser, or BYPASSRLS, as
  * docs/OPERATIONS.md asks of the sidecar's role); the sender's right to write
  * was checked before (RLS INSERT policies, auth/private_part.hpp).
@@ -45,7 +47,8 @@ struct StoreRequest
 	std::string event;
 	std::string payload; /* JSON text (binary false) or the bytes */
 	bool binary = false;
-	int64_t ttl_s = 0; /* > 0: expires_at = inserted_at + ttl_s */
+	int64_t ttl_s = 0;       /* > 0: expires_at = inserted_at + ttl_s */
+	int64_t inserted_us = 0; /* unix microseconds, from MessageStore::Stamp() */
 	std::function<void(bool stored)> done;
 };
 
@@ -58,9 +61,8 @@ struct StoreMetrics
 	std::atomic<uint64_t> queued{0};
 };
 
-/* The COPY text of rows (one line each), inserted_at given per row in unix microseconds. */
-std::string CopyRows(const std::vector<const StoreRequest *> &rows,
-                     const std::vector<int64_t> &inserted_us);
+/* The COPY text of rows (one line each). */
+std::string CopyRows(const std::vector<const StoreRequest *> &rows);
 
 /*
  * Why a message cannot be a row (jsonb refuses \u0000; text columns refuse NUL), or
@@ -82,6 +84,8 @@ public:
 
 	void Start();
 	void Stop(); /* what is queued gets false */
+	/* Any thread: the inserted_at of the next row, unix us, later than any given before. */
+	int64_t Stamp();
 	/* Any thread. done(false) runs on the caller's thread when the queue is full or stopped. */
 	void Submit(StoreRequest r);
 
@@ -94,9 +98,9 @@ private:
 
 	std::string conninfo_;
 	StoreMetrics *metrics_;
-	::pg_conn *conn_ = nullptr;   /* store thread only */
-	int64_t last_us_ = 0;         /* the last inserted_at given */
-	int64_t last_attempt_ms_ = 0; /* the last connection attempt */
+	::pg_conn *conn_ = nullptr;       /* store thread only */
+	std::atomic<int64_t> last_us_{0}; /* the last inserted_at given */
+	int64_t last_attempt_ms_ = 0;     /* the last connection attempt */
 	bool warned_ = false;
 	std::thread thread_;
 	std::mutex mu_;

@@ -94,10 +94,16 @@ PersistErrorReply(std::string_view why)
 }
 
 std::string
-StoredMeta(std::string_view id)
+StoredMeta(std::string_view id, int64_t inserted_us)
 {
 	std::string meta = R"({"id":)";
 	json::AppendQuoted(meta, id);
+	if (inserted_us != 0)
+	{
+		int64_t ms = inserted_us / 1000 - (inserted_us % 1000 < 0 ? 1 : 0);
+		meta += R"(,"inserted_at":)";
+		meta += std::to_string(ms);
+	}
 	meta += '}';
 	return meta;
 }

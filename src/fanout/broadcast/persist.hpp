@@ -57,7 +57,11 @@ PersistAsk PersistFromQuery(const char *persist, const char *ttl);
 /* The phx_reply payload of a refused or failed persisted push. */
 std::string PersistErrorReply(std::string_view why);
 
-/* meta of a stored message as subscribers get it: {"id":"<uuid>"} */
-std::string StoredMeta(std::string_view id);
+/*
+ * meta of a stored message as subscribers get it: {"id":"<uuid>","inserted_at":<unix ms>},
+ * the row's id and inserted_at (floored to the millisecond: what replay.since takes);
+ * without inserted_at when inserted_us is 0 (no row, or a ring record of before 0.2.0).
+ */
+std::string StoredMeta(std::string_view id, int64_t inserted_us);
 
 } // namespace rt::fanout

@@ -10,6 +10,7 @@
 
 #include "base/clock.hpp"
 #include "broadcast/broadcast.hpp"
+#include "broadcast/persist.hpp"
 #include "channel/channel.hpp"
 #include "protocol/protocol.hpp"
 
@@ -28,12 +29,12 @@ namespace
 constexpr int64_t kMinSinceMs = -62135596800000;
 constexpr int64_t kMaxSinceMs = 253402300799999;
 
+/* {"replayed":true,"id":...,"inserted_at":ms}: StoredMeta's, marked */
 std::string
-ReplayMeta(const std::string &id)
+ReplayMeta(const ReplayRow &row)
 {
-	std::string meta = R"({"replayed":true,"id":)";
-	json::AppendQuoted(meta, id);
-	meta += '}';
+	std::string meta = StoredMeta(row.id, row.inserted_us);
+	meta.insert(1, R"("replayed":true,)");
 	return meta;
 }
 
@@ -41,7 +42,7 @@ ReplayMeta(const std::string &id)
 
 /* PROTOCOL.md 4.5: private only, `since` an integer, `limit` an integer if given. */
 JoinStep
-ReplayPart::Join(ChannelHost &, Channel &ch, JoinConfig &join)
+ReplayPart::Join(ChannelHost &host, Channel &ch, JoinConfig &join)
 {
 	const rapidjson::Value *broadcast = join.Options("broadcast");
 	const rapidjson::Value *replay = broadcast ? json::Member(*broadcast, "replay") : nullptr;
@@ -62,9 +63,12 @@ ReplayPart::Join(ChannelHost &, Channel &ch, JoinConfig &join)
 		join.refusal = "UnableToReplayMessages: Replay params are not valid";
 		return JoinStep::kRefused;
 	}
-	int64_t n = kMaxLimit;
+	int64_t most = host.tenant().config().max_replay_messages;
+	int64_t n = std::min<int64_t>(kDefaultLimit, most);
 	if (limit != nullptr && limit->IsInt64())
-		n = std::clamp<int64_t>(limit->GetInt64(), 1, kMaxLimit);
+		n = std::clamp<int64_t>(limit->GetInt64(), 1, most);
+	else if (limit != nullptr && limit->IsUint64())
+		n = most; /* beyond int64: clamped */
 	ReplayChannel &r = ch.replay;
 	r.requested = true;
 	r.buffering = true; /* the session puts it in the registry before the check goes out */
@@ -89,10 +93,10 @@ ReplayPart::Joined(ChannelHost &host, Channel &ch)
 	{
 		std::shared_ptr<Delivery> d =
 		    MakeUserBroadcast("", ch.topic, row.event, row.binary ? kEncodingBinary : kEncodingJson,
-		                      row.payload, ReplayMeta(row.id));
+		                      row.payload, ReplayMeta(row));
 		if (std::shared_ptr<const Frame> f = host.UsesV1() ? d->v1 : d->v2)
 			host.SendFrame(ch, std::move(f), LossPart::kBroadcast);
-		r.replayed_ids.push_back(row.id);
+		r.replayed_ids.insert(row.id);
 	}
 	if (r.stored > r.rows.size())
 		host.NoteLost(ch, LossPart::kBroadcast, LossReason::kReplayLimit, r.stored - r.rows.size(),
@@ -136,8 +140,7 @@ ReplayPart::Wait(ChannelHost &, Channel &ch, std::shared_ptr<const Frame> frame,
 bool
 ReplayPart::Replayed(const Channel &ch, const std::string &id)
 {
-	const std::vector<std::string> &ids = ch.replay.replayed_ids;
-	return std::find(ids.begin(), ids.end(), id) != ids.end();
+	return ch.replay.replayed_ids.contains(id);
 }
 
 } // namespace rt::fanout

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace rt::fanout
@@ -44,15 +45,18 @@ struct ReplayChannel
 	uint64_t waiting_dropped = 0; /* over the bound: told once the replay is out */
 	/* from the authorizer's answer until the join is answered */
 	std::vector<ReplayRow> rows;
-	uint64_t stored = 0;                   /* rows since `since`: more than rows is told */
-	std::vector<std::string> replayed_ids; /* skipped when they come live */
+	uint64_t stored = 0;                          /* rows since `since`: more than rows is told */
+	std::unordered_set<std::string> replayed_ids; /* skipped when they come live */
 };
 
 class ReplayPart final : public ChannelPart
 {
 public:
-	/* the replay's bounds (PROTOCOL.md 4.5: clamp(limit, 1, 25), 25 when absent) */
-	static constexpr int kMaxLimit = 25;
+	/*
+	 * The replay's bounds (PROTOCOL.md 4.5): clamp(limit, 1, max_replay_messages), 25
+	 * when absent; the tenant's max_replay_messages is 25 (upstream's clamp) by default.
+	 */
+	static constexpr int kDefaultLimit = 25;
 	/* live messages that may wait for one replaying channel */
 	static constexpr size_t kMaxWaiting = 10000;
 	static constexpr size_t kMaxWaitingBytes = 8u << 20;

@@ -80,6 +80,10 @@ DecodeRingMessage(const void *payload, uint32_t len, RingMessage &out)
 		RtFieldGetBytes(&f, &p[i], &n[i]);
 	if (f.failed)
 		return false;
+	/* absent from records of extensions before 0.2.0 */
+	out.stored_at_us = 0;
+	if (f.pos + 8 <= f.len)
+		RtFieldGetU64(&f, &out.stored_at_us);
 	out.is_private = (flags & RT_MSG_PRIVATE) != 0;
 	out.binary = (flags & RT_MSG_BINARY) != 0;
 	out.topic = View(p[0], n[0]);

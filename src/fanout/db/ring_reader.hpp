@@ -41,6 +41,7 @@ struct RingMessage
 	std::string_view event;
 	std::string_view id;
 	std::string_view payload;
+	uint64_t stored_at_us = 0; /* its realtime.messages row's inserted_at; 0: not stored */
 };
 
 /* Decode a MESSAGE record payload (layout in rt_ring.h); false if malformed. */

@@ -254,7 +254,8 @@ BroadcastSingle(HttpRequest &req)
 			return error(422, "UnableToPersistMessage: " + *why);
 		if (req.tenant->store == nullptr)
 			return error(503, kPersistFailed);
-		meta = StoredMeta(req.stored.id);
+		req.stored.inserted_us = req.tenant->store->Stamp();
+		meta = StoredMeta(req.stored.id, req.stored.inserted_us);
 	}
 
 	req.out.push_back(MakeUserBroadcast(

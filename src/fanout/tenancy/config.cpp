@@ -97,7 +97,7 @@ struct IntOption
  * The limits a tenant may set (PROTOCOL.md 9.1): as flags and environment variables (the
  * defaults of every tenant) and as keys of a --config entry's "limits", with one range.
  */
-std::array<IntOption, 9>
+std::array<IntOption, 10>
 LimitOptions(TenantConfig &t, int &payload_kb)
 {
 	/* one limit a line */
@@ -112,6 +112,7 @@ LimitOptions(TenantConfig &t, int &payload_kb)
 	    {"--client-presence-window-ms", "CLIENT_PRESENCE_WINDOW_MS", 1, 3600000, &t.client_presence_window_ms, "client_presence_window_ms"},
 	    {"--max-presence-events-per-second", "MAX_PRESENCE_EVENTS_PER_SECOND", 1, 100000000, &t.max_presence_events_per_second, "max_presence_events_per_second"},
 	    {"--max-payload-kb", "MAX_PAYLOAD_SIZE_IN_KB", 1, 64 << 10, &payload_kb, "max_payload_size_in_kb"},
+	    {"--max-replay-messages", "MAX_REPLAY_MESSAGES", 1, 100000, &t.max_replay_messages, "max_replay_messages"},
 	}};
 	/* clang-format on */
 }
@@ -257,7 +258,7 @@ ParseTenant(const rapidjson::Value &v, size_t index, const TenantConfig &default
 	t.jwt_secret.clear();
 	t.ring_path_from_db = true;
 	int payload_kb = (defaults.max_payload_bytes - RT_PAYLOAD_SLACK_BYTES) / 1000;
-	std::array<IntOption, 9> limits = LimitOptions(t, payload_kb);
+	std::array<IntOption, 10> limits = LimitOptions(t, payload_kb);
 	TenantEntry e{t, {}, {}, limits};
 	for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m)
 	{
@@ -346,6 +347,8 @@ UsageText()
 	       "  --max-presence-events-per-second N  presence tracks and states per second,\n"
 	       "                                  60 s average (default 1000)\n"
 	       "                                  [MAX_PRESENCE_EVENTS_PER_SECOND]\n"
+	       "  --max-replay-messages N         the largest replay a join gets (default 25, as\n"
+	       "                                  upstream's clamp) [MAX_REPLAY_MESSAGES]\n"
 	       "  --idle-timeout-ms MS            close sockets silent this long (default 60000)\n"
 	       "                                  [IDLE_TIMEOUT_MS]\n"
 	       "  --send-queue-kb N               per-socket send queue before messages are dropped\n"
@@ -419,7 +422,7 @@ struct Options
 	int payload_kb = RT_DEFAULT_MAX_PAYLOAD_KB;
 	int send_queue_kb;
 	bool tenant_flag = false; /* --db, --ring-path, --jwt-*: not with --config */
-	std::array<IntOption, 9> limits;
+	std::array<IntOption, 10> limits;
 	std::array<IntOption, 10> ints;
 	std::array<StrOption, 10> strs;
 };

@@ -172,7 +172,7 @@ Tenant::Start()
 				    hub_.Publish(lost, -1);
 				    return;
 			    }
-			    std::string meta = StoredMeta(m.id);
+			    std::string meta = StoredMeta(m.id, static_cast<int64_t>(m.stored_at_us));
 			    auto d = MakeUserBroadcast(
 			        RoutingKey(m.topic, m.is_private), "realtime:" + std::string(m.topic), m.event,
 			        m.binary ? kEncodingBinary : kEncodingJson, m.payload, meta);
