@@ -168,6 +168,10 @@ $(BUILD)/bench/private_client: bench/private_client.cpp bench/bench_util.hpp ben
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto
 
+$(BUILD)/bench/persist_client: bench/persist_client.cpp bench/bench_util.hpp bench/ws_client.hpp bench/histogram.hpp
+	@mkdir -p $(dir $@)
+	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto
+
 $(BUILD)/bench/connections_client: bench/connections_client.cpp bench/bench_util.hpp bench/ws_client.hpp
 	@mkdir -p $(dir $@)
 	$(FANOUT_CXX) $(BENCH_CXXFLAGS) -o $@ $< -lssl -lcrypto
@@ -198,6 +202,11 @@ bench-changes: $(BUILD)/bench/changes_client $(BUILD)/bench/load_client $(BUILD)
 bench-private: $(BUILD)/bench/private_client $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
 	bench/private.sh
 
+# Persisted broadcasts (bench/persist.sh): private broadcasts with persist through one sidecar
+# into PostgreSQL, msgs/s and ack p50/p99, against the same broadcasts not stored.
+bench-persist: $(BUILD)/bench/persist_client $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
+	bench/persist.sh
+
 # Connection scale (bench/connections.sh): N idle realtime-js-like sockets joined to one
 # channel, the sidecar's RSS per connection, connect rate, one broadcast to all, close cycles.
 bench-connections: $(BUILD)/bench/connections_client $(BUILD)/bench/load_client $(BUILD)/bench/baseline_server $(BUILD)/realtime-fanout
@@ -208,4 +217,4 @@ bench-connections: $(BUILD)/bench/connections_client $(BUILD)/bench/load_client 
 bench-slow-consumer: $(BUILD)/bench/load_client $(BUILD)/realtime-fanout
 	bench/slow_consumer.sh
 
-.PHONY: bench-slow-consumer bench-connections bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes bench-private
+.PHONY: bench-persist bench-slow-consumer bench-connections bench-broadcast bench-db-latency bench-send-cost bench-decode bench-changes bench-private

@@ -100,7 +100,8 @@ struct Options : Endpoint
 	double late_ms = 5;    /* a delivery slower than this is "late" */
 	uint64_t run_id = 0;
 	bool write =
-	    false; /* each statement also updates a row of bench_lat (own row per connection) */
+	    false;         /* each statement also updates a row of bench_lat (own row per connection) */
+	bool priv = false; /* the WebSocket receiver joins the private room of the topic */
 };
 
 /* What one receiver saw of the messages of this run. */
@@ -257,7 +258,7 @@ public:
 		timeval tv{0, kPollMs * 1000};
 		setsockopt(fd_.Get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		std::string out;
-		AppendClientFrame(out, kOpText, JoinMessage(topic_, jwt_), masks_.Next());
+		AppendClientFrame(out, kOpText, JoinMessage(topic_, jwt_, o.priv), masks_.Next());
 		if (!WriteAll(fd_.Get(), out))
 			Die(std::string("join write: ") + strerror(errno));
 		int64_t deadline = MonoNs() + 20 * kNsPerSec;
@@ -601,8 +602,8 @@ Usage()
 	             "         [--write 1]   (each statement also updates row <connection> of\n"
 	             "         bench_lat(id int primary key, n int), which must exist)\n"
 	             "       db_latency --sink [--port N --secret S] --db CONNINFO [--topic T]\n"
-	             "         [--channel C]   (count deliveries until SIGINT/SIGTERM; without\n"
-	             "         --port, LISTEN only)\n");
+	             "         [--channel C] [--private 1]   (count deliveries until SIGINT/SIGTERM;\n"
+	             "         without --port, LISTEN only; --private 1: of the private room)\n");
 	std::exit(2);
 }
 
@@ -656,6 +657,8 @@ ParseArgs(int argc, char **argv)
 			o.run_id = uint64_t(ParseDouble("--run-id", v));
 		else if (a == "--write")
 			o.write = std::string_view(v) == "1";
+		else if (a == "--private")
+			o.priv = std::string_view(v) == "1";
 		else
 			Usage();
 	}

@@ -16,13 +16,19 @@
 #   write  bench/pgbench/{send,notify}_write.sql: UPDATE one of 1,000 rows, then send or
 #          notify, in one transaction: both wait for the WAL flush, as in a trigger; NOTIFY
 #          holds its global lock through the commit.
+#   stored modes stored and send instead: bench/pgbench/stored.sql, a private
+#          realtime.send() (the message is also a row of realtime.messages, as
+#          realtime.persist_messages = private has it, for replay) against send.sql, the
+#          public one (ring only): the cost of storing. A second sink joins the private
+#          room (a policy lets anon read topic "cost"); the rows are counted too.
 # pgbench, the backends, the decoder worker, the sidecar and the sink all share the
 # machine's cores. Prints every run, the medians per workload, a line per workload
 #   workload=bare send_tps_c1=N notify_tps_c1=N ratio_c1=R ... ratio_c8=R
+#   workload=stored stored_tps_c1=N send_tps_c1=N ratio_c1=R ...
 # and as its last line the same for the last workload, without the prefix
-# (ratio = send / notify median tps; above 1 = send is faster).
+# (ratio = the first mode's median tps / the second's: send / notify, stored / send).
 #
-# Environment: BENCH_WORKLOADS ("bare write"), BENCH_CLIENTS ("1 2 8"), BENCH_SECONDS (10), BENCH_REPS (3), BENCH_THREADS
+# Environment: BENCH_WORKLOADS ("bare write stored"), BENCH_CLIENTS ("1 2 8"), BENCH_SECONDS (10), BENCH_REPS (3), BENCH_THREADS
 # (pgbench -j, default min(clients, cores)), BENCH_PAUSE (1 s between runs), BENCH_DRAIN
 # (5 s for the sink at the end), BENCH_SIDECAR (1; 0 = no sidecar and no WebSocket
 # subscriber: the cost of send without delivery), BENCH_INSTALL (1), BENCH_FANOUT,
@@ -35,7 +41,7 @@ cd "$(dirname "$0")/.." || exit 1
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-WORKLOADS=${BENCH_WORKLOADS:-bare write}
+WORKLOADS=${BENCH_WORKLOADS:-bare write stored}
 CLIENTS=${BENCH_CLIENTS:-1 2 8}
 SECS=${BENCH_SECONDS:-10}
 REPS=${BENCH_REPS:-3}
@@ -64,20 +70,45 @@ else
 	echo "!! BENCH_SIDECAR=0: no sidecar, nothing reads the ring; realtime.send is delivered to nobody" |
 		tee -a "$RESULTS"
 fi
-build/bench/db_latency --sink "${ws_args[@]}" --db "$BENCH_CONNINFO" --topic cost \
-	--channel cost >"$LOGDIR/sink.out" 2>"$LOGDIR/sink.log" &
-SINK_PID=$!
-BENCH_PIDS+=("$SINK_PID")
-for _ in $(seq 100); do
-	grep -q '^db_latency: sink on' "$LOGDIR/sink.log" 2>/dev/null && break
-	kill -0 "$SINK_PID" 2>/dev/null || break
-	sleep 0.1
-done
-grep -q '^db_latency: sink on' "$LOGDIR/sink.log" || {
-	echo "send_cost.sh: the sink did not attach:" >&2
-	cat "$LOGDIR/sink.log" >&2
-	exit 1
+# The two modes of workload $1, the first one first in the first repetition.
+modes_of() {
+	if [ "$1" = stored ]; then echo "stored send"; else echo "send notify"; fi
 }
+STORED=0
+[[ " $WORKLOADS " == *" stored "* ]] && [ "$SIDECAR" != 0 ] && STORED=1
+if [ "$STORED" = 1 ]; then
+	bench_psql "create policy cost_read on realtime.messages for select to anon
+		using (realtime.topic() = 'cost')" >/dev/null || exit 1
+fi
+
+# A delivery sink: name $1, then db_latency's options.
+start_sink() {
+	local name=$1 pid
+	shift
+	build/bench/db_latency --sink "$@" --db "$BENCH_CONNINFO" --topic cost \
+		>"$LOGDIR/$name.out" 2>"$LOGDIR/$name.log" &
+	pid=$!
+	BENCH_PIDS+=("$pid")
+	for _ in $(seq 100); do
+		grep -q '^db_latency: sink on' "$LOGDIR/$name.log" 2>/dev/null && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q '^db_latency: sink on' "$LOGDIR/$name.log" || {
+		echo "send_cost.sh: the $name did not attach:" >&2
+		cat "$LOGDIR/$name.log" >&2
+		exit 1
+	}
+	SINK_PID=$pid
+}
+start_sink sink "${ws_args[@]}" --channel cost
+PUBLIC_SINK_PID=$SINK_PID
+PRIVATE_SINK_PID=0
+if [ "$STORED" = 1 ]; then
+	start_sink private-sink "${ws_args[@]}" --channel cost_private --private 1
+	PRIVATE_SINK_PID=$SINK_PID
+fi
+SINK_PID=$PUBLIC_SINK_PID
 DPID=$(bench_decoder_pid)
 [ -n "$DPID" ] || echo "!! no 'realtime decoder' process found" | tee -a "$RESULTS"
 echo "cluster: $BENCH_CONNINFO; sidecar: port $BENCH_SIDECAR_PORT; sink pid $SINK_PID;" \
@@ -124,7 +155,7 @@ run_one() {
 		"decoder_cpu_pct=$(bench_cpu_pct 0 "$d0" "$d1" "$el")" \
 		"sidecar_cpu_pct=$(bench_cpu_pct 0 "$s0" "$s1" "$el")" \
 		"sink_cpu_pct=$(bench_cpu_pct 0 "$k0" "$k1" "$el") load1=$load" | tee -a "$RESULTS"
-	for pid in "$BENCH_SIDECAR_PID" "$SINK_PID"; do
+	for pid in "$BENCH_SIDECAR_PID" "$SINK_PID" "$PRIVATE_SINK_PID"; do
 		if [ "$pid" != 0 ] && ! kill -0 "$pid" 2>/dev/null; then
 			echo "!! process $pid (sidecar or sink) exited during this run" | tee -a "$RESULTS"
 			tail -20 "$LOGDIR/sidecar.log" "$LOGDIR/sink.log"
@@ -137,7 +168,8 @@ echo "== pgbench -T $SECS, workloads $WORKLOADS, at $CLIENTS client(s), $REPS re
 for wl in $WORKLOADS; do
 	for c in $CLIENTS; do
 		for rep in $(seq "$REPS"); do
-			for mode in $(bench_order "$rep" send notify); do
+			# shellcheck disable=SC2046 # two words
+			for mode in $(bench_order "$rep" $(modes_of "$wl")); do
 				sleep "$PAUSE"
 				run_one "$wl" "$mode" "$c" "$rep"
 			done
@@ -151,6 +183,7 @@ sum_xacts() {
 }
 sleep "$DRAIN"
 bench_stop "$SINK_PID"
+[ "$PRIVATE_SINK_PID" = 0 ] || bench_stop "$PRIVATE_SINK_PID"
 sink=$(grep '^sink ' "$LOGDIR/sink.out" | sed 's/^sink //')
 echo "delivered to the sink: send_xacts=$(sum_xacts send) ws_received=$(bench_field ws_received "$sink")" \
 	"notify_xacts=$(sum_xacts notify) notify_received=$(bench_field notify_received "$sink")" |
@@ -163,6 +196,18 @@ fi
 if [ "$SIDECAR" != 0 ] && [ "$(bench_field ws_received "$sink")" != "$(sum_xacts send)" ]; then
 	echo "!! the WebSocket sink did not get every committed realtime.send once" | tee -a "$RESULTS"
 	lossy=1
+fi
+if [ "$STORED" = 1 ]; then
+	psink=$(grep '^sink ' "$LOGDIR/private-sink.out" | sed 's/^sink //')
+	rows=$(bench_psql "select count(*) from realtime.messages where topic = 'cost' and private")
+	echo "stored: stored_xacts=$(sum_xacts stored) ws_received=$(bench_field ws_received "$psink")" \
+		"rows=$rows" | tee -a "$RESULTS"
+	if [ "$(bench_field ws_received "$psink")" != "$(sum_xacts stored)" ] ||
+		[ "$rows" != "$(sum_xacts stored)" ]; then
+		echo "!! not every committed private realtime.send was delivered once and stored" |
+			tee -a "$RESULTS"
+		lossy=1
+	fi
 fi
 
 median_of() {
@@ -182,8 +227,9 @@ for WL in $WORKLOADS; do
 	printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' clients mode tps latency_ms scale \
 		decoder_cpu% sidecar_cpu% sink_cpu% runs_ok
 	last=''
+	read -r ma mb <<<"$(modes_of "$WL")"
 	for c in $CLIENTS; do
-		for mode in send notify; do
+		for mode in $ma $mb; do
 			printf '%-8s %8s %12s %12s %8s %14s %14s %12s %8s\n' "$c" "$mode" \
 				"$(int "$(median_of $mode "$c" tps)")" "$(median_of $mode "$c" latency_avg_ms)" \
 				"$(ratio "$(median_of $mode "$c" tps)" "$(median_of $mode "$first_c" tps)")" \
@@ -191,11 +237,11 @@ for WL in $WORKLOADS; do
 				"$(median_of $mode "$c" sink_cpu_pct)" \
 				"$(grep "^$mode c=$c rep=[0-9]* wl=$WL " "$RESULTS" | grep -vc 'failed=1')/$REPS"
 		done
-		st=$(median_of send "$c" tps) nt=$(median_of notify "$c" tps)
+		st=$(median_of "$ma" "$c" tps) nt=$(median_of "$mb" "$c" tps)
 		[ "$st" != nan ] && [ "$nt" != nan ] || status=1
-		last="$last send_tps_c$c=$(int "$st") notify_tps_c$c=$(int "$nt") ratio_c$c=$(ratio "$st" "$nt")"
+		last="$last ${ma}_tps_c$c=$(int "$st") ${mb}_tps_c$c=$(int "$nt") ratio_c$c=$(ratio "$st" "$nt")"
 	done
-	echo "(scale = median tps / median tps at $first_c client(s), same mode; ratio = send / notify)"
+	echo "(scale = median tps / median tps at $first_c client(s), same mode; ratio = $ma / $mb)"
 	echo "workload=$WL${last}" | tee -a "$RESULTS"
 done
 echo "${last# }"

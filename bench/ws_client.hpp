@@ -288,34 +288,37 @@ ReadNumberAfter(std::string_view s, std::string_view key, uint64_t &out)
 }
 
 /* The phx_join realtime-js 2.x sends first on a fresh socket (join_ref and ref
- * "1"): a public channel, broadcast self:false ack:false, presence disabled. */
+ * "1"): a public channel (or a private one), broadcast self:false ack:false,
+ * presence disabled. */
 inline std::string
-JoinMessage(const std::string &topic, const std::string &jwt)
+JoinMessage(const std::string &topic, const std::string &jwt, bool priv = false)
 {
 	return R"(["1","1",")" + topic +
 	       R"(","phx_join",{"config":{"broadcast":{"self":false,"ack":false},)"
-	       R"("presence":{"enabled":false},"postgres_changes":[],"private":false},)"
-	       R"("access_token":")" +
-	       jwt + R"("}])";
+	       R"("presence":{"enabled":false},"postgres_changes":[],"private":)" +
+	       (priv ? "true" : "false") + R"(},"access_token":")" + jwt + R"("}])";
 }
 
-/* A kind-3 user broadcast push (PROTOCOL.md 2.3), JSON payload, no metadata: the binary
- * message realtime-js 2.119 sends for channel.send({type: "broadcast", ...}). */
+/* A kind-3 user broadcast push (PROTOCOL.md 2.3), JSON payload: the binary message
+ * realtime-js 2.119 sends for channel.send({type: "broadcast", ...}); metadata (at most
+ * 255 bytes) is what it sends for persist ({"persist":true}), else none. */
 inline void
 AppendUserPush(std::string &out, std::string_view join_ref, std::string_view ref,
-               std::string_view topic, std::string_view event, std::string_view payload)
+               std::string_view topic, std::string_view event, std::string_view payload,
+               std::string_view metadata = {})
 {
 	out.push_back(char(3));
 	out.push_back(char(join_ref.size()));
 	out.push_back(char(ref.size()));
 	out.push_back(char(topic.size()));
 	out.push_back(char(event.size()));
-	out.push_back(char(0)); /* metadata_len */
+	out.push_back(char(metadata.size()));
 	out.push_back(char(1)); /* encoding: JSON */
 	out.append(join_ref);
 	out.append(ref);
 	out.append(topic);
 	out.append(event);
+	out.append(metadata);
 	out.append(payload);
 }
 
