@@ -114,3 +114,35 @@ test('refusals over the socket: public channel, bad ttl, vsn 1.0.0; nothing stor
 	await sleep(200);
 	assert.deepEqual((await rows(topic)).map((r) => r.payload), [{ a: 1 }], 'only the valid one was stored');
 });
+
+test('a sender that leaves (or drops) while its persisted broadcast is being stored: it and those behind it still reach the others, in order', { timeout: 15000 }, async () => {
+	const topic = `${P}-leave`;
+	const rx = priv(createClient({ token: tokA() }), topic);
+	const got = collectBroadcasts(rx);
+	await subscribe(rx);
+	for (const how of ['leave', 'close']) {
+		const raw = await RawClient.connect({ token: tokA() });
+		const join = await raw.join(`realtime:${topic}`, { config: { private: true, broadcast: { ack: true } } });
+		assert.equal(join.msg.payload.status, 'ok');
+		const push = (metadata, n) => {
+			const ref = raw.nextRef();
+			raw.sendBinary(encodeUserBroadcastPush({ joinRef: join.msg.join_ref, ref, topic: `realtime:${topic}`, event: how, metadata, encoding: ENC_JSON, payload: { n } }));
+			return ref;
+		};
+		// the write check first (the channel holds what comes while it is out)
+		assert.equal((await raw.reply(push('{"persist":true}', 0))).msg.payload.status, 'ok');
+		// one read of the sidecar: the stored one, two behind it, then the leave (or the close)
+		push('{"persist":true}', 1);
+		push('', 2);
+		push('{"persist":true}', 3);
+		if (how === 'leave') {
+			raw.push(`realtime:${topic}`, 'phx_leave', {}, { joinRef: join.msg.join_ref });
+		}
+		await raw.close();
+		const mine = () => got.items.filter((m) => m.event === how);
+		const deadline = Date.now() + 5000;
+		while (mine().length < 4 && Date.now() < deadline) await sleep(20);
+		assert.deepEqual(mine().map((m) => m.payload.n), [0, 1, 2, 3], `${how}: every one, in order`);
+	}
+	assert.equal((await rows(topic)).length, 6, 'the persisted ones are rows');
+});

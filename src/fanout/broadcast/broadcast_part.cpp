@@ -21,6 +21,8 @@
 #include "server/shard.hpp"
 #include "tenancy/tenant.hpp"
 
+#include <unordered_map>
+
 namespace rt::fanout
 {
 
@@ -31,6 +33,63 @@ size_t
 DeliveryBytes(const Delivery &d)
 {
 	return (d.v1 ? d.v1->bytes.size() : 0) + (d.v2 ? d.v2->bytes.size() : 0);
+}
+
+/*
+ * The queues of channels that went while a persisted broadcast of theirs was being
+ * stored (BroadcastPart::Leave), by OrphanKey: flushed in order as the store answers,
+ * without acks (the sender left). Per shard thread, as the channels were.
+ */
+thread_local std::unordered_map<std::string, std::vector<OutgoingBroadcast>> t_orphans;
+
+std::string
+OrphanKey(uint64_t session, uint64_t gen, const std::string &topic)
+{
+	return std::to_string(session) + ":" + std::to_string(gen) + ":" + topic;
+}
+
+/* Publish the front of an orphaned queue up to the first one still being stored. */
+void
+FlushOrphan(Shard &sh, const std::string &key)
+{
+	auto it = t_orphans.find(key);
+	if (it == t_orphans.end())
+		return;
+	std::vector<OutgoingBroadcast> &q = it->second;
+	size_t n = 0;
+	while (n < q.size() && q[n].state != OutgoingBroadcast::State::kStoring)
+	{
+		if (q[n].state == OutgoingBroadcast::State::kFailed)
+			q[n].delivery->tenant->shard(sh.index()).metrics.Drop(DropReason::kNotStored);
+		else
+			sh.hub().Publish(q[n].delivery, sh.index());
+		n++;
+	}
+	q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
+	if (q.empty())
+		t_orphans.erase(it);
+}
+
+/* The store's answer for a persisted broadcast whose channel is gone. */
+void
+OrphanStored(Shard &sh, const std::string &key, const std::string &id, bool stored,
+             const std::shared_ptr<Delivery> &d)
+{
+	auto it = t_orphans.find(key);
+	if (it == t_orphans.end())
+	{
+		if (stored) /* no queue kept: nothing waits behind it */
+			sh.hub().Publish(d, sh.index());
+		return;
+	}
+	for (OutgoingBroadcast &o : it->second)
+		if (o.state == OutgoingBroadcast::State::kStoring && o.id == id)
+		{
+			o.state =
+			    stored ? OutgoingBroadcast::State::kStored : OutgoingBroadcast::State::kFailed;
+			break;
+		}
+	FlushOrphan(sh, key);
 }
 
 /* The event and payload JSON of a text push's {"type":"broadcast","event":..,"payload":..}. */
@@ -176,13 +235,36 @@ BroadcastPart::Persist(ChannelHost &host, Channel &ch, Inbound &m, int64_t ttl_s
 			              Channel *c = s != nullptr ? s->FindChannel(topic, gen) : nullptr;
 			              if (c != nullptr)
 				              Stored(*s, *c, id, stored);
-			              else if (stored)
-				              sh.hub().Publish(d, sh.index());
+			              else
+				              OrphanStored(sh, OrphanKey(session, gen, topic), id, stored, d);
 		              });
 	};
 	Send(host, ch, std::move(out));
 	store->Submit(std::move(req));
 	return true;
+}
+
+void
+BroadcastPart::Leave(ChannelHost &host, Channel &ch)
+{
+	BroadcastChannel &b = ch.broadcast;
+	if (b.outgoing_head == b.outgoing.size())
+		return;
+	std::vector<OutgoingBroadcast> left;
+	for (size_t i = b.outgoing_head; i < b.outgoing.size(); i++)
+	{
+		OutgoingBroadcast &o = b.outgoing[i];
+		if (o.delivery)
+			o.delivery->tenant = host.tenant().shared_from_this(); /* as Session::Publish sets */
+		left.push_back(std::move(o));
+	}
+	b.outgoing.clear();
+	b.outgoing_head = 0;
+	b.outgoing_bytes = 0;
+	std::string key = OrphanKey(host.session_id(), ch.gen, ch.topic);
+	t_orphans[key] = std::move(left);
+	/* after the leave is done: a publish may end channels of this shard */
+	host.hub().PostTask(host.shard_index(), [key](Shard &sh) { FlushOrphan(sh, key); });
 }
 
 /* Whether ch can keep one more broadcast of bytes behind those being stored. */

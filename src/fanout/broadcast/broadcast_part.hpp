@@ -56,6 +56,12 @@ public:
 	BroadcastPart() : ChannelPart("broadcast") {}
 	JoinStep Join(ChannelHost &host, Channel &ch, JoinConfig &join) override;
 	void Push(ChannelHost &host, Channel &ch, Inbound &m) override;
+	/*
+	 * The channel goes while broadcasts wait behind a persisted one: the queue outlives
+	 * it (per shard, by session, join and topic) and goes out in order as the store
+	 * answers, unacknowledged (the sender left): nothing it sent is lost.
+	 */
+	void Leave(ChannelHost &host, Channel &ch) override;
 
 	/* The persisted broadcast id of ch is committed (stored) or not. */
 	static void Stored(ChannelHost &host, Channel &ch, const std::string &id, bool stored);
