@@ -6,7 +6,8 @@
 //   plain cluster set up as the README's operator contract says (scripts/cluster.sh:
 //   postgresql.conf settings + CREATE EXTENSION realtime, no publication);
 // - every ```js block runs as a program with node against the sidecar of that scripts/run.sh,
-//   with ANON_KEY and REALTIME_URL set from what it printed, and must exit 0.
+//   with ANON_KEY and REALTIME_URL set from what it printed (and USER_ID, USER_TOKEN: a user
+//   token as the README's sh block mints it), and must exit 0.
 // Convention: a block that is only a fragment (not meant to run alone) has the line
 // `<!-- fragment -->` right before its opening fence; it is skipped here, and there should be
 // few (the test prints how many). Blocks of other languages (sh, json, plain) are not run.
@@ -19,7 +20,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './lib/helpers.mjs';
+import { freePort, jwt } from './lib/helpers.mjs';
 import { startCluster } from './lib/cluster.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -74,9 +75,10 @@ function startRunSh() {
 					const psql = /^ {2}psql: +psql "([^"]+)"$/m.exec(r.out);
 					const anon = /^ {2}anon key: +(\S+)$/m.exec(r.out);
 					const ws = /^ {2}WebSocket URL: +(\S+)$/m.exec(r.out);
-					if (psql && anon && ws) {
+					const secret = /^ {2}JWT secret: +(\S+)$/m.exec(r.out);
+					if (psql && anon && ws && secret) {
 						clearTimeout(timer);
-						Object.assign(r, { psqlUrl: psql[1], anonKey: anon[1], wsUrl: ws[1] });
+						Object.assign(r, { psqlUrl: psql[1], anonKey: anon[1], wsUrl: ws[1], jwtSecret: secret[1] });
 						resolvePromise(r);
 					}
 				};
@@ -140,6 +142,14 @@ test('every sql block runs verbatim, in order, on a plain cluster set up as the 
 	}
 });
 
+// The user of the README's private examples, with the token its sh block mints (realtime-fanout
+// token --role authenticated --sub USER_ID) signed with the secret scripts/run.sh printed.
+const USER = '6a1f1cce-0000-4000-8000-000000000001';
+function userToken(secret) {
+	const t = Math.floor(Date.now() / 1000);
+	return jwt.sign({ role: 'authenticated', sub: USER, iat: t, exp: t + 3600 }, { secret });
+}
+
 test('every js block runs against the scripts/run.sh sidecar and exits 0', { timeout: 120000 }, () => {
 	// Beside test/e2e/node_modules, so that its imports resolve to the pinned packages.
 	const dir = join(ROOT, 'test/e2e/.readme');
@@ -151,7 +161,7 @@ test('every js block runs against the scripts/run.sh sidecar and exits 0', { tim
 			const r = spawnSync(process.execPath, [file], {
 				encoding: 'utf8',
 				timeout: 30000,
-				env: { ...process.env, ANON_KEY: run.anonKey, REALTIME_URL: run.wsUrl },
+				env: { ...process.env, ANON_KEY: run.anonKey, REALTIME_URL: run.wsUrl, USER_ID: USER, USER_TOKEN: userToken(run.jwtSecret) },
 			});
 			assert.equal(r.status, 0, `README.md line ${block.line} (js) exited ${r.status}${r.signal ? ` (${r.signal})` : ''}:\n${r.stdout}${r.stderr}`);
 		}
