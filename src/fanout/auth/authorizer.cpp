@@ -23,6 +23,8 @@ namespace
 constexpr size_t kRoundCap = 256;                       /* requests per round trip */
 constexpr auto kMaxQueueWait = std::chrono::seconds(5); /* older: kDbUnavailable */
 constexpr auto kReconnectGap = std::chrono::seconds(1); /* between connection attempts */
+/* a round that failed faster than this found a dead link, not a slow database: retried once */
+constexpr auto kQuickFailure = std::chrono::milliseconds(500);
 constexpr auto kPartitionsEvery = std::chrono::hours(1);
 
 AuthResult
@@ -196,12 +198,30 @@ Authorizer::RunRound(std::deque<Pending> &batch)
 		Fail(batch, "database unavailable");
 		return;
 	}
-	std::vector<AuthCheck> checks(batch.size());
-	for (size_t i = 0; i < batch.size(); i++)
-		checks[i].req = &batch[i].req;
+	std::vector<AuthCheck> checks;
 	AuthRoundStats stats;
 	std::string err;
-	if (!db_->Run(checks, stop_, stats, err))
+	auto run = [&]
+	{
+		checks.assign(batch.size(), AuthCheck{});
+		for (size_t i = 0; i < batch.size(); i++)
+			checks[i].req = &batch[i].req;
+		return db_->Run(checks, stop_, stats, err);
+	};
+	Clock::time_point started = Clock::now();
+	bool ok = run();
+	if (!ok && !stop_.load(std::memory_order_relaxed) && Clock::now() - started < kQuickFailure)
+	{
+		/*
+		 * A link that broke at once (the server restarted since the last round) is not an
+		 * answer: connect again now and run the round once more. The checks only read and
+		 * roll back, so running them twice is harmless.
+		 */
+		Log(LogLevel::kInfo, "auth", "connection lost (%s): connecting again", err.c_str());
+		last_attempt_ = Clock::time_point{};
+		ok = TryConnect() && run();
+	}
+	if (!ok)
 	{
 		if (!stop_.load(std::memory_order_relaxed))
 			Log(LogLevel::kWarning, "auth", "connection lost: %s", err.c_str());

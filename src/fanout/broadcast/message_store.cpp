@@ -269,11 +269,19 @@ MessageStore::Connect()
 
 /* One COPY of rows; false when it failed (data_error: the database refused a row's data). */
 bool
-MessageStore::Copy(const std::vector<const StoreRequest *> &rows, bool &data_error)
+MessageStore::Copy(const std::vector<const StoreRequest *> &rows, bool &data_error, bool &unsent)
 {
 	data_error = false;
+	unsent = false;
 	PGresult *r = PQexec(conn_, kCopySql);
 	bool copying = PQresultStatus(r) == PGRES_COPY_IN;
+	if (!copying && PQstatus(conn_) != CONNECTION_OK)
+	{
+		/* the link was dead before anything was sent (a server restart): nothing was stored */
+		PQclear(r);
+		unsent = true;
+		return false;
+	}
 	if (!copying)
 		Log(LogLevel::kWarning, "store", "COPY refused: %s", PostgrexErrorText(r).c_str());
 	PQclear(r);
@@ -311,14 +319,23 @@ MessageStore::Write(std::vector<StoreRequest> &batch)
 		std::vector<const StoreRequest *> rows;
 		for (const StoreRequest &r : batch)
 			rows.push_back(&r);
-		bool data_error = false;
-		if (Copy(rows, data_error))
+		bool data_error = false, unsent = false;
+		bool ok = Copy(rows, data_error, unsent);
+		if (!ok && unsent)
+		{
+			/* a link found dead is connected again at once and the batch written once more */
+			Log(LogLevel::kInfo, "store", "connection lost: connecting again");
+			Disconnect();
+			last_attempt_ms_ = 0;
+			ok = Connect() && Copy(rows, data_error, unsent);
+		}
+		if (ok)
 			stored.assign(batch.size(), true);
 		else if (data_error && batch.size() > 1)
 		{
 			/* one row the database refuses fails alone */
 			for (size_t i = 0; i < batch.size(); i++)
-				stored[i] = Copy({&batch[i]}, data_error);
+				stored[i] = Copy({&batch[i]}, data_error, unsent);
 		}
 		if (PQstatus(conn_) != CONNECTION_OK)
 			Disconnect();

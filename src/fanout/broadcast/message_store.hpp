@@ -93,7 +93,8 @@ private:
 	void Run();
 	bool Connect();
 	void Write(std::vector<StoreRequest> &batch);
-	bool Copy(const std::vector<const StoreRequest *> &rows, bool &data_error);
+	/* unsent: failed on a dead link before any row was sent (nothing can be stored) */
+	bool Copy(const std::vector<const StoreRequest *> &rows, bool &data_error, bool &unsent);
 	void Disconnect();
 
 	std::string conninfo_;

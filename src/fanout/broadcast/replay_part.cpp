@@ -108,10 +108,15 @@ ReplayPart::Joined(ChannelHost &host, Channel &ch)
 			host.SendFrame(ch, std::move(r.waiting[i]), LossPart::kBroadcast);
 	if (r.waiting_dropped > 0)
 		host.NoteLost(ch, LossPart::kBroadcast, LossReason::kReplayWait, r.waiting_dropped, now);
+	for (size_t i = 0; i < kLossReasons; i++)
+		if (r.waiting_lost[i] > 0)
+			host.NoteLost(ch, LossPart::kBroadcast, static_cast<LossReason>(i), r.waiting_lost[i],
+			              now);
 	r.waiting = {};
 	r.waiting_ids = {};
 	r.waiting_bytes = 0;
 	r.waiting_dropped = 0;
+	r.waiting_lost = {};
 	return true;
 }
 
@@ -135,6 +140,12 @@ ReplayPart::Wait(ChannelHost &, Channel &ch, std::shared_ptr<const Frame> frame,
 	r.waiting_bytes += bytes;
 	r.waiting.push_back(std::move(frame));
 	r.waiting_ids.push_back(id);
+}
+
+void
+ReplayPart::WaitLost(Channel &ch, LossReason reason)
+{
+	ch.replay.waiting_lost[static_cast<size_t>(reason)]++;
 }
 
 bool

@@ -19,7 +19,9 @@
 
 #include "auth/authorizer.hpp"
 #include "channel/channel_part.hpp"
+#include "channel/loss_notice.hpp"
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,6 +45,8 @@ struct ReplayChannel
 	std::vector<std::string> waiting_ids;              /* their message ids ("" if none) */
 	size_t waiting_bytes = 0;
 	uint64_t waiting_dropped = 0; /* over the bound: told once the replay is out */
+	/* live broadcasts lost meanwhile for other reasons (LossReason): told then too */
+	std::array<uint64_t, kLossReasons> waiting_lost{};
 	/* from the authorizer's answer until the join is answered */
 	std::vector<ReplayRow> rows;
 	uint64_t stored = 0;                          /* rows since `since`: more than rows is told */
@@ -71,6 +75,8 @@ public:
 	 */
 	static void Wait(ChannelHost &host, Channel &ch, std::shared_ptr<const Frame> frame,
 	                 const std::string &id);
+	/* A live broadcast for a channel that is joining with replay was lost (told after it). */
+	static void WaitLost(Channel &ch, LossReason reason);
 	/* Whether a live message with this id was replayed to ch (then it is skipped). */
 	static bool Replayed(const Channel &ch, const std::string &id);
 };

@@ -510,8 +510,14 @@ Shard::NoteDeliveryLost(const Delivery &d, LossReason reason)
 	if (subs == nullptr)
 		return;
 	for (const Subscriber &sub : *subs)
-		if (sub.session->id() != d.exclude_session && sub.channel->Reads(d.kind))
+	{
+		if (sub.session->id() == d.exclude_session)
+			continue;
+		if (sub.channel->replay.buffering && d.kind == DeliveryKind::kBroadcast)
+			ReplayPart::WaitLost(*sub.channel, reason); /* told after its replay */
+		else if (sub.channel->Reads(d.kind))
 			sub.session->NoteLost(*sub.channel, PartOf(d.kind), reason, 1, now);
+	}
 }
 
 uint64_t
