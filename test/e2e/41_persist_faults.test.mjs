@@ -4,7 +4,8 @@
 // answered `error` (never a false `ok`) and is not delivered, while broadcasts that need no
 // database still go out; once it is back, persisting works again by itself. A message with
 // `persist: {ttl: 1}` is replayed while it lives and is gone, row and replay, after the janitor
-// worker's next pass (realtime.janitor_naptime lowered to 200 ms on this cluster).
+// worker's next pass (realtime.janitor_naptime lowered to 200 ms on this cluster). A persisted
+// payload over the limit (1 kB here) is refused over both paths, and nothing is stored.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,7 +34,7 @@ before(async () => {
 	cluster = await startCluster();
 	await sql(`CREATE POLICY pf_read ON realtime.messages FOR SELECT TO authenticated USING (realtime.topic() LIKE '${P}%')`);
 	await sql(`CREATE POLICY pf_write ON realtime.messages FOR INSERT TO authenticated WITH CHECK (realtime.topic() LIKE '${P}%')`);
-	sidecar = await startSidecar(['--db', cluster.conninfo]);
+	sidecar = await startSidecar(['--db', cluster.conninfo, '--max-payload-kb', '1']); // 1,500 bytes
 });
 
 after(async () => {
@@ -124,3 +125,16 @@ test('persist {ttl: 1}: replayed while it lives, gone (row and replay) after the
 	const stats = (await sql('SELECT janitor_passes, messages_expired FROM realtime.stats()'))[0];
 	assert.ok(Number(stats.messages_expired) >= 1, `realtime.stats() counts it: ${JSON.stringify(stats)}`);
 });
+
+test('a persisted payload over the limit: refused over WebSocket and REST, nothing stored, the socket goes on', { timeout: 20000 }, async () => {
+	const topic = `${P}-big`;
+	const tx = priv(topic, { ack: true });
+	await subscribe(tx);
+	const big = { s: 'x'.repeat(2000) };
+	assert.equal(await tx.send({ type: 'broadcast', event: 'e', payload: big, persist: true }), 'error', 'payload_size_exceeded: realtime-js says error');
+	await assert.rejects(tx.httpSend('e', big, { persist: true }), /Unprocessable Entity/, 'realtime-js throws on the 422');
+	assert.equal(await tx.send({ type: 'broadcast', event: 'e', payload: { s: 'small' }, persist: true }), 'ok', 'the socket goes on');
+	const rows = await sql("SELECT payload->>'s' AS s FROM realtime.messages WHERE topic = $1", [topic]);
+	assert.deepEqual(rows.map((r) => r.s), ['small'], 'only the small one is a row');
+});
+
