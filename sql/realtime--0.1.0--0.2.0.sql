@@ -58,8 +58,16 @@ BEGIN
     DELETE FROM realtime.messages
     WHERE expires_at IS NOT NULL AND expires_at <= timezone('utc', now());
     GET DIAGNOSTICS messages_expired = ROW_COUNT;
-    partitions_dropped := realtime.drop_messages_partitions(
-        ((now() AT TIME ZONE 'utc') - keep)::date);
+    BEGIN
+        partitions_dropped := realtime.drop_messages_partitions(
+            ((now() AT TIME ZONE 'utc') - keep)::date);
+    EXCEPTION WHEN lock_not_available THEN
+        -- a partition still in use past lock_timeout: the drops wait for the next pass, the
+        -- partitions created and rows deleted above stay
+        partitions_dropped := 0;
+        RAISE WARNING 'realtime.expire_messages: old partitions kept until the next pass: %',
+            SQLERRM;
+    END;
 END
 $fn$;
 

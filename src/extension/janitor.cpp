@@ -113,6 +113,9 @@ Pass(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* a worker that never exits reports its table statistics itself: without them
+	 * autovacuum would not see the rows it deleted */
+	(void)pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, nullptr);
 	return r;
 }

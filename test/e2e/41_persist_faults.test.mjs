@@ -121,6 +121,11 @@ test('persist {ttl: 1}: replayed while it lives, gone (row and replay) after the
 		if (left !== 1) await sleep(100);
 	}
 	assert.equal(left, 1, 'the expired row is deleted by the janitor (nobody called expire_messages here)');
+	// and reported to the statistics, or autovacuum would never see those dead rows
+	const deleted = async () => Number((await sql("SELECT coalesce(sum(n_tup_del), 0) AS n FROM pg_stat_user_tables WHERE schemaname = 'realtime' AND relname LIKE 'messages%'"))[0].n);
+	const statsDeadline = Date.now() + 5000;
+	while ((await deleted()) < 1 && Date.now() < statsDeadline) await sleep(100);
+	assert.ok((await deleted()) >= 1, 'the janitor reports its deletes to pg_stat_user_tables');
 	assert.deepEqual(await replay(), ['kept'], 'and no longer replayed');
 	const stats = (await sql('SELECT janitor_passes, messages_expired FROM realtime.stats()'))[0];
 	assert.ok(Number(stats.messages_expired) >= 1, `realtime.stats() counts it: ${JSON.stringify(stats)}`);
