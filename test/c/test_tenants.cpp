@@ -102,6 +102,30 @@ TestTwoTenants(void **)
 }
 
 void
+TestLimitProfiles(void **)
+{
+	/* the profile first, whatever the key order; the entry's own keys over it */
+	auto r = Load(R"({"tenants":[
+	    {"external_id":"a","jwt_secret":"s","limits":{"max_events_per_second":9,"profile":"pro"}},
+	    {"external_id":"b","jwt_secret":"s","limits":{"profile":"free"}},
+	    {"external_id":"c","jwt_secret":"s"}]})");
+	assert_true(r.ok());
+	const auto &t = r.value();
+	assert_int_equal(t[0].max_concurrent_users, 500);
+	assert_int_equal(t[0].max_joins_per_second, 500);
+	assert_int_equal(t[0].max_events_per_second, 9);
+	assert_string_equal(t[0].limits_profile.c_str(), "pro");
+	assert_int_equal(t[1].max_presence_events_per_second, 20);
+	assert_int_equal(t[1].max_payload_bytes, 256000 + RT_PAYLOAD_SLACK_BYTES);
+	assert_int_equal(t[2].max_concurrent_users, 200); /* the defaults given: upstream's */
+	assert_string_equal(t[2].limits_profile.c_str(), "upstream");
+	Refused(R"({"tenants":[{"external_id":"a","jwt_secret":"s","limits":{"profile":"gold"}}]})",
+	        "limits.profile: one of upstream, free, pro, team, unlimited is expected");
+	Refused(R"({"tenants":[{"external_id":"a","jwt_secret":"s","limits":{"profile":1}}]})",
+	        "limits.profile: one of");
+}
+
+void
 TestRefusals(void **)
 {
 	Refused("{", "invalid JSON");
@@ -165,9 +189,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(TestTwoTenants),     cmocka_unit_test(TestRefusals),
-	    cmocka_unit_test(TestHostFirstLabel), cmocka_unit_test(TestIdsDifferingInCase),
-	    cmocka_unit_test(TestDeepNesting),
+	    cmocka_unit_test(TestTwoTenants),         cmocka_unit_test(TestLimitProfiles),
+	    cmocka_unit_test(TestRefusals),           cmocka_unit_test(TestHostFirstLabel),
+	    cmocka_unit_test(TestIdsDifferingInCase), cmocka_unit_test(TestDeepNesting),
 	};
 	return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -7,6 +7,8 @@
  */
 #include "tenancy/config.hpp"
 
+#include "tenancy/limit_profiles.hpp"
+
 #include "base/json.hpp"
 
 #include <cerrno>
@@ -91,7 +93,18 @@ struct IntOption
 	long long lo, hi;
 	int *target;
 	const char *key = nullptr;
+	bool given = false; /* set by a flag, a variable or a key: a profile leaves it */
 };
+
+/* Profile p's values for the limits not given otherwise */
+void
+ApplyProfile(const LimitProfile &p, std::span<IntOption> limits)
+{
+	for (IntOption &o : limits)
+		if (std::optional<long long> v = o.key != nullptr ? p.Value(o.key) : std::nullopt;
+		    v && !o.given)
+			*o.target = static_cast<int>(*v);
+}
 
 /*
  * The limits a tenant may set (PROTOCOL.md 9.1): as flags and environment variables (the
@@ -157,6 +170,8 @@ ParseLimits(const rapidjson::Value &v, const std::string &where, std::span<IntOp
 	for (auto l = v.MemberBegin(); l != v.MemberEnd(); ++l)
 	{
 		std::string name(l->name.GetString(), l->name.GetStringLength());
+		if (name == "profile")
+			continue; /* ParseTenantEntry applied it first */
 		IntOption *found = nullptr;
 		for (IntOption &x : limits)
 			if (name == x.key)
@@ -169,8 +184,24 @@ ParseLimits(const rapidjson::Value &v, const std::string &where, std::span<IntOp
 			           std::to_string(found->lo) + " to " + std::to_string(found->hi) +
 			           " is expected");
 		*found->target = static_cast<int>(l->value.GetInt64());
+		found->given = true;
 	}
 	return true;
+}
+
+/* A --config entry's "limits": {"profile": NAME}, or "" when it names none */
+Result<std::string>
+EntryProfile(const rapidjson::Value &entry, const std::string &where)
+{
+	const rapidjson::Value *limits = json::Member(entry, "limits");
+	const rapidjson::Value *profile =
+	    limits != nullptr && limits->IsObject() ? json::Member(*limits, "profile") : nullptr;
+	if (profile == nullptr)
+		return std::string();
+	std::string name = profile->IsString() ? profile->GetString() : "";
+	if (FindLimitProfile(name) == nullptr)
+		return Bad(where + ".limits.profile: one of " + LimitProfileNames() + " is expected");
+	return name;
 }
 
 /* A --config entry's "jwt_jwks": the JWKS object, or "@file" holding it */
@@ -259,6 +290,14 @@ ParseTenant(const rapidjson::Value &v, size_t index, const TenantConfig &default
 	t.ring_path_from_db = true;
 	int payload_kb = (defaults.max_payload_bytes - RT_PAYLOAD_SLACK_BYTES) / 1000;
 	std::array<IntOption, 10> limits = LimitOptions(t, payload_kb);
+	Result<std::string> profile = EntryProfile(v, where);
+	if (!profile.ok())
+		return profile.error();
+	if (!profile.value().empty())
+	{
+		ApplyProfile(*FindLimitProfile(profile.value()), limits);
+		t.limits_profile = profile.value();
+	}
 	TenantEntry e{t, {}, {}, limits};
 	for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m)
 	{
@@ -317,8 +356,8 @@ UsageText()
 	       "                                  <a JWT signed with it>; unset: open\n"
 	       "                                  [METRICS_JWT_SECRET]\n"
 	       "  --ring-path PATH                the ring file the extension writes (its\n"
-	       "                                  realtime.ring_path): realtime.send() messages "
-	       "[RING_PATH]\n"
+	       "                                  realtime.ring_path): realtime.send() messages;\n"
+	       "                                  without it, asked of the database [RING_PATH]\n"
 	       "  --shards N                      event-loop threads, one per core by default "
 	       "[SHARDS]\n"
 	       "  --connect-error-backoff-ms MS   delay before a refused connect is answered\n"
@@ -349,6 +388,11 @@ UsageText()
 	       "                                  [MAX_PRESENCE_EVENTS_PER_SECOND]\n"
 	       "  --max-replay-messages N         the largest replay a join gets (default 25, as\n"
 	       "                                  upstream's clamp) [MAX_REPLAY_MESSAGES]\n"
+	       "  --limits PROFILE                the limits above start from a profile: upstream,\n"
+	       "                                  free, pro, team (Supabase's plan quotas) or\n"
+	       "                                  unlimited; a --max-* flag wins over it. Default:\n"
+	       "                                  unlimited for one tenant from the flags, upstream\n"
+	       "                                  for --config tenants [LIMITS_PROFILE]\n"
 	       "  --idle-timeout-ms MS            close sockets silent this long (default 60000)\n"
 	       "                                  [IDLE_TIMEOUT_MS]\n"
 	       "  --send-queue-kb N               per-socket send queue before messages are dropped\n"
@@ -412,29 +456,31 @@ struct Options
 	          {"--jwt-claim-validators", "JWT_CLAIM_VALIDATORS", &validators_arg},
 	          {"--metrics-jwt-secret", "METRICS_JWT_SECRET", &c.metrics_jwt_secret},
 	          {"--log-level", "LOG_LEVEL", &c.log_level},
+	          {"--limits", "LIMITS_PROFILE", &profile_arg},
 	      }}
 	{
 	}
 	Options(const Options &) = delete;
 	Options &operator=(const Options &) = delete;
 
-	std::string jwks_arg, validators_arg;
+	std::string jwks_arg, validators_arg, profile_arg;
 	int payload_kb = RT_DEFAULT_MAX_PAYLOAD_KB;
 	int send_queue_kb;
 	bool tenant_flag = false; /* --db, --ring-path, --jwt-*: not with --config */
 	std::array<IntOption, 10> limits;
 	std::array<IntOption, 10> ints;
-	std::array<StrOption, 10> strs;
+	std::array<StrOption, 11> strs;
 };
 
 /* An integer option's value, or false when out of its range */
 bool
-SetInt(const IntOption &o, std::string_view value)
+SetInt(IntOption &o, std::string_view value)
 {
 	long long n = 0;
 	if (!ParseInt(value, o.lo, o.hi, n))
 		return false;
 	*o.target = static_cast<int>(n);
+	o.given = true;
 	return true;
 }
 
@@ -601,6 +647,8 @@ ResolveTenants(Command &cmd, Options &o)
 		return Bad(keys.error().message);
 	TenantConfig one = t;
 	one.jwt_keys = std::move(keys.value());
+	/* no --ring-path: the database says where its ring is, as for a --config tenant */
+	one.ring_path_from_db = one.ring_path.empty() && !one.db_conninfo.empty();
 	c.tenants.push_back(std::move(one));
 	return true;
 }
@@ -611,6 +659,15 @@ Validate(Command &cmd, Options &o)
 {
 	Config &c = cmd.config;
 	TenantConfig &t = c.tenant_defaults;
+	/* one self-hosted application: nothing in its way; a file's tenants: upstream's defaults */
+	std::string profile = !o.profile_arg.empty()  ? o.profile_arg
+	                      : c.config_file.empty() ? "unlimited"
+	                                              : "upstream";
+	const LimitProfile *p = FindLimitProfile(profile);
+	if (p == nullptr)
+		return Bad("invalid --limits " + profile + " (one of " + LimitProfileNames() + ")");
+	ApplyProfile(*p, o.limits);
+	t.limits_profile = profile;
 	t.max_payload_bytes = o.payload_kb * 1000 + RT_PAYLOAD_SLACK_BYTES;
 	c.send_queue_bytes = static_cast<size_t>(o.send_queue_kb) << 10;
 	if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&

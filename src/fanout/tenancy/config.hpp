@@ -41,6 +41,7 @@ struct TenantConfig
 	int client_presence_window_ms = 30000;         /* ... in this window (PROTOCOL.md 5.5) */
 	int max_presence_events_per_second = 1000;     /* tracks and states, 60 s average */
 	int max_replay_messages = 25; /* the largest replay.limit a join gets (upstream: 25) */
+	std::string limits_profile = "upstream"; /* the profile the limits started from */
 	std::string source; /* its entry in the file, as JSON: a reload restarts it when changed */
 };
 

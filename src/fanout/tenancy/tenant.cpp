@@ -197,7 +197,8 @@ Tenant::Start()
 	Log(LogLevel::kInfo, "tenant", "%s: started (database %s, ring %s%s)", id,
 	    c.db_conninfo.empty() ? "none" : "yes", ring_path.empty() ? "none" : ring_path.c_str(),
 	    c.suspended ? ", suspended" : "");
-	Log(LogLevel::kInfo, "tenant", "%s: limits %s", id, LimitsText(c).c_str());
+	Log(LogLevel::kInfo, "tenant", "%s: limits %s (profile %s)", id, LimitsText(c).c_str(),
+	    c.limits_profile.c_str());
 }
 
 void

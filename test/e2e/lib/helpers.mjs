@@ -511,7 +511,8 @@ export function freePort() {
 // Start RT_FANOUT_BIN on a free loopback port with extra flags; resolves when /healthz answers.
 // tenantFlags: false starts it without --db and --jwt-secret (e.g. with --config FILE).
 // port: a given one instead (to start a sidecar again where its clients reconnect).
-export async function startSidecar(extraArgs = [], { ms = 10000, tenantFlags = true, port: fixedPort = 0 } = {}) {
+// limits: false leaves the suite's lifted limits out (the sidecar's own defaults apply).
+export async function startSidecar(extraArgs = [], { ms = 10000, tenantFlags = true, port: fixedPort = 0, limits = true } = {}) {
 	if (!RT_FANOUT_BIN) {
 		throw new Error('RT_FANOUT_BIN is not set');
 	}
@@ -521,7 +522,7 @@ export async function startSidecar(extraArgs = [], { ms = 10000, tenantFlags = t
 	// later and win, so a test can set small ones
 	const noLimits = ['--max-concurrent-users', '100000000', '--max-joins-per-second', '100000000', '--max-events-per-second', '1000000000'];
 	const tenant = tenantFlags ? ['--db', db, '--jwt-secret', jwt.JWT_SECRET] : [];
-	const args = ['--host', '127.0.0.1', '--port', String(port), ...tenant, ...noLimits, ...extraArgs];
+	const args = ['--host', '127.0.0.1', '--port', String(port), ...tenant, ...(limits ? noLimits : []), ...extraArgs];
 	const child = spawn(RT_FANOUT_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 	let output = '';
 	child.stdout.on('data', (d) => (output += d));
