@@ -188,11 +188,12 @@ fanout_port=$(free_port)
 jwt_secret=$(random_secret)
 [[ -x "$fanout_bin" ]] || abort "$fanout_bin was not built"
 ring_path=$cluster_dir/realtime.ring
-# The tenant limits are lifted: the suite's traffic is far above upstream's defaults (100
-# events/s); the limit tests start their own sidecars with small limits.
+# Upstream's default limits (--limits upstream; a single tenant would start from unlimited),
+# three of them lifted: the suite's traffic is far above 100 events/s; the limit tests start
+# their own sidecars with small limits.
 "$fanout_bin" --host 127.0.0.1 --port "$fanout_port" --db "$conninfo" --ring-path "$ring_path" \
 	--jwt-secret "$jwt_secret" --connect-error-backoff-ms 0 --channel-error-backoff-ms 0 \
-	--max-concurrent-users 100000000 --max-joins-per-second 100000000 \
+	--limits upstream --max-concurrent-users 100000000 --max-joins-per-second 100000000 \
 	--max-events-per-second 1000000000 >"$tmp/fanout.log" 2>&1 &
 fanout_pid=$!
 healthy=0

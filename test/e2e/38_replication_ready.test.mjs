@@ -89,8 +89,8 @@ test('without the option, or with false, nothing is said', { timeout: 10000 }, a
 	await raw.close();
 });
 
-test('no database stream (a sidecar without --ring-path): the channel ends when its time is up', { timeout: 20000 }, async () => {
-	const side = await startSidecar(['--replication-ready-timeout-ms', '1500']);
+test('no database stream (a sidecar whose ring file does not exist): the channel ends when its time is up', { timeout: 20000 }, async () => {
+	const side = await startSidecar(['--replication-ready-timeout-ms', '1500', '--ring-path', '/nonexistent/realtime.ring']);
 	try {
 		const raw = await RawClient.connect({ base: side.base });
 		const topic = `realtime:${uniq('rr')}`;

@@ -520,7 +520,8 @@ export async function startSidecar(extraArgs = [], { ms = 10000, tenantFlags = t
 	const db = RT_DB_URL || 'host=127.0.0.1 port=1 dbname=unreachable connect_timeout=1';
 	// the tenant limits lifted as for the suite's sidecar (scripts/test.sh); extraArgs come
 	// later and win, so a test can set small ones
-	const noLimits = ['--max-concurrent-users', '100000000', '--max-joins-per-second', '100000000', '--max-events-per-second', '1000000000'];
+	// upstream's defaults otherwise (a single tenant would start from `unlimited`)
+	const noLimits = ['--limits', 'upstream', '--max-concurrent-users', '100000000', '--max-joins-per-second', '100000000', '--max-events-per-second', '1000000000'];
 	const tenant = tenantFlags ? ['--db', db, '--jwt-secret', jwt.JWT_SECRET] : [];
 	const args = ['--host', '127.0.0.1', '--port', String(port), ...tenant, ...(limits ? noLimits : []), ...extraArgs];
 	const child = spawn(RT_FANOUT_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
