@@ -58,7 +58,29 @@ UNIT_BINS       = $(patsubst test/c/%.cpp,$(BUILD)/test/%,$(UNIT_SRCS))
 # rt_ring_reader.h only; ring_dump the sidecar's own ring reader
 TOOL_BINS       = $(BUILD)/test/ring_hold $(BUILD)/test/ring_dump
 
-all: $(BUILD)/realtime-fanout $(TOOL_BINS)
+# The pages of `realtime-fanout --ui` (src/ui): HTML and CSS copied, each script bundled with
+# the pinned @supabase/realtime-js of test/e2e by esbuild (scripts/deps.sh runs npm ci there).
+# Built with everything else once esbuild is installed; `make ui` says what is missing.
+UI_DIR          = $(BUILD)/ui
+UI_SRCS         = $(wildcard src/ui/*)
+UI_STATIC       = $(patsubst src/ui/%,$(UI_DIR)/%,$(filter %.html %.css %.svg,$(UI_SRCS)))
+UI_SCRIPTS      = $(patsubst src/ui/%.mjs,$(UI_DIR)/%.js,$(filter %.mjs,$(UI_SRCS)))
+ESBUILD         = test/e2e/node_modules/.bin/esbuild
+UI_INSTALL_DIR  = /usr/local/share/realtime/ui
+
+all: $(BUILD)/realtime-fanout $(TOOL_BINS) $(if $(wildcard $(ESBUILD)),ui)
+
+ui: $(UI_STATIC) $(UI_SCRIPTS)
+
+$(UI_DIR)/%: src/ui/%
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(UI_DIR)/%.js: src/ui/%.mjs test/e2e/package-lock.json
+	@test -x $(ESBUILD) || { echo "make ui: $(ESBUILD) is missing: run scripts/deps.sh (npm ci in test/e2e)" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	NODE_PATH=test/e2e/node_modules $(ESBUILD) $< --bundle --format=esm --platform=browser \
+		--minify --log-level=warning --outfile=$@
 
 # SQLSTATE -> condition name (raise_exception, ...), from the server's own list: error
 # texts clients see name the condition as upstream's Postgrex does
@@ -94,6 +116,10 @@ install: install-fanout
 install-fanout: $(BUILD)/realtime-fanout
 	install -d $(DESTDIR)/usr/local/bin
 	install -m 0755 $(BUILD)/realtime-fanout $(DESTDIR)/usr/local/bin/realtime-fanout
+	@if [ -x $(ESBUILD) ]; then $(MAKE) --no-print-directory ui && \
+		install -d $(DESTDIR)$(UI_INSTALL_DIR) && \
+		install -m 0644 $(UI_STATIC) $(UI_SCRIPTS) $(DESTDIR)$(UI_INSTALL_DIR)/; \
+	else echo "install: no $(ESBUILD): the --ui pages are not installed (scripts/deps.sh)"; fi
 
 # libFuzzer targets (test/c/fuzz_*.cpp) with clang, AddressSanitizer and UBSan: the sidecar's
 # sources once into build/fuzz/obj (instrumented for coverage), each target linked against them.
@@ -139,7 +165,7 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
-.PHONY: fanout install-fanout unitcheck fuzz fuzz-build test format format-check
+.PHONY: ui fanout install-fanout unitcheck fuzz fuzz-build test format format-check
 
 # ---------------------------------------------------------------------------
 # Benchmarks (not part of the tests): bench/broadcast.sh, bench/db_latency.sh,

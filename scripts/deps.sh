@@ -20,6 +20,7 @@ packages=(
 	build-essential clang-format
 	clang libclang-rt-14-dev # the libFuzzer targets (make fuzz-build) and their runtime
 	postgresql-15-wal2json # make bench-decode compares the output plugin against it
+	chromium               # the browser tests of the --ui pages (puppeteer-core drives it)
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 

@@ -94,8 +94,11 @@ conninfo=$(bash "$here/cluster.sh" start "$cluster_dir" "$pg_port")
 
 secret=${API_JWT_SECRET:-$(random_secret)}
 fanout_bin=$root/build/realtime-fanout
+# the pages (make builds them into build/ui once test/e2e's npm packages are installed)
+ui=()
+[[ -f "$root/build/ui/inspector.html" ]] && ui=(--ui --ui-dir "$root/build/ui")
 "$fanout_bin" --host 127.0.0.1 --port "$port" --db "$conninfo" --ring-path "$cluster_dir/realtime.ring" \
-	--jwt-secret "$secret" &
+	--jwt-secret "$secret" "${ui[@]}" &
 fanout_pid=$!
 wait_http_ok "$port" /healthz 30 "$fanout_pid" ||
 	die "realtime-fanout did not answer GET http://127.0.0.1:$port/healthz within 30 s"
@@ -115,6 +118,7 @@ cat <<EOF
 realtime is running (Ctrl-C stops it)
   WebSocket URL:    ws://127.0.0.1:$port/realtime/v1
   REST URL:         http://127.0.0.1:$port/realtime/v1/api
+  inspector:        ${ui:+http://127.0.0.1:$port/inspector}${ui:-(not built: make ui)}
   JWT secret:       $secret
   anon key:         $anon_key
   service_role key: $service_key

@@ -18,6 +18,7 @@
 #include "base/json.hpp"
 #include "base/log.hpp"
 #include "ops/metrics.hpp"
+#include "server/static_ui.hpp"
 #include "protocol/protocol.hpp"
 #include "server/shard.hpp"
 
@@ -461,6 +462,17 @@ HttpOnRequest(Shard &shard, struct lws *wsi, SessionSlot *slot, const char *uri)
 			return -1;
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
+	if (const StaticUi *ui = shard.config().ui_files.get())
+		if (const UiFile *f = ui->Find(path))
+		{
+			if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+				return Respond(wsi, 405, R"({"message":"Method not allowed"})");
+			std::string r = UiResponse(*f, HeaderValue(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH));
+			if (lws_write(wsi, reinterpret_cast<unsigned char *>(r.data()), r.size(),
+			              LWS_WRITE_HTTP) < 0)
+				return -1;
+			return lws_http_transaction_completed(wsi) ? -1 : 0;
+		}
 	if (IsBroadcastPath(path))
 	{
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0)

@@ -12,6 +12,7 @@
 #include "base/json.hpp"
 #include "base/log.hpp"
 #include "server/shard.hpp"
+#include "server/static_ui.hpp"
 #include "tenancy/tenant.hpp"
 
 #include <chrono>
@@ -289,7 +290,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "realtime-fanout: %s\n", cmd.error().message.c_str());
 			return 2;
 		}
-		const rf::Command &c = cmd.value();
+		rf::Command &c = cmd.value();
 		if (c.kind == rf::Command::Kind::kHelp)
 		{
 			fputs(rf::UsageText(), stdout);
@@ -304,6 +305,18 @@ main(int argc, char **argv)
 		                : lvl == "warning" ? rf::LogLevel::kWarning
 		                : lvl == "error"   ? rf::LogLevel::kError
 		                                   : rf::LogLevel::kInfo);
+		if (c.config.ui)
+		{
+			std::string err;
+			c.config.ui_files = rf::StaticUi::Load(c.config.ui_dir, err);
+			if (!c.config.ui_files)
+			{
+				fprintf(stderr, "realtime-fanout: --ui: %s\n", err.c_str());
+				return 2;
+			}
+			rf::Log(rf::LogLevel::kInfo, "ui", "serving %zu files of %s at / and /inspector",
+			        c.config.ui_files->size(), c.config.ui_dir.c_str());
+		}
 		return Serve(c.config);
 	}
 	catch (const std::exception &e)

@@ -358,6 +358,11 @@ UsageText()
 	       "  --ring-path PATH                the ring file the extension writes (its\n"
 	       "                                  realtime.ring_path): realtime.send() messages;\n"
 	       "                                  without it, asked of the database [RING_PATH]\n"
+	       "  --ui                            serve the demo (/) and the inspector (/inspector)\n"
+	       "                                  pages: anyone who reaches the port may load them\n"
+	       "                                  (they hold no key); off by default\n"
+	       "  --ui-dir DIR                    where the pages are (default " RT_UI_DIR ")\n"
+	       "                                  [UI_DIR]\n"
 	       "  --shards N                      event-loop threads, one per core by default "
 	       "[SHARDS]\n"
 	       "  --connect-error-backoff-ms MS   delay before a refused connect is answered\n"
@@ -457,6 +462,7 @@ struct Options
 	          {"--metrics-jwt-secret", "METRICS_JWT_SECRET", &c.metrics_jwt_secret},
 	          {"--log-level", "LOG_LEVEL", &c.log_level},
 	          {"--limits", "LIMITS_PROFILE", &profile_arg},
+	          {"--ui-dir", "UI_DIR", &c.ui_dir},
 	      }}
 	{
 	}
@@ -469,7 +475,7 @@ struct Options
 	bool tenant_flag = false; /* --db, --ring-path, --jwt-*: not with --config */
 	std::array<IntOption, 10> limits;
 	std::array<IntOption, 10> ints;
-	std::array<StrOption, 11> strs;
+	std::array<StrOption, 12> strs;
 };
 
 /* An integer option's value, or false when out of its range */
@@ -598,6 +604,11 @@ ParseFlags(int argc, char **argv, int i, Options &o, Command &cmd)
 		if (a == "--check" && cmd.kind == Command::Kind::kServe)
 		{
 			cmd.kind = Command::Kind::kCheck;
+			continue;
+		}
+		if (a == "--ui")
+		{
+			cmd.config.ui = true;
 			continue;
 		}
 		FlagCursor f(argc, argv, i);

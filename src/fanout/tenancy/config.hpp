@@ -10,12 +10,19 @@
 #include "rt_ring.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#ifndef RT_UI_DIR
+#define RT_UI_DIR "/usr/local/share/realtime/ui"
+#endif
+
 namespace rt::fanout
 {
+
+class StaticUi;
 
 /*
  * One tenant (PROTOCOL.md 9.1): its database, ring, keys and limits. From the
@@ -65,6 +72,9 @@ struct Config
 	int replication_ready_timeout_ms = 60000; /* config.broadcast.replication_ready (3.8) */
 	int max_http_body_bytes = 8 << 20;
 	std::string log_level = "info";
+	bool ui = false;                          /* --ui: serve the pages (static_ui.hpp) */
+	std::string ui_dir = RT_UI_DIR;           /* where they are (make install puts them) */
+	std::shared_ptr<const StaticUi> ui_files; /* loaded at start-up when ui */
 	/* the limits given by flags: the single tenant's, and the defaults of the file's tenants */
 	TenantConfig tenant_defaults;
 };
