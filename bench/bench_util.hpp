@@ -3,12 +3,14 @@
  * bench/changes_client.cpp and bench/private_client.cpp share: fatal errors
  * under the program's name (set once in main), numeric option values, the uuid
  * of a bench user, the CPU time of this process (getrusage) and of another
- * (/proc/<pid>/stat), a "name=pid" process to watch, and the options that say
+ * (/proc/<pid>/stat), a "name=pid" process to watch and the CPU of watched ones over a
+ * phase (CpuWindow), and the options that say
  * where a client connects (Endpoint). Header-only.
  */
 #pragma once
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "ws_client.hpp"
 
@@ -20,6 +22,7 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rt::bench
 {
@@ -170,6 +173,43 @@ ParseWatch(std::string_view v, Watch *w)
 	w->pid = std::atoi(std::string(v.substr(eq + 1)).c_str());
 	return true;
 }
+
+/* CPU used by the watched pids (and this process) over one phase. */
+class CpuWindow
+{
+public:
+	explicit CpuWindow(const std::vector<Watch> &w) : watch_(w) { Start(); }
+	void
+	Start()
+	{
+		ticks_.clear();
+		for (const Watch &w : watch_)
+			ticks_.push_back(ProcTicks(w.pid));
+		self_ = ProcessCpuNs();
+	}
+	/* " <prefix>_<name>_cpu_ms=N ..." */
+	std::string
+	Report(const std::string &prefix) const
+	{
+		static const long hz = sysconf(_SC_CLK_TCK);
+		std::string out;
+		for (size_t i = 0; i < watch_.size(); i++)
+		{
+			int64_t now = ProcTicks(watch_[i].pid);
+			out += " " + prefix + "_" + watch_[i].name + "_cpu_ms=" +
+			       (now < 0 || ticks_[i] < 0 ? std::string("nan")
+			                                 : std::to_string((now - ticks_[i]) * 1000 / hz));
+		}
+		out +=
+		    " " + prefix + "_client_cpu_ms=" + std::to_string((ProcessCpuNs() - self_) / 1000000);
+		return out;
+	}
+
+private:
+	const std::vector<Watch> &watch_;
+	std::vector<int64_t> ticks_;
+	int64_t self_ = 0;
+};
 
 /* main's body: run f, and report an exception escaping it as "<program>: what" with
  * exit status 2. */

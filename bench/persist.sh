@@ -113,8 +113,8 @@ summary+=" persist_ack_p99_ms=$(med persist ack_p99_ms) plain_per_s=$(med plain 
 summary+=" plain_ack_p50_ms=$(med plain ack_p50_ms) plain_ack_p99_ms=$(med plain ack_p99_ms)"
 summary+=" p50_ratio=$(ratio "$(med persist ack_p50_ms)" "$(med plain ack_p50_ms)")"
 summary+=" p99_ratio=$(ratio "$(med persist ack_p99_ms)" "$(med plain ack_p99_ms)")"
-summary+=" persist_cpu_sidecar_ms=$(med persist cpu_sidecar_ms) plain_cpu_sidecar_ms=$(med plain cpu_sidecar_ms)"
-summary+=" persist_cpu_store_ms=$(med persist cpu_store_ms) failed_runs=$fails"
+summary+=" persist_cpu_sidecar_ms=$(med persist run_sidecar_cpu_ms) plain_cpu_sidecar_ms=$(med plain run_sidecar_cpu_ms)"
+summary+=" persist_cpu_store_ms=$(med persist run_store_cpu_ms) failed_runs=$fails"
 echo "$summary" | tee -a "$RESULTS"
 echo "results: $RESULTS"
 [ "$fails" = 0 ]

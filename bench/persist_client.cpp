@@ -15,7 +15,8 @@
  * One "result key=value ..." line on stdout: sent, acked ok / error, arrived
  * against expected (acked ok x receivers), per_s = acked ok / the time from the
  * first push to the last ack, ack p50/p99/max, and the CPU time of each --watch
- * pid. Exit status 1 when anything sent was not acked ok or did not arrive.
+ * pid and of this client (run_<name>_cpu_ms). Exit status 1 when anything
+ * sent was not acked ok or did not arrive.
  */
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -97,7 +98,7 @@ public:
 		for (auto &c : conns_)
 			c->sent_at.reserve(size_t(o_.rate * o_.seconds / o_.senders) + 16);
 
-		std::vector<int64_t> cpu0 = Cpu();
+		CpuWindow cpu(o_.watch);
 		int64_t t0 = MonoNs();
 		int64_t total = int64_t(o_.rate * o_.seconds);
 		int64_t sent = 0;
@@ -128,7 +129,7 @@ public:
 			Poll(1);
 		}
 		bool ok = Pump([&] { return acked_ + ack_errors_ >= sent && arrived_ >= expected(); });
-		std::vector<int64_t> cpu1 = Cpu();
+		std::string cpu_report = cpu.Report("run");
 		int64_t dur = last_ack_ > t0 ? last_ack_ - t0 : 1;
 		Poll(300); /* anything late and extra */
 		char line[1024];
@@ -141,12 +142,7 @@ public:
 		              (long long)arrived_, (long long)expected(),
 		              double(acked_) * 1e9 / double(dur), ack_.Quantile(0.5) / 1e6,
 		              ack_.Quantile(0.99) / 1e6, double(ack_.Max()) / 1e6, ok ? 0 : 1);
-		std::string cpu;
-		for (size_t i = 0; i < o_.watch.size(); i++)
-			cpu += " cpu_" + o_.watch[i].name + "_ms=" +
-			       std::to_string(cpu1[i] < 0 ? -1
-			                                  : (cpu1[i] - cpu0[i]) * 1000 / sysconf(_SC_CLK_TCK));
-		std::printf("%s%s\n", line, cpu.c_str());
+		std::printf("%s%s\n", line, cpu_report.c_str());
 		if (!first_error_.empty())
 			std::fprintf(stderr, "persist_client: first error reply: %s\n", first_error_.c_str());
 		bool complete = ok && ack_errors_ == 0 && acked_ == sent && arrived_ == expected();
@@ -219,15 +215,6 @@ private:
 	{
 		if (!WriteAll(c.fd.Get(), data))
 			Die(std::string("write: ") + strerror(errno));
-	}
-
-	std::vector<int64_t>
-	Cpu() const
-	{
-		std::vector<int64_t> v;
-		for (const Watch &w : o_.watch)
-			v.push_back(ProcTicks(w.pid));
-		return v;
 	}
 
 	void

@@ -70,43 +70,6 @@ struct Options : Endpoint
 	std::vector<Watch> watch;
 };
 
-/* CPU used by the watched pids (and this process) over one phase. */
-class CpuWindow
-{
-public:
-	explicit CpuWindow(const std::vector<Watch> &w) : watch_(w) { Start(); }
-	void
-	Start()
-	{
-		ticks_.clear();
-		for (const Watch &w : watch_)
-			ticks_.push_back(ProcTicks(w.pid));
-		self_ = ProcessCpuNs();
-	}
-	/* " <prefix>_<name>_cpu_ms=N ..." */
-	std::string
-	Report(const std::string &prefix) const
-	{
-		static const long hz = sysconf(_SC_CLK_TCK);
-		std::string out;
-		for (size_t i = 0; i < watch_.size(); i++)
-		{
-			int64_t now = ProcTicks(watch_[i].pid);
-			out += " " + prefix + "_" + watch_[i].name + "_cpu_ms=" +
-			       (now < 0 || ticks_[i] < 0 ? std::string("nan")
-			                                 : std::to_string((now - ticks_[i]) * 1000 / hz));
-		}
-		out +=
-		    " " + prefix + "_client_cpu_ms=" + std::to_string((ProcessCpuNs() - self_) / 1000000);
-		return out;
-	}
-
-private:
-	const std::vector<Watch> &watch_;
-	std::vector<int64_t> ticks_;
-	int64_t self_ = 0;
-};
-
 /* One channel (join mode: many per socket; presence/fanout: one per socket). */
 struct Chan
 {
