@@ -10,9 +10,6 @@
 namespace rt::fanout
 {
 
-namespace
-{
-
 std::string
 ErrorBody(std::string_view message)
 {
@@ -21,6 +18,9 @@ ErrorBody(std::string_view message)
 	out += "}";
 	return out;
 }
+
+namespace
+{
 
 const char *
 StatusText(int status)

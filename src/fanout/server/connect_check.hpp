@@ -39,6 +39,9 @@ struct ConnectCheck
 /* tenant: what the Host named (null: unknown, PROTOCOL.md 1.3). */
 ConnectCheck CheckConnect(const UpgradeRequest &req, const TenantConfig *tenant, int64_t now);
 
+/* {"error": message}: the body of a refused upgrade, and the one realtime-js's httpSend reads */
+std::string ErrorBody(std::string_view message);
+
 /* A complete HTTP/1.1 response, ready for a raw write. */
 std::string HttpResponse(int status, std::string_view content_type, std::string_view body,
                          bool close);

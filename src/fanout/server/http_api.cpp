@@ -202,16 +202,6 @@ Broadcast(HttpRequest &req)
 	return {0, ""};
 }
 
-/* {"error": why}: the body realtime-js's httpSend reads (errorBody.error) */
-std::string
-ErrorJson(std::string_view why)
-{
-	std::string out = R"({"error":)";
-	json::AppendQuoted(out, why);
-	out += '}';
-	return out;
-}
-
 /* One message from the REST single endpoint into req.out (PROTOCOL.md 4.7). */
 std::pair<int, std::string>
 BroadcastSingle(HttpRequest &req)
@@ -239,7 +229,7 @@ BroadcastSingle(HttpRequest &req)
 	{
 		/* stored first (broadcast/persist.hpp): refused here, before any check */
 		auto error = [](int status, std::string_view why) {
-			return std::pair<int, std::string>{status, ErrorJson(why)};
+			return std::pair<int, std::string>{status, ErrorBody(why)};
 		};
 		if (!req.is_private)
 			return error(400, kPersistPublic);
@@ -651,7 +641,7 @@ HttpOnStored(Shard &shard, uint64_t wait_id, const std::shared_ptr<Delivery> &d,
 		req.response.clear();
 	else
 	{
-		req.response = ErrorJson(kPersistFailed);
+		req.response = ErrorBody(kPersistFailed);
 	}
 	lws_callback_on_writable(wsi);
 }
